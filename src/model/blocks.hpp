@@ -1,0 +1,44 @@
+// Pieces shared by several RWKV versions: the two token-shift mixes (spec §1.2) and the
+// receptance-gated channel mix of RWKV-4/5/6 (spec §2.4, rwkv-spec-v5-v6.md §4.3).
+#pragma once
+#include <cstddef>
+#include <vector>
+
+#include "kernels/cpu/ops.hpp"
+
+namespace rwkv {
+
+// RWKV-4/5: weight on the current token, x = z⊙μ + z_prev⊙(1−μ).
+inline void mix4(const float* z, const float* prev, const float* mu, size_t T, size_t C, float* x) {
+  for (size_t t = 0; t < T; ++t)
+    for (size_t c = 0; c < C; ++c) {
+      const size_t i = t * C + c;
+      x[i] = z[i] * mu[c] + prev[i] * (1.0f - mu[c]);
+    }
+}
+
+// RWKV-6/7: weight on the previous token, x = z + (z_prev − z)⊙μ.
+inline void mix7(const float* z, const float* prev, const float* mu, size_t T, size_t C, float* x) {
+  for (size_t t = 0; t < T; ++t)
+    for (size_t c = 0; c < C; ++c) {
+      const size_t i = t * C + c;
+      x[i] = z[i] + (prev[i] - z[i]) * mu[c];
+    }
+}
+
+struct GatedFfn {
+  const float *Wk, *Wv, *Wr;  // (F,C), (C,F), (C,C)
+};
+
+// out = σ(W_r·xr) ⊙ (W_v · relu²(W_k·xk)) for T tokens.
+inline void gated_channel_mix(const GatedFfn& f, const float* xk, const float* xr, size_t T,
+                              size_t C, size_t F, float* out) {
+  std::vector<float> k(T * F), r(T * C);
+  cpu::matmul(xk, T, C, f.Wk, F, k.data());
+  for (float& x : k) x = cpu::relu_sq(x);
+  cpu::matmul(xr, T, C, f.Wr, C, r.data());
+  cpu::matmul(k.data(), T, F, f.Wv, C, out);
+  for (size_t i = 0; i < T * C; ++i) out[i] *= cpu::sigmoid(r[i]);
+}
+
+}  // namespace rwkv

@@ -1,0 +1,116 @@
+// The model skeleton shared by every version: embedding, ln0, blocks, ln_out, head.
+#include "model/model.hpp"
+
+#include <algorithm>
+#include <cstring>
+
+#include "io/error.hpp"
+#include "kernels/cpu/ops.hpp"
+
+namespace rwkv {
+
+std::unique_ptr<Model> Model::load(const std::string& path) { return from_weights(load_weights(path)); }
+
+std::unique_ptr<Model> Model::from_weights(Weights w) {
+  switch (w.hp.arch) {
+    case Arch::RWKV4: return make_rwkv4(std::move(w));
+    case Arch::RWKV5: return make_rwkv5(std::move(w));
+    case Arch::RWKV6: return make_rwkv6(std::move(w));
+    case Arch::RWKV7: return make_rwkv7(std::move(w));
+  }
+  fail("unknown architecture");
+}
+
+Model::Model(Weights w) : weights_(std::move(w)) {
+  const Hparams& hp = weights_.hp;
+  const size_t C = hp.n_embd, V = hp.vocab_size;
+  if (hp.n_layer <= 0 || C == 0 || V == 0) fail(weights_.path, ": empty model");
+  emb_ = matrix("token_embd.weight", V, C);
+  if (hp.has_ln0) {
+    ln0_w_ = vector("token_embd_norm.weight", C);
+    ln0_b_ = vector("token_embd_norm.bias", C);
+  }
+  ln_out_w_ = vector("output_norm.weight", C);
+  ln_out_b_ = vector("output_norm.bias", C);
+  head_ = matrix("output.weight", V, C);
+  if (hp.has_head_bias) head_b_ = vector("output.bias", V);
+  for (int l = 0; l < hp.n_layer; ++l) {
+    ln1_w_.push_back(vector(Weights::layer(l, "attn_norm.weight"), C));
+    ln1_b_.push_back(vector(Weights::layer(l, "attn_norm.bias"), C));
+    ln2_w_.push_back(vector(Weights::layer(l, "attn_norm_2.weight"), C));
+    ln2_b_.push_back(vector(Weights::layer(l, "attn_norm_2.bias"), C));
+    att_out_b_.push_back(hp.has_att_output_bias ? vector(Weights::layer(l, "time_mix_output.bias"), C) : nullptr);
+  }
+}
+
+const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) {
+  const Tensor& t = weights_.get(name);
+  std::vector<int64_t> have, want;
+  for (int64_t d : t.shape)
+    if (d != 1) have.push_back(d);
+  for (int64_t d : shape)
+    if (d != 1) want.push_back(d);
+  if (have != want) {
+    Tensor e;
+    e.shape = shape;
+    fail(weights_.path, ": tensor ", name, " has shape ", t.shape_string(), ", expected ", e.shape_string());
+  }
+  if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
+    return reinterpret_cast<const float*>(t.data);  // used in place (memory-mapped)
+  auto& buf = decoded_[name];
+  buf = t.to_f32();
+  return buf.data();
+}
+
+const float* Model::vector(const std::string& name, size_t n) { return tensor(name, {static_cast<int64_t>(n)}); }
+
+const float* Model::matrix(const std::string& name, size_t rows, size_t cols) {
+  return tensor(name, {static_cast<int64_t>(rows), static_cast<int64_t>(cols)});
+}
+
+std::vector<float> token_shift(const float* z, size_t T, size_t C, float* shift) {
+  std::vector<float> prev(T * C);
+  std::memcpy(prev.data(), shift, C * sizeof(float));
+  if (T > 1) std::memcpy(prev.data() + C, z, (T - 1) * C * sizeof(float));
+  std::memcpy(shift, z + (T - 1) * C, C * sizeof(float));
+  return prev;
+}
+
+void Model::forward(State& state, std::span<const int32_t> tokens, Logits which, float* logits) const {
+  const Hparams& hp = weights_.hp;
+  const size_t T = tokens.size(), C = hp.n_embd, V = hp.vocab_size;
+  if (T == 0) fail("forward: no tokens");
+  if (state.arch() != hp.arch || state.data().size() != State(hp).data().size())
+    fail("forward: the state belongs to a different model");
+  std::vector<float> x(T * C), z(T * C), out(T * C);
+  for (size_t t = 0; t < T; ++t) {
+    const int32_t id = tokens[t];
+    if (id < 0 || static_cast<size_t>(id) >= V) fail("token id ", id, " is out of range (vocabulary size ", V, ")");
+    std::memcpy(&x[t * C], emb_ + static_cast<size_t>(id) * C, C * sizeof(float));
+  }
+  if (ln0_w_) cpu::layer_norm(x.data(), T, C, ln0_w_, ln0_b_, hp.layer_norm_eps, x.data());
+  Scratch scratch;
+  for (int l = 0; l < hp.n_layer; ++l) {
+    cpu::layer_norm(x.data(), T, C, ln1_w_[l], ln1_b_[l], hp.layer_norm_eps, z.data());
+    time_mix(l, z.data(), T, state, scratch, out.data());
+    for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
+    if (att_out_b_[l])
+      for (size_t t = 0; t < T; ++t)
+        for (size_t c = 0; c < C; ++c) x[t * C + c] += att_out_b_[l][c];
+    cpu::layer_norm(x.data(), T, C, ln2_w_[l], ln2_b_[l], hp.layer_norm_eps, z.data());
+    channel_mix(l, z.data(), T, state, out.data());
+    for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
+    // llama.cpp RWKV-6 files have pre-divided weights and halve x every R layers (trap T3).
+    if (hp.rescale_every > 0 && (l + 1) % hp.rescale_every == 0)
+      for (float& v : x) v *= 0.5f;
+  }
+  if (which == Logits::None) return;
+  const size_t first = which == Logits::All ? 0 : T - 1, rows = T - first;
+  cpu::layer_norm(&x[first * C], rows, C, ln_out_w_, ln_out_b_, hp.layer_norm_eps, z.data());
+  cpu::matmul(z.data(), rows, C, head_, V, logits);
+  if (head_b_)
+    for (size_t t = 0; t < rows; ++t)
+      for (size_t v = 0; v < V; ++v) logits[t * V + v] += head_b_[v];
+}
+
+}  // namespace rwkv

@@ -1,0 +1,67 @@
+// A loaded model: weights bound to float32 parameters, and the forward pass that reads T
+// tokens from a state (T = 1 is RNN mode; T > 1 is time-parallel sequence mode, with every
+// projection done as one matrix product over the T tokens). The per-version math lives in
+// rwkv4.cpp … rwkv7.cpp; this file holds the shared skeleton (spec §1.1).
+#pragma once
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "model/state.hpp"
+#include "model/weights.hpp"
+
+namespace rwkv {
+
+enum class Logits { None, Last, All };
+
+class Model {
+ public:
+  virtual ~Model() = default;
+  static std::unique_ptr<Model> load(const std::string& path);
+  static std::unique_ptr<Model> from_weights(Weights w);
+
+  const Hparams& hparams() const { return weights_.hp; }
+  const Weights& weights() const { return weights_; }
+  State new_state() const { return State(weights_.hp); }
+
+  // Reads `tokens` starting from `state` and leaves in it the state after the last token.
+  // Writes into `logits` nothing, the V logits of the last token, or T×V (row per token).
+  void forward(State& state, std::span<const int32_t> tokens, Logits which, float* logits) const;
+
+ protected:
+  explicit Model(Weights w);
+
+  // Values one forward call passes between layers (RWKV-7's layer-0 values).
+  struct Scratch {
+    std::vector<float> v_first;
+  };
+  // Per-layer work of one version. z is the LayerNorm output [T][C]; out receives [T][C].
+  virtual void time_mix(int l, const float* z, size_t T, State& s, Scratch& sc, float* out) const = 0;
+  virtual void channel_mix(int l, const float* z, size_t T, State& s, float* out) const = 0;
+
+  // Float32 parameters, checked against the expected shape (size-1 dimensions ignored).
+  const float* vector(const std::string& name, size_t n);
+  const float* matrix(const std::string& name, size_t rows, size_t cols);
+  const float* tensor(const std::string& name, std::vector<int64_t> shape);
+
+  Weights weights_;
+
+ private:
+  std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
+  const float *emb_, *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_, *head_b_ = nullptr;
+  std::vector<const float*> ln1_w_, ln1_b_, ln2_w_, ln2_b_, att_out_b_;
+};
+
+// z_prev for token shift (spec §1.2): row 0 from `shift`, row t from z[t−1]; then
+// `shift` takes the last row.
+std::vector<float> token_shift(const float* z, size_t T, size_t C, float* shift);
+
+std::unique_ptr<Model> make_rwkv4(Weights w);
+std::unique_ptr<Model> make_rwkv5(Weights w);
+std::unique_ptr<Model> make_rwkv6(Weights w);
+std::unique_ptr<Model> make_rwkv7(Weights w);
+
+}  // namespace rwkv

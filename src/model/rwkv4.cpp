@@ -1,0 +1,84 @@
+// RWKV-4 (arXiv 2305.13048; spec §2): time mix with the channel-wise WKV, channel mix with
+// a receptance gate. Token-shift weights weigh the *current* token (spec §1.2).
+#include <cmath>
+
+#include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/wkv.hpp"
+#include "model/blocks.hpp"
+#include "model/model.hpp"
+
+namespace rwkv {
+namespace {
+
+class Rwkv4 final : public Model {
+ public:
+  explicit Rwkv4(Weights w) : Model(std::move(w)) {
+    const Hparams& hp = hparams();
+    const size_t C = hp.n_embd, A = hp.dim_att, F = hp.dim_ffn;
+    for (int l = 0; l < hp.n_layer; ++l) {
+      auto n = [&](const char* s) { return Weights::layer(l, s); };
+      Layer y;
+      y.mix_k = vector(n("time_mix_lerp_k.weight"), C);
+      y.mix_v = vector(n("time_mix_lerp_v.weight"), C);
+      y.mix_r = vector(n("time_mix_lerp_r.weight"), C);
+      const float* d = vector(n("time_mix_decay.weight"), A);
+      y.w.resize(A);
+      for (size_t i = 0; i < A; ++i) y.w[i] = -std::exp(d[i]);  // spec §2.8: w = −exp(d) once
+      y.u = vector(n("time_mix_first_log.weight"), A);
+      y.Wk = matrix(n("time_mix_key.weight"), A, C);
+      y.Wv = matrix(n("time_mix_value.weight"), A, C);
+      y.Wr = matrix(n("time_mix_receptance.weight"), A, C);
+      y.Wo = matrix(n("time_mix_output.weight"), C, A);
+      y.ffn_mix_k = vector(n("channel_mix_lerp_k.weight"), C);
+      y.ffn_mix_r = vector(n("channel_mix_lerp_r.weight"), C);
+      y.ffn = {matrix(n("channel_mix_key.weight"), F, C), matrix(n("channel_mix_value.weight"), C, F),
+               matrix(n("channel_mix_receptance.weight"), C, C)};
+      layers_.push_back(std::move(y));
+    }
+  }
+
+ private:
+  struct Layer {
+    const float *mix_k, *mix_v, *mix_r, *u, *Wk, *Wv, *Wr, *Wo;
+    std::vector<float> w;
+    const float *ffn_mix_k, *ffn_mix_r;
+    GatedFfn ffn;
+  };
+
+  // spec §2.2
+  void time_mix(int l, const float* z, size_t T, State& s, Scratch&, float* out) const override {
+    const Layer& y = layers_[l];
+    const size_t C = hparams().n_embd, A = hparams().dim_att;
+    auto prev = token_shift(z, T, C, s.att_x(l));
+    std::vector<float> xk(T * C), xv(T * C), xr(T * C), k(T * A), v(T * A), r(T * A), wkv(T * A);
+    mix4(z, prev.data(), y.mix_k, T, C, xk.data());
+    mix4(z, prev.data(), y.mix_v, T, C, xv.data());
+    mix4(z, prev.data(), y.mix_r, T, C, xr.data());
+    cpu::matmul(xk.data(), T, C, y.Wk, A, k.data());
+    cpu::matmul(xv.data(), T, C, y.Wv, A, v.data());
+    cpu::matmul(xr.data(), T, C, y.Wr, A, r.data());
+    float* st = s.wkv(l);
+    cpu::wkv4(T, A, k.data(), v.data(), y.w.data(), y.u, st, st + A, st + 2 * A, wkv.data());
+    for (size_t i = 0; i < T * A; ++i) wkv[i] *= cpu::sigmoid(r[i]);
+    cpu::matmul(wkv.data(), T, A, y.Wo, C, out);
+  }
+
+  // spec §2.4
+  void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {
+    const Layer& y = layers_[l];
+    const size_t C = hparams().n_embd, F = hparams().dim_ffn;
+    auto prev = token_shift(z, T, C, s.ffn_x(l));
+    std::vector<float> xk(T * C), xr(T * C);
+    mix4(z, prev.data(), y.ffn_mix_k, T, C, xk.data());
+    mix4(z, prev.data(), y.ffn_mix_r, T, C, xr.data());
+    gated_channel_mix(y.ffn, xk.data(), xr.data(), T, C, F, out);
+  }
+
+  std::vector<Layer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_rwkv4(Weights w) { return std::make_unique<Rwkv4>(std::move(w)); }
+
+}  // namespace rwkv

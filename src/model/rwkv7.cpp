@@ -1,0 +1,150 @@
+// RWKV-7 "Goose" (x070; spec §3): the generalised delta-rule WKV with data-dependent decay,
+// in-context learning rate, value residual from layer 0, and a squared-ReLU channel mix.
+#include <cmath>
+
+#include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/wkv.hpp"
+#include "model/blocks.hpp"
+#include "model/model.hpp"
+
+namespace rwkv {
+namespace {
+
+// ω = exp(−e^{−1/2}·σ(zw)) (spec §3.2, §9.3).
+constexpr float kDecayScale = 0.60653065971263342f;
+
+class Rwkv7 final : public Model {
+ public:
+  explicit Rwkv7(Weights w) : Model(std::move(w)) {
+    const Hparams& hp = hparams();
+    const int64_t C = hp.n_embd, F = hp.dim_ffn;
+    for (int l = 0; l < hp.n_layer; ++l) {
+      auto n = [&](const char* s) { return Weights::layer(l, s); };
+      Layer y;
+      y.mix = tensor(n("time_mix_lerp_fused.weight"), {6, C});  // rows r, w, k, v, a, g
+      y.w0 = vector(n("time_mix_w0.weight"), C);
+      y.w1 = matrix(n("time_mix_w1.weight"), hp.lora_w, C);
+      y.w2 = matrix(n("time_mix_w2.weight"), C, hp.lora_w);
+      y.a0 = vector(n("time_mix_a0.weight"), C);
+      y.a1 = matrix(n("time_mix_a1.weight"), hp.lora_a, C);
+      y.a2 = matrix(n("time_mix_a2.weight"), C, hp.lora_a);
+      if (l > 0) {  // layer 0 has no value residual; its v0/v1/v2 (if any) are ignored
+        y.v0 = vector(n("time_mix_v0.weight"), C);
+        y.v1 = matrix(n("time_mix_v1.weight"), hp.lora_v, C);
+        y.v2 = matrix(n("time_mix_v2.weight"), C, hp.lora_v);
+      }
+      y.g1 = matrix(n("time_mix_g1.weight"), hp.lora_g, C);
+      y.g2 = matrix(n("time_mix_g2.weight"), C, hp.lora_g);
+      y.k_k = vector(n("time_mix_k_k.weight"), C);
+      y.k_a = vector(n("time_mix_k_a.weight"), C);
+      y.r_k = vector(n("time_mix_r_k.weight"), C);
+      y.Wr = matrix(n("time_mix_receptance.weight"), C, C);
+      y.Wk = matrix(n("time_mix_key.weight"), C, C);
+      y.Wv = matrix(n("time_mix_value.weight"), C, C);
+      y.Wo = matrix(n("time_mix_output.weight"), C, C);
+      y.ln_x_w = vector(n("time_mix_ln.weight"), C);
+      y.ln_x_b = vector(n("time_mix_ln.bias"), C);
+      y.ffn_x_k = vector(n("channel_mix_lerp_k.weight"), C);
+      y.ffn_Wk = matrix(n("channel_mix_key.weight"), F, C);
+      y.ffn_Wv = matrix(n("channel_mix_value.weight"), C, F);
+      layers_.push_back(y);
+    }
+  }
+
+ private:
+  struct Layer {
+    const float *mix, *w0, *w1, *w2, *a0, *a1, *a2, *v0 = nullptr, *v1 = nullptr, *v2 = nullptr;
+    const float *g1, *g2, *k_k, *k_a, *r_k, *Wr, *Wk, *Wv, *Wo, *ln_x_w, *ln_x_b;
+    const float *ffn_x_k, *ffn_Wk, *ffn_Wv;
+  };
+
+  // y = W2·f(W1·x) for T tokens: the low-rank paths.
+  static void lora(const float* x, size_t T, size_t C, const float* W1, size_t D, const float* W2,
+                   float (*f)(float), float* y) {
+    std::vector<float> h(T * D);
+    cpu::matmul(x, T, C, W1, D, h.data());
+    if (f)
+      for (float& v : h) v = f(v);
+    cpu::matmul(h.data(), T, D, W2, C, y);
+  }
+  static float tanh_f(float x) { return std::tanh(x); }
+
+  void time_mix(int l, const float* z, size_t T, State& s, Scratch& sc, float* out) const override {
+    const Layer& y = layers_[l];
+    const Hparams& hp = hparams();
+    const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, TC = T * C;
+    auto prev = token_shift(z, T, C, s.att_x(l));
+    std::vector<float> xs[6];  // xr, xw, xk, xv, xa, xg
+    for (size_t j = 0; j < 6; ++j) {
+      xs[j].resize(TC);
+      mix7(z, prev.data(), y.mix + j * C, T, C, xs[j].data());
+    }
+    std::vector<float> r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
+    cpu::matmul(xs[0].data(), T, C, y.Wr, C, r.data());
+    lora(xs[1].data(), T, C, y.w1, hp.lora_w, y.w2, tanh_f, w.data());
+    for (size_t i = 0; i < TC; ++i) w[i] = std::exp(-kDecayScale * cpu::sigmoid(y.w0[i % C] + w[i]));
+    cpu::matmul(xs[2].data(), T, C, y.Wk, C, k.data());
+    cpu::matmul(xs[3].data(), T, C, y.Wv, C, v.data());
+    lora(xs[4].data(), T, C, y.a1, hp.lora_a, y.a2, nullptr, a.data());
+    for (size_t i = 0; i < TC; ++i) a[i] = cpu::sigmoid(y.a0[i % C] + a[i]);
+    lora(xs[5].data(), T, C, y.g1, hp.lora_g, y.g2, cpu::sigmoid, g.data());
+
+    // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
+    for (size_t i = 0; i < TC; ++i) kk[i] = k[i] * y.k_k[i % C];
+    for (size_t t = 0; t < T; ++t)
+      for (size_t h = 0; h < H; ++h) {
+        float* p = &kk[t * C + h * N];
+        double ss = 0;
+        for (size_t j = 0; j < N; ++j) ss += double(p[j]) * p[j];
+        const float inv = 1.0f / std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
+        for (size_t j = 0; j < N; ++j) p[j] *= inv;
+      }
+    for (size_t i = 0; i < TC; ++i) k[i] *= 1.0f + (a[i] - 1.0f) * y.k_a[i % C];
+
+    // Value residual: layer 0 remembers its values; later layers mix towards them.
+    if (l == 0) {
+      sc.v_first = v;
+    } else {
+      std::vector<float> gate(TC);
+      lora(xs[3].data(), T, C, y.v1, hp.lora_v, y.v2, nullptr, gate.data());
+      for (size_t i = 0; i < TC; ++i) v[i] += (sc.v_first[i] - v[i]) * cpu::sigmoid(y.v0[i % C] + gate[i]);
+    }
+
+    // WKV with a = −κ, b = κ⊙α.
+    for (size_t i = 0; i < TC; ++i) {
+      b[i] = kk[i] * a[i];
+      kk[i] = -kk[i];
+    }
+    cpu::wkv7(T, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), s.wkv(l), wkv.data());
+    cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
+    // Bonus: per head (Σ_j r_j k_j r_k[j])·v, then the output gate.
+    for (size_t t = 0; t < T; ++t)
+      for (size_t h = 0; h < H; ++h) {
+        const size_t o = t * C + h * N;
+        float dot = 0;
+        for (size_t j = 0; j < N; ++j) dot += r[o + j] * k[o + j] * y.r_k[h * N + j];
+        for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
+      }
+    cpu::matmul(wkv.data(), T, C, y.Wo, C, out);
+  }
+
+  // spec §3.4: no receptance gate.
+  void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {
+    const Layer& y = layers_[l];
+    const size_t C = hparams().n_embd, F = hparams().dim_ffn;
+    auto prev = token_shift(z, T, C, s.ffn_x(l));
+    std::vector<float> xk(T * C), k(T * F);
+    mix7(z, prev.data(), y.ffn_x_k, T, C, xk.data());
+    cpu::matmul(xk.data(), T, C, y.ffn_Wk, F, k.data());
+    for (float& v : k) v = cpu::relu_sq(v);
+    cpu::matmul(k.data(), T, F, y.ffn_Wv, C, out);
+  }
+
+  std::vector<Layer> layers_;
+};
+
+}  // namespace
+
+std::unique_ptr<Model> make_rwkv7(Weights w) { return std::make_unique<Rwkv7>(std::move(w)); }
+
+}  // namespace rwkv

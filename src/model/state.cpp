@@ -1,0 +1,21 @@
+// Recurrent state allocation and reset.
+#include "model/state.hpp"
+
+#include <algorithm>
+
+namespace rwkv {
+
+State::State(const Hparams& hp)
+    : arch_(hp.arch), n_layer_(hp.n_layer), n_embd_(hp.n_embd), dim_att_(hp.dim_att) {
+  wkv_size_ = arch_ == Arch::RWKV4 ? 3 * dim_att_ : static_cast<size_t>(hp.n_head) * hp.head_size * hp.head_size;
+  data_.resize(static_cast<size_t>(n_layer_) * per_layer());
+  reset();
+}
+
+void State::reset() {
+  std::fill(data_.begin(), data_.end(), 0.0f);
+  if (arch_ == Arch::RWKV4)
+    for (int l = 0; l < n_layer_; ++l) std::fill_n(wkv(l) + 2 * dim_att_, dim_att_, -1e30f);
+}
+
+}  // namespace rwkv
