@@ -27,17 +27,17 @@ inline void mix7(const float* z, const float* prev, const float* mu, size_t T, s
 }
 
 struct GatedFfn {
-  const float *Wk, *Wv, *Wr;  // (F,C), (C,F), (C,C)
+  cpu::Matrix Wk, Wv, Wr;  // (F,C), (C,F), (C,C)
 };
 
 // out = σ(W_r·xr) ⊙ (W_v · relu²(W_k·xk)) for T tokens.
 inline void gated_channel_mix(const GatedFfn& f, const float* xk, const float* xr, size_t T,
                               size_t C, size_t F, float* out) {
   std::vector<float> k(T * F), r(T * C);
-  cpu::matmul(xk, T, C, f.Wk, F, k.data());
+  cpu::matmul(xk, T, f.Wk, k.data());
   for (float& x : k) x = cpu::relu_sq(x);
-  cpu::matmul(xr, T, C, f.Wr, C, r.data());
-  cpu::matmul(k.data(), T, F, f.Wv, C, out);
+  cpu::matmul(xr, T, f.Wr, r.data());
+  cpu::matmul(k.data(), T, f.Wv, out);
   for (size_t i = 0; i < T * C; ++i) out[i] *= cpu::sigmoid(r[i]);
 }
 

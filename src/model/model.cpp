@@ -25,7 +25,7 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   const Hparams& hp = weights_.hp;
   const size_t C = hp.n_embd, V = hp.vocab_size;
   if (hp.n_layer <= 0 || C == 0 || V == 0) fail(weights_.path, ": empty model");
-  emb_ = matrix("token_embd.weight", V, C);
+  emb_ = tensor("token_embd.weight", {int64_t(V), int64_t(C)});
   if (hp.has_ln0) {
     ln0_w_ = vector("token_embd_norm.weight", C);
     ln0_b_ = vector("token_embd_norm.bias", C);
@@ -43,7 +43,7 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   }
 }
 
-const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) {
+const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>& shape) const {
   const Tensor& t = weights_.get(name);
   std::vector<int64_t> have, want;
   for (int64_t d : t.shape)
@@ -55,6 +55,11 @@ const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) 
     e.shape = shape;
     fail(weights_.path, ": tensor ", name, " has shape ", t.shape_string(), ", expected ", e.shape_string());
   }
+  return t;
+}
+
+const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) {
+  const Tensor& t = checked(name, shape);
   if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
     return reinterpret_cast<const float*>(t.data);  // used in place (memory-mapped)
   auto& buf = decoded_[name];
@@ -64,8 +69,11 @@ const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) 
 
 const float* Model::vector(const std::string& name, size_t n) { return tensor(name, {static_cast<int64_t>(n)}); }
 
-const float* Model::matrix(const std::string& name, size_t rows, size_t cols) {
-  return tensor(name, {static_cast<int64_t>(rows), static_cast<int64_t>(cols)});
+cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
+  const std::vector<int64_t> shape = {static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
+  const Tensor& t = checked(name, shape);
+  if (dtype_is_quantized(t.dtype)) return {t.dtype, t.data, rows, cols};  // used as stored
+  return {DType::F32, tensor(name, shape), rows, cols};
 }
 
 std::vector<float> token_shift(const float* z, size_t T, size_t C, float* shift) {
@@ -107,7 +115,7 @@ void Model::forward(State& state, std::span<const int32_t> tokens, Logits which,
   if (which == Logits::None) return;
   const size_t first = which == Logits::All ? 0 : T - 1, rows = T - first;
   cpu::layer_norm(&x[first * C], rows, C, ln_out_w_, ln_out_b_, hp.layer_norm_eps, z.data());
-  cpu::matmul(z.data(), rows, C, head_, V, logits);
+  cpu::matmul(z.data(), rows, head_, logits);
   if (head_b_)
     for (size_t t = 0; t < rows; ++t)
       for (size_t v = 0; v < V; ++v) logits[t * V + v] += head_b_[v];

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "kernels/cpu/ops.hpp"
 #include "model/state.hpp"
 #include "model/weights.hpp"
 
@@ -42,16 +43,19 @@ class Model {
   virtual void time_mix(int l, const float* z, size_t T, State& s, Scratch& sc, float* out) const = 0;
   virtual void channel_mix(int l, const float* z, size_t T, State& s, float* out) const = 0;
 
-  // Float32 parameters, checked against the expected shape (size-1 dimensions ignored).
+  // Parameters, checked against the expected shape (size-1 dimensions ignored). Vectors and
+  // tensors come as float32; matrices stay in their block type if they have one.
   const float* vector(const std::string& name, size_t n);
-  const float* matrix(const std::string& name, size_t rows, size_t cols);
   const float* tensor(const std::string& name, std::vector<int64_t> shape);
+  cpu::Matrix matrix(const std::string& name, size_t rows, size_t cols);
 
   Weights weights_;
 
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
-  const float *emb_, *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_, *head_b_ = nullptr;
+  const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape) const;
+  const float *emb_, *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_b_ = nullptr;
+  cpu::Matrix head_;
   std::vector<const float*> ln1_w_, ln1_b_, ln2_w_, ln2_b_, att_out_b_;
 };
 

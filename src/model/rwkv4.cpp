@@ -39,7 +39,8 @@ class Rwkv4 final : public Model {
 
  private:
   struct Layer {
-    const float *mix_k, *mix_v, *mix_r, *u, *Wk, *Wv, *Wr, *Wo;
+    const float *mix_k, *mix_v, *mix_r, *u;
+    cpu::Matrix Wk, Wv, Wr, Wo;
     std::vector<float> w;
     const float *ffn_mix_k, *ffn_mix_r;
     GatedFfn ffn;
@@ -54,13 +55,13 @@ class Rwkv4 final : public Model {
     mix4(z, prev.data(), y.mix_k, T, C, xk.data());
     mix4(z, prev.data(), y.mix_v, T, C, xv.data());
     mix4(z, prev.data(), y.mix_r, T, C, xr.data());
-    cpu::matmul(xk.data(), T, C, y.Wk, A, k.data());
-    cpu::matmul(xv.data(), T, C, y.Wv, A, v.data());
-    cpu::matmul(xr.data(), T, C, y.Wr, A, r.data());
+    cpu::matmul(xk.data(), T, y.Wk, k.data());
+    cpu::matmul(xv.data(), T, y.Wv, v.data());
+    cpu::matmul(xr.data(), T, y.Wr, r.data());
     float* st = s.wkv(l);
     cpu::wkv4(T, A, k.data(), v.data(), y.w.data(), y.u, st, st + A, st + 2 * A, wkv.data());
     for (size_t i = 0; i < T * A; ++i) wkv[i] *= cpu::sigmoid(r[i]);
-    cpu::matmul(wkv.data(), T, A, y.Wo, C, out);
+    cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
   // spec §2.4

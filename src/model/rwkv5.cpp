@@ -56,7 +56,8 @@ class Rwkv5 final : public Model {
   struct Layer {
     const float *mix_k, *mix_v, *mix_r, *mix_g = nullptr;
     std::vector<float> w, u;
-    const float *Wr, *Wk, *Wv, *Wo, *Wg = nullptr, *ln_x_w, *ln_x_b;
+    cpu::Matrix Wr, Wk, Wv, Wo, Wg;
+    const float *ln_x_w, *ln_x_b;
     const float *ffn_mix_k, *ffn_mix_r;
     GatedFfn ffn;
   };
@@ -68,20 +69,20 @@ class Rwkv5 final : public Model {
     auto prev = token_shift(z, T, C, s.att_x(l));
     std::vector<float> x(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C);
     mix4(z, prev.data(), y.mix_r, T, C, x.data());
-    cpu::matmul(x.data(), T, C, y.Wr, C, r.data());  // no sigmoid on r in v5
+    cpu::matmul(x.data(), T, y.Wr, r.data());  // no sigmoid on r in v5
     mix4(z, prev.data(), y.mix_k, T, C, x.data());
-    cpu::matmul(x.data(), T, C, y.Wk, C, k.data());
+    cpu::matmul(x.data(), T, y.Wk, k.data());
     mix4(z, prev.data(), y.mix_v, T, C, x.data());
-    cpu::matmul(x.data(), T, C, y.Wv, C, v.data());
+    cpu::matmul(x.data(), T, y.Wv, v.data());
     cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), y.w.data(), 0, y.u.data(), s.wkv(l), wkv.data());
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
-    if (y.Wg) {
+    if (hparams().v5_gate) {
       std::vector<float> g(T * C);
       mix4(z, prev.data(), y.mix_g, T, C, x.data());
-      cpu::matmul(x.data(), T, C, y.Wg, C, g.data());
+      cpu::matmul(x.data(), T, y.Wg, g.data());
       for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);
     }
-    cpu::matmul(wkv.data(), T, C, y.Wo, C, out);
+    cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
   void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {

@@ -45,8 +45,8 @@ class Rwkv6 final : public Model {
 
  private:
   struct Layer {
-    const float *maa_x, *maa, *maa_w1, *maa_w2, *decay, *decay_w1, *decay_w2, *u;
-    const float *Wr, *Wk, *Wv, *Wg, *Wo, *ln_x_w, *ln_x_b;
+    const float *maa_x, *maa, *maa_w2, *decay, *u, *ln_x_w, *ln_x_b;
+    cpu::Matrix maa_w1, decay_w1, decay_w2, Wr, Wk, Wv, Wg, Wo;
     const float *ffn_maa_k, *ffn_maa_r;
     GatedFfn ffn;
   };
@@ -58,13 +58,13 @@ class Rwkv6 final : public Model {
     auto prev = token_shift(z, T, C, s.att_x(l));
     std::vector<float> xx(T * C), m(T * 5 * D), part(T * D), mj(T * C);
     mix7(z, prev.data(), y.maa_x, T, C, xx.data());
-    cpu::matmul(xx.data(), T, C, y.maa_w1, 5 * D, m.data());
+    cpu::matmul(xx.data(), T, y.maa_w1, m.data());
     for (float& v : m) v = std::tanh(v);
     // Five branches in the LoRA's chunk order w, k, v, r, g: x_j = z + dx⊙(maa_j + m_j).
     std::vector<float> xs[5];
     for (size_t j = 0; j < 5; ++j) {
       for (size_t t = 0; t < T; ++t) std::memcpy(&part[t * D], &m[t * 5 * D + j * D], D * sizeof(float));
-      cpu::matmul(part.data(), T, D, y.maa_w2 + j * C * D, C, mj.data());
+      cpu::matmul(part.data(), T, {DType::F32, y.maa_w2 + j * C * D, C, D}, mj.data());
       xs[j].resize(T * C);
       for (size_t t = 0; t < T; ++t)
         for (size_t c = 0; c < C; ++c) {
@@ -75,20 +75,20 @@ class Rwkv6 final : public Model {
     const auto &xw = xs[0], &xk = xs[1], &xv = xs[2], &xr = xs[3], &xg = xs[4];
     // Decay per channel and token: w = exp(−exp(d + tanh(xw·W1)·W2)), in float32.
     std::vector<float> dl(T * Dd), w(T * C);
-    cpu::matmul(xw.data(), T, C, y.decay_w1, Dd, dl.data());
+    cpu::matmul(xw.data(), T, y.decay_w1, dl.data());
     for (float& v : dl) v = std::tanh(v);
-    cpu::matmul(dl.data(), T, Dd, y.decay_w2, C, w.data());
+    cpu::matmul(dl.data(), T, y.decay_w2, w.data());
     for (size_t t = 0; t < T; ++t)
       for (size_t c = 0; c < C; ++c) w[t * C + c] = std::exp(-std::exp(y.decay[c] + w[t * C + c]));
     std::vector<float> r(T * C), k(T * C), v(T * C), g(T * C), wkv(T * C);
-    cpu::matmul(xr.data(), T, C, y.Wr, C, r.data());
-    cpu::matmul(xk.data(), T, C, y.Wk, C, k.data());
-    cpu::matmul(xv.data(), T, C, y.Wv, C, v.data());
-    cpu::matmul(xg.data(), T, C, y.Wg, C, g.data());
+    cpu::matmul(xr.data(), T, y.Wr, r.data());
+    cpu::matmul(xk.data(), T, y.Wk, k.data());
+    cpu::matmul(xv.data(), T, y.Wv, v.data());
+    cpu::matmul(xg.data(), T, y.Wg, g.data());
     cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), w.data(), C, y.u, s.wkv(l), wkv.data());
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);
-    cpu::matmul(wkv.data(), T, C, y.Wo, C, out);
+    cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
   void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {

@@ -53,19 +53,18 @@ class Rwkv7 final : public Model {
 
  private:
   struct Layer {
-    const float *mix, *w0, *w1, *w2, *a0, *a1, *a2, *v0 = nullptr, *v1 = nullptr, *v2 = nullptr;
-    const float *g1, *g2, *k_k, *k_a, *r_k, *Wr, *Wk, *Wv, *Wo, *ln_x_w, *ln_x_b;
-    const float *ffn_x_k, *ffn_Wk, *ffn_Wv;
+    const float *mix, *w0, *a0, *v0 = nullptr, *k_k, *k_a, *r_k, *ln_x_w, *ln_x_b, *ffn_x_k;
+    cpu::Matrix w1, w2, a1, a2, v1, v2, g1, g2, Wr, Wk, Wv, Wo, ffn_Wk, ffn_Wv;
   };
 
   // y = W2·f(W1·x) for T tokens: the low-rank paths.
-  static void lora(const float* x, size_t T, size_t C, const float* W1, size_t D, const float* W2,
+  static void lora(const float* x, size_t T, const cpu::Matrix& W1, const cpu::Matrix& W2,
                    float (*f)(float), float* y) {
-    std::vector<float> h(T * D);
-    cpu::matmul(x, T, C, W1, D, h.data());
+    std::vector<float> h(T * W1.rows);
+    cpu::matmul(x, T, W1, h.data());
     if (f)
       for (float& v : h) v = f(v);
-    cpu::matmul(h.data(), T, D, W2, C, y);
+    cpu::matmul(h.data(), T, W2, y);
   }
   static float tanh_f(float x) { return std::tanh(x); }
 
@@ -80,14 +79,14 @@ class Rwkv7 final : public Model {
       mix7(z, prev.data(), y.mix + j * C, T, C, xs[j].data());
     }
     std::vector<float> r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
-    cpu::matmul(xs[0].data(), T, C, y.Wr, C, r.data());
-    lora(xs[1].data(), T, C, y.w1, hp.lora_w, y.w2, tanh_f, w.data());
+    cpu::matmul(xs[0].data(), T, y.Wr, r.data());
+    lora(xs[1].data(), T, y.w1, y.w2, tanh_f, w.data());
     for (size_t i = 0; i < TC; ++i) w[i] = std::exp(-kDecayScale * cpu::sigmoid(y.w0[i % C] + w[i]));
-    cpu::matmul(xs[2].data(), T, C, y.Wk, C, k.data());
-    cpu::matmul(xs[3].data(), T, C, y.Wv, C, v.data());
-    lora(xs[4].data(), T, C, y.a1, hp.lora_a, y.a2, nullptr, a.data());
+    cpu::matmul(xs[2].data(), T, y.Wk, k.data());
+    cpu::matmul(xs[3].data(), T, y.Wv, v.data());
+    lora(xs[4].data(), T, y.a1, y.a2, nullptr, a.data());
     for (size_t i = 0; i < TC; ++i) a[i] = cpu::sigmoid(y.a0[i % C] + a[i]);
-    lora(xs[5].data(), T, C, y.g1, hp.lora_g, y.g2, cpu::sigmoid, g.data());
+    lora(xs[5].data(), T, y.g1, y.g2, cpu::sigmoid, g.data());
 
     // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
     for (size_t i = 0; i < TC; ++i) kk[i] = k[i] * y.k_k[i % C];
@@ -106,7 +105,7 @@ class Rwkv7 final : public Model {
       sc.v_first = v;
     } else {
       std::vector<float> gate(TC);
-      lora(xs[3].data(), T, C, y.v1, hp.lora_v, y.v2, nullptr, gate.data());
+      lora(xs[3].data(), T, y.v1, y.v2, nullptr, gate.data());
       for (size_t i = 0; i < TC; ++i) v[i] += (sc.v_first[i] - v[i]) * cpu::sigmoid(y.v0[i % C] + gate[i]);
     }
 
@@ -125,7 +124,7 @@ class Rwkv7 final : public Model {
         for (size_t j = 0; j < N; ++j) dot += r[o + j] * k[o + j] * y.r_k[h * N + j];
         for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
       }
-    cpu::matmul(wkv.data(), T, C, y.Wo, C, out);
+    cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
   // spec §3.4: no receptance gate.
@@ -135,9 +134,9 @@ class Rwkv7 final : public Model {
     auto prev = token_shift(z, T, C, s.ffn_x(l));
     std::vector<float> xk(T * C), k(T * F);
     mix7(z, prev.data(), y.ffn_x_k, T, C, xk.data());
-    cpu::matmul(xk.data(), T, C, y.ffn_Wk, F, k.data());
+    cpu::matmul(xk.data(), T, y.ffn_Wk, k.data());
     for (float& v : k) v = cpu::relu_sq(v);
-    cpu::matmul(k.data(), T, F, y.ffn_Wv, C, out);
+    cpu::matmul(k.data(), T, y.ffn_Wv, out);
   }
 
   std::vector<Layer> layers_;

@@ -5,9 +5,11 @@
 
 namespace rwkv::cpu {
 
-void matmul(const float* X, size_t T, size_t in, const float* W, size_t out, float* Y) {
-  if (T == 0 || out == 0) return;
-  const int n_in = static_cast<int>(in), n_out = static_cast<int>(out);
+void matmul(const float* X, size_t T, const Matrix& Wm, float* Y) {
+  if (T == 0 || Wm.rows == 0) return;
+  if (Wm.type != DType::F32) return matmul_quantized(X, T, Wm, Y);
+  const float* W = Wm.f32();
+  const int n_in = static_cast<int>(Wm.cols), n_out = static_cast<int>(Wm.rows);
   if (T == 1) {
     cblas_sgemv(CblasRowMajor, CblasNoTrans, n_out, n_in, 1.0f, W, n_in, X, 1, 0.0f, Y, 1);
   } else {

@@ -5,11 +5,35 @@
 #include <cmath>
 #include <cstddef>
 
+#include "io/tensor.hpp"
+
 namespace rwkv::cpu {
 
-// Y[t][o] = Σ_i X[t][i] · W[o][i]  (X: T×in, W: out×in as an nn.Linear weight, Y: T×out).
-// One token uses a matrix-vector product, several tokens one matrix-matrix product.
-void matmul(const float* X, size_t T, size_t in, const float* W, size_t out, float* Y);
+// A weight matrix (rows = out, cols = in, as an nn.Linear weight), float32 or kept in a ggml
+// block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with blocks along each row.
+struct Matrix {
+  DType type = DType::F32;
+  const void* data = nullptr;
+  size_t rows = 0, cols = 0;
+  const float* f32() const { return static_cast<const float*>(data); }
+};
+
+// Y[t][o] = Σ_i X[t][i] · W[o][i]  (X: T×W.cols, Y: T×W.rows).
+// Float32: one token uses a matrix-vector product, several tokens one matrix-matrix product
+// (OpenBLAS). Block types: each row of X is quantized to 8 bits per block and the dot
+// products are integer sums scaled per block, as ggml (and so rwkv.cpp and llama.cpp) does.
+void matmul(const float* X, size_t T, const Matrix& W, float* Y);
+
+// The block-quantized product alone (W.type must be a block type).
+void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y);
+
+// ggml's 8-bit activation blocks: Q8_0 (d, q[32]) and Q8_1 (d, s = d·Σq, q[32]); d and s
+// are rounded to fp16 as ggml stores them. Exposed for tests.
+struct Q8Block {
+  float d, s;
+  int8_t q[32];
+};
+void quantize_q8(const float* x, size_t n, Q8Block* out);
 
 // LayerNorm of each of T rows of length n (biased variance, eps inside the root; spec §0.1).
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,
