@@ -43,7 +43,7 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   }
 }
 
-const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>& shape) const {
+const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>& shape) {
   const Tensor& t = weights_.get(name);
   std::vector<int64_t> have, want;
   for (int64_t d : t.shape)
@@ -55,6 +55,7 @@ const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>
     e.shape = shape;
     fail(weights_.path, ": tensor ", name, " has shape ", t.shape_string(), ", expected ", e.shape_string());
   }
+  if (used_.emplace(name, t.numel()).second) parameter_count_ += t.numel();
   return t;
 }
 

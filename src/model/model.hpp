@@ -27,6 +27,8 @@ class Model {
   const Hparams& hparams() const { return weights_.hp; }
   const Weights& weights() const { return weights_; }
   State new_state() const { return State(weights_.hp); }
+  // Number of parameters the forward pass uses (unused tensors in the file not counted).
+  size_t parameter_count() const { return parameter_count_; }
 
   // Reads `tokens` starting from `state` and leaves in it the state after the last token.
   // Writes into `logits` nothing, the V logits of the last token, or T×V (row per token).
@@ -53,7 +55,9 @@ class Model {
 
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
-  const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape) const;
+  std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
+  size_t parameter_count_ = 0;
+  const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape);
   const float *emb_, *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_b_ = nullptr;
   cpu::Matrix head_;
   std::vector<const float*> ln1_w_, ln1_b_, ln2_w_, ln2_b_, att_out_b_;

@@ -173,7 +173,7 @@ Weights canonical_from_state_dict(TensorSet raw_in, bool cpp) {
 
   Weights w;
   w.path = raw.source;
-  w.format = cpp ? "rwkv.cpp" : "pth";
+  w.format = cpp ? "rwkv.cpp .bin" : "PyTorch .pth";
   w.tensors.source = raw.source;
   Hparams& hp = w.hp;
   hp.arch = detect_arch(raw);

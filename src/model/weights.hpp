@@ -40,7 +40,7 @@ struct Hparams {
 
 struct Weights {
   std::string path;
-  std::string format;  // "pth", "rwkv.cpp", "gguf"
+  std::string format;  // "PyTorch .pth", "rwkv.cpp .bin", "GGUF"
   Hparams hp;
   TensorSet tensors;  // canonical names
 

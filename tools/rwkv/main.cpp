@@ -1,1 +1,33 @@
-int main() { return 0; }
+// The `rwkv` command-line program: a thin layer over librwkv. Each subcommand parses its
+// flags, calls the library, and turns any error into one line on stderr and exit code 1.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <exception>
+#include <iostream>
+
+#include "commands.hpp"
+#include "io/error.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"rwkv: run, convert and create RWKV language models (RWKV-4, 5, 6, 7)"};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", "rwkv 0.1.0");
+  rwkv::cli::register_commands(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    std::fprintf(stderr, "rwkv: error: %s (see rwkv --help)\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "rwkv: error: %s\n", e.what());
+    return 1;
+  }
+  return 0;
+}

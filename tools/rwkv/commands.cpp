@@ -1,0 +1,13 @@
+// Registration of all subcommands.
+#include "commands.hpp"
+
+namespace rwkv::cli {
+
+void register_commands(CLI::App& app) {
+  register_info(app);
+  register_logits(app);
+  register_convert(app);
+  register_init(app);
+}
+
+}  // namespace rwkv::cli

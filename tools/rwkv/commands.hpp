@@ -1,0 +1,14 @@
+// Subcommands of the rwkv program. Each registers its flags and a callback on the CLI11 app.
+#pragma once
+#include <CLI/CLI.hpp>
+
+namespace rwkv::cli {
+
+void register_commands(CLI::App& app);
+
+void register_info(CLI::App& app);
+void register_logits(CLI::App& app);
+void register_convert(CLI::App& app);
+void register_init(CLI::App& app);
+
+}  // namespace rwkv::cli
