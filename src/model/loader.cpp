@@ -1,7 +1,10 @@
 // load_weights: picks the reader from the file's first bytes.
+#include <cstring>
+
 #include "io/error.hpp"
 #include "io/mapped_file.hpp"
 #include "io/rwkvcpp_reader.hpp"
+#include "model/gguf_model.hpp"
 #include "model/weights.hpp"
 
 namespace rwkv {
@@ -18,6 +21,7 @@ Weights load_weights(const std::string& path) {
            " but the tensors say ", hp.n_layer, ", ", hp.n_embd, ", ", hp.vocab_size);
     return w;
   }
+  if (f->size() >= 4 && std::memcmp(f->data(), "GGUF", 4) == 0) return weights_from_gguf(path);
   fail(path, ": unrecognised model file format (expected a PyTorch .pth, an rwkv.cpp .bin or a GGUF file)");
 }
 

@@ -1,0 +1,189 @@
+// GGUF <-> canonical weights: architecture names, hyper-parameter keys, layer-0 dummies.
+#include "model/gguf_model.hpp"
+
+#include <filesystem>
+#include <regex>
+
+#include "io/error.hpp"
+#include "io/gguf.hpp"
+
+namespace rwkv {
+
+namespace {
+
+std::string arch_key(Arch a) {
+  switch (a) {
+    case Arch::RWKV6: return "rwkv6";
+    case Arch::RWKV7: return "rwkv7";
+    default: return "rwkv";  // the GGUF spec's architecture for RWKV-4 (and our RWKV-5)
+  }
+}
+
+// Tensors that llama.cpp's converter keeps in float32 whatever the output type (§2.5).
+bool is_large_matrix(const Tensor& t) {
+  static const std::regex keep_f32(R"(.*(_norm\.weight|time_mix_first\.weight|time_mix_w1\.weight|time_mix_w2\.weight|time_mix_decay_w1\.weight|time_mix_decay_w2\.weight|time_mix_lerp_fused\.weight)$)");
+  size_t dims = 0;
+  for (int64_t d : t.shape) dims += d != 1;
+  const bool weight = t.name.size() > 7 && t.name.compare(t.name.size() - 7, 7, ".weight") == 0;
+  return dims >= 2 && weight && !std::regex_match(t.name, keep_f32);
+}
+
+Tensor converted(const Tensor& t, SaveType type) {
+  if (type == SaveType::Keep || !is_large_matrix(t)) {
+    if (type == SaveType::Keep || t.dtype == DType::F32) return t;
+    return make_f32_tensor(t.name, t.shape, t.to_f32());
+  }
+  const DType target = type == SaveType::F16 ? DType::F16 : type == SaveType::BF16 ? DType::BF16 : DType::F32;
+  if (t.dtype == target) return t;
+  auto values = t.to_f32();
+  if (target == DType::F32) return make_f32_tensor(t.name, t.shape, std::move(values));
+  std::vector<uint8_t> bytes(values.size() * 2);
+  for (size_t i = 0; i < values.size(); ++i) {
+    const uint16_t h = target == DType::F16 ? fp32_to_fp16(values[i]) : fp32_to_bf16(values[i]);
+    bytes[2 * i] = static_cast<uint8_t>(h);
+    bytes[2 * i + 1] = static_cast<uint8_t>(h >> 8);
+  }
+  return make_owned_tensor(t.name, target, t.shape, std::move(bytes));
+}
+
+// llama.cpp's general.file_type ("mostly" type), taken from the attention key matrix.
+uint32_t file_type_of(const std::vector<Tensor>& tensors) {
+  for (const Tensor& t : tensors)
+    if (t.name == "blk.0.time_mix_key.weight") switch (t.dtype) {
+        case DType::F32: return 0;
+        case DType::F16: return 1;
+        case DType::Q4_0: return 2;
+        case DType::Q4_1: return 3;
+        case DType::Q8_0: return 7;
+        case DType::Q5_0: return 8;
+        case DType::Q5_1: return 9;
+        case DType::BF16: return 32;
+        default: break;
+      }
+  return 0;
+}
+
+}  // namespace
+
+SaveType save_type_from_string(const std::string& s) {
+  if (s == "keep") return SaveType::Keep;
+  if (s == "f32") return SaveType::F32;
+  if (s == "f16") return SaveType::F16;
+  if (s == "bf16") return SaveType::BF16;
+  fail("unknown output type '", s, "' (expected keep, f32, f16 or bf16)");
+}
+
+Weights weights_from_gguf(const std::string& path) {
+  GgufFile f = read_gguf(path);
+  Weights w;
+  w.path = path;
+  w.format = "GGUF v" + std::to_string(f.version);
+  Hparams& hp = w.hp;
+  const auto arch = f.get_string("general.architecture");
+  if (!arch) fail(path, ": no general.architecture key");
+  std::string a = *arch;
+  if (a == "rwkv") {
+    const auto v = f.get_uint("rwkv.architecture_version");
+    if (!v) fail(path, ": architecture rwkv without rwkv.architecture_version");
+    if (*v != 4 && *v != 5) fail(path, ": rwkv.architecture_version ", *v, " is not supported (4 or 5)");
+    hp.arch = *v == 4 ? Arch::RWKV4 : Arch::RWKV5;
+  } else if (a == "rwkv4") {
+    hp.arch = Arch::RWKV4;
+  } else if (a == "rwkv5") {
+    hp.arch = Arch::RWKV5;
+  } else if (a == "rwkv6") {
+    hp.arch = Arch::RWKV6;
+  } else if (a == "rwkv7") {
+    hp.arch = Arch::RWKV7;
+  } else {
+    fail(path, ": architecture '", a, "' is not supported (rwkv, rwkv6 and rwkv7 are; hybrids such as arwkv7 and rwkv6qwen2 are not)");
+  }
+  if (auto eps = f.get_float(a + ".attention.layer_norm_epsilon")) hp.layer_norm_eps = static_cast<float>(*eps);
+  if (hp.arch == Arch::RWKV5) {
+    if (auto eps = f.get_float(a + ".attention.group_norm_epsilon")) hp.group_norm_eps = static_cast<float>(*eps);
+  }
+  if (auto head = f.get_uint(a + ".wkv.head_size")) {
+    if (*head == 0 || *head > 4096) fail(path, ": ", a, ".wkv.head_size ", *head, " is invalid");
+    hp.head_size = static_cast<int>(*head);
+  }
+  if (auto r = f.get_uint(a + ".rescale_every_n_layers")) {
+    if (*r > 1000000) fail(path, ": ", a, ".rescale_every_n_layers ", *r, " is invalid");
+    hp.rescale_every = static_cast<int>(*r);
+  }
+  w.tensors = std::move(f.tensors);
+  infer_hparams(w.tensors, hp);
+  // The keys are a cross-check only; sizes come from the tensors (formats.md T7).
+  auto check = [&](const std::string& key, int value) {
+    if (auto v = f.get_uint(a + "." + key); v && *v != static_cast<uint64_t>(value))
+      fail(path, ": ", a, ".", key, " is ", *v, " but the tensors say ", value);
+  };
+  check("block_count", hp.n_layer);
+  check("embedding_length", hp.n_embd);
+  check("feed_forward_length", hp.dim_ffn);
+  if (hp.arch == Arch::RWKV5 || hp.arch == Arch::RWKV6 || hp.arch == Arch::RWKV7) check("wkv.head_size", hp.head_size);
+  return w;
+}
+
+void save_gguf(const Weights& w, const std::string& path, SaveType type) {
+  const Hparams& hp = w.hp;
+  const std::string a = arch_key(hp.arch);
+  std::vector<Tensor> tensors;
+  bool quantized = false;
+  for (const Tensor& t : w.tensors.tensors()) {
+    tensors.push_back(converted(t, type));
+    quantized |= dtype_is_quantized(tensors.back().dtype);
+  }
+  if (hp.arch == Arch::RWKV7) {
+    // llama.cpp requires blk.0.time_mix_v0/v1/v2 with the a-LoRA's shapes; layer 0 never
+    // uses them, so its converter writes copies of a0/a1/a2 (formats.md §2.4, trap T6).
+    std::vector<Tensor> dummies;
+    for (const char* s : {"0", "1", "2"}) {
+      const std::string vname = Weights::layer(0, std::string("time_mix_v") + s + ".weight");
+      if (w.tensors.find(vname)) continue;
+      Tensor d = converted(w.get(Weights::layer(0, std::string("time_mix_a") + s + ".weight")), type);
+      d.name = vname;
+      dummies.push_back(d);
+    }
+    tensors.insert(tensors.end(), dummies.begin(), dummies.end());
+  }
+  std::string name = std::filesystem::path(w.path).stem().string();
+  GgufMetadata md = {
+      {"general.architecture", GgufValue::str(a)},
+      {"general.type", GgufValue::str("model")},
+      {"general.name", GgufValue::str(name.empty() ? "rwkv" : name)},
+      {"general.file_type", GgufValue::u32(file_type_of(tensors))},
+  };
+  if (quantized) md.emplace_back("general.quantization_version", GgufValue::u32(2));
+  if (hp.arch == Arch::RWKV4 || hp.arch == Arch::RWKV5)
+    md.emplace_back("rwkv.architecture_version", GgufValue::u32(static_cast<uint32_t>(hp.arch)));
+  auto u32 = [&](const std::string& key, int v) { md.emplace_back(a + "." + key, GgufValue::u32(static_cast<uint32_t>(v))); };
+  u32("context_length", 1048576);  // RWKV has no context limit; llama.cpp requires the key
+  u32("embedding_length", hp.n_embd);
+  u32("block_count", hp.n_layer);
+  u32("feed_forward_length", hp.dim_ffn);
+  u32("attention.head_count", 0);  // unused by RWKV, required by llama.cpp (trap T15)
+  md.emplace_back(a + ".attention.layer_norm_epsilon", GgufValue::f32(hp.layer_norm_eps));
+  if (hp.arch != Arch::RWKV4) u32("wkv.head_size", hp.head_size);
+  switch (hp.arch) {
+    case Arch::RWKV4: u32("rescale_every_n_layers", 0); break;
+    case Arch::RWKV5:
+      u32("rescale_every_n_layers", 0);
+      md.emplace_back("rwkv.attention.group_norm_epsilon", GgufValue::f32(hp.group_norm_eps));
+      u32("minor_version", !hp.v5_gate ? 0 : hp.v5_decay_per_channel ? 2 : 1);
+      break;
+    case Arch::RWKV6:
+      u32("rescale_every_n_layers", hp.rescale_every);
+      u32("time_mix_extra_dim", hp.lora_mix);
+      u32("time_decay_extra_dim", hp.lora_decay);
+      break;
+    case Arch::RWKV7:
+      u32("attention.decay_lora_rank", hp.lora_w);
+      u32("attention.iclr_lora_rank", hp.lora_a);
+      u32("attention.value_residual_mix_lora_rank", hp.lora_v > 0 ? hp.lora_v : hp.lora_a);
+      u32("attention.gate_lora_rank", hp.lora_g);
+      break;
+  }
+  write_gguf(path, md, tensors);
+}
+
+}  // namespace rwkv
