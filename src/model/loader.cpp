@@ -3,6 +3,7 @@
 
 #include "io/error.hpp"
 #include "io/mapped_file.hpp"
+#include "io/pth_reader.hpp"
 #include "io/rwkvcpp_reader.hpp"
 #include "model/gguf_model.hpp"
 #include "model/weights.hpp"
@@ -22,6 +23,11 @@ Weights load_weights(const std::string& path) {
     return w;
   }
   if (f->size() >= 4 && std::memcmp(f->data(), "GGUF", 4) == 0) return weights_from_gguf(path);
+  if (f->size() >= 4 && std::memcmp(f->data(), "PK\x03\x04", 4) == 0) {
+    Weights w = canonical_from_state_dict(read_pth(path), false);
+    w.path = path;
+    return w;
+  }
   fail(path, ": unrecognised model file format (expected a PyTorch .pth, an rwkv.cpp .bin or a GGUF file)");
 }
 

@@ -1,0 +1,214 @@
+// Every CPU kernel against a slow, obvious reference computed in double.
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/wkv.hpp"
+#include "test_util.hpp"
+
+namespace rwkv {
+namespace {
+
+std::vector<float> random_vec(size_t n, std::mt19937& rng, float lo = -1, float hi = 1) {
+  std::uniform_real_distribution<float> u(lo, hi);
+  std::vector<float> v(n);
+  for (float& x : v) x = u(rng);
+  return v;
+}
+
+TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
+  std::mt19937 rng(1);
+  const size_t in = 67, out = 45;
+  auto W = random_vec(in * out, rng);
+  for (size_t T : {1, 2, 17}) {
+    auto X = random_vec(T * in, rng);
+    std::vector<float> Y(T * out);
+    cpu::matmul(X.data(), T, {DType::F32, W.data(), out, in}, Y.data());
+    for (size_t t = 0; t < T; ++t)
+      for (size_t o = 0; o < out; ++o) {
+        double ref = 0;
+        for (size_t i = 0; i < in; ++i) ref += double(X[t * in + i]) * W[o * in + i];
+        ASSERT_NEAR(Y[t * out + o], ref, 1e-4) << T << " " << t << " " << o;
+      }
+  }
+}
+
+// The quantized product equals Σ dequant(w)·dequant(q8(x)) exactly up to float summation.
+TEST(Kernels, MatmulQuantizedMatchesDequantizedReference) {
+  std::mt19937 rng(2);
+  const size_t in = 96, out = 7, T = 3;
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
+    std::vector<uint8_t> W(out * dtype_bytes(type, in));
+    std::uniform_int_distribution<int> byte(0, 255);
+    for (auto& b : W) b = static_cast<uint8_t>(byte(rng));
+    // Sane fp16 scales (and minimums) in every block.
+    const size_t bb = dtype_block_bytes(type);
+    for (size_t b = 0; b < W.size() / bb; ++b) {
+      uint16_t d = fp32_to_fp16(0.01f * (1 + b % 5)), m = fp32_to_fp16(-0.05f);
+      std::memcpy(&W[b * bb], &d, 2);
+      if (type == DType::Q4_1 || type == DType::Q5_1) std::memcpy(&W[b * bb + 2], &m, 2);
+    }
+    std::vector<float> Wf(out * in);
+    dequantize(type, W.data(), Wf.data(), Wf.size());
+    auto X = random_vec(T * in, rng);
+    std::vector<float> Y(T * out);
+    cpu::matmul(X.data(), T, {type, W.data(), out, in}, Y.data());
+    for (size_t t = 0; t < T; ++t) {
+      std::vector<cpu::Q8Block> q(in / 32);
+      cpu::quantize_q8(&X[t * in], in, q.data());
+      for (size_t o = 0; o < out; ++o) {
+        double ref = 0;
+        for (size_t i = 0; i < in; ++i) {
+          const auto& blk = q[i / 32];
+          ref += double(Wf[o * in + i]) * blk.d * blk.q[i % 32];
+        }
+        // Q4_1/Q5_1 use ggml's fp16-rounded block sum s = d·Σq for the minimum term.
+        double tol = (type == DType::Q4_1 || type == DType::Q5_1) ? 2e-3 : 1e-4;
+        ASSERT_NEAR(Y[t * out + o], ref, tol) << dtype_name(type);
+        // And the 8-bit activations are close to the float product.
+        double exact = 0;
+        for (size_t i = 0; i < in; ++i) exact += double(Wf[o * in + i]) * X[t * in + i];
+        ASSERT_NEAR(Y[t * out + o], exact, 0.05 + 0.01 * std::fabs(exact)) << dtype_name(type);
+      }
+    }
+  }
+}
+
+TEST(Kernels, QuantizeQ8RoundsToNearestLevel) {
+  std::vector<float> x(32);
+  for (int i = 0; i < 32; ++i) x[i] = (i - 16) * 0.1f;
+  cpu::Q8Block b;
+  cpu::quantize_q8(x.data(), 32, &b);
+  EXPECT_NEAR(b.d, 1.6f / 127, 1e-5);
+  EXPECT_EQ(b.q[0], -127);
+  for (int i = 0; i < 32; ++i) EXPECT_LE(std::fabs(b.q[i] * b.d - x[i]), b.d / 2 + 1e-6f);
+}
+
+TEST(Kernels, LayerNormAndGroupNorm) {
+  std::mt19937 rng(3);
+  const size_t T = 3, H = 4, N = 8, C = H * N;
+  auto x = random_vec(T * C, rng, -3, 5), w = random_vec(C, rng), b = random_vec(C, rng);
+  std::vector<float> y(T * C), g(T * C);
+  cpu::layer_norm(x.data(), T, C, w.data(), b.data(), 1e-5f, y.data());
+  cpu::group_norm(x.data(), T, H, N, w.data(), b.data(), 64e-5f, g.data());
+  for (size_t t = 0; t < T; ++t) {
+    auto norm = [&](size_t from, size_t n, double eps, const std::vector<float>& got) {
+      double mean = 0, var = 0;
+      for (size_t i = 0; i < n; ++i) mean += x[t * C + from + i];
+      mean /= n;
+      for (size_t i = 0; i < n; ++i) var += std::pow(x[t * C + from + i] - mean, 2);
+      var /= n;
+      for (size_t i = 0; i < n; ++i) {
+        const size_t c = from + i;
+        ASSERT_NEAR(got[t * C + c], (x[t * C + c] - mean) / std::sqrt(var + eps) * w[c] + b[c], 1e-5);
+      }
+    };
+    norm(0, C, 1e-5, y);
+    for (size_t h = 0; h < H; ++h) norm(h * N, N, 64e-5, g);
+  }
+}
+
+// RWKV-4 WKV: the stable kernel against the definition (spec §2.3) in double.
+TEST(Kernels, Wkv4MatchesNaiveDefinitionAcrossCalls) {
+  std::mt19937 rng(4);
+  const size_t T = 40, A = 5;
+  auto k = random_vec(T * A, rng, -3, 3), v = random_vec(T * A, rng, -2, 2);
+  auto d = random_vec(A, rng, -2, 1), u = random_vec(A, rng, -1, 1);
+  std::vector<float> w(A);
+  for (size_t c = 0; c < A; ++c) w[c] = -std::exp(d[c]);
+  std::vector<float> aa(A, 0), bb(A, 0), pp(A, -1e30f), y(T * A);
+  // Two calls (25 + 15 tokens) carrying the state.
+  cpu::wkv4(25, A, k.data(), v.data(), w.data(), u.data(), aa.data(), bb.data(), pp.data(), y.data());
+  cpu::wkv4(T - 25, A, &k[25 * A], &v[25 * A], w.data(), u.data(), aa.data(), bb.data(), pp.data(), &y[25 * A]);
+  for (size_t c = 0; c < A; ++c)
+    for (size_t t = 0; t < T; ++t) {
+      double num = std::exp(double(u[c]) + k[t * A + c]) * v[t * A + c], den = std::exp(double(u[c]) + k[t * A + c]);
+      for (size_t i = 0; i < t; ++i) {
+        const double e = std::exp((double(t) - 1 - i) * w[c] + k[i * A + c]);
+        num += e * v[i * A + c];
+        den += e;
+      }
+      ASSERT_NEAR(y[t * A + c], num / den, 2e-5) << t << " " << c;
+    }
+  for (size_t c = 0; c < A; ++c) EXPECT_GE(bb[c], 1.0f);
+}
+
+TEST(Kernels, Wkv4StaysFiniteForHugeKeys) {
+  const size_t T = 4, A = 1;
+  std::vector<float> k = {1e4f, -1e4f, 500, 80}, v = {1, 2, 3, 4}, w = {-0.5f}, u = {0.3f}, y(T);
+  std::vector<float> aa(1, 0), bb(1, 0), pp(1, -1e30f);
+  cpu::wkv4(T, A, k.data(), v.data(), w.data(), u.data(), aa.data(), bb.data(), pp.data(), y.data());
+  for (float x : y) EXPECT_TRUE(std::isfinite(x));
+}
+
+// RWKV-5/6 WKV against the per-head recurrence written with explicit indices in double.
+TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
+  std::mt19937 rng(5);
+  const size_t T = 9, H = 2, N = 4, C = H * N;
+  auto r = random_vec(T * C, rng), k = random_vec(T * C, rng), v = random_vec(T * C, rng);
+  auto u = random_vec(C, rng), wtok = random_vec(T * C, rng, 0.3f, 0.99f);
+  for (size_t stride : {size_t(0), C}) {
+    std::vector<float> S(H * N * N, 0), y(T * C);
+    cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), wtok.data(), stride, u.data(), S.data(), y.data());
+    std::vector<double> R(H * N * N, 0);
+    for (size_t t = 0; t < T; ++t) {
+      for (size_t h = 0; h < H; ++h)
+        for (size_t i = 0; i < N; ++i) {
+          double out = 0;
+          for (size_t j = 0; j < N; ++j) {
+            const size_t cj = h * N + j, ci = h * N + i;
+            out += r[t * C + cj] * (u[cj] * k[t * C + cj] * v[t * C + ci] + R[(h * N + j) * N + i]);
+          }
+          ASSERT_NEAR(y[t * C + h * N + i], out, 1e-5);
+        }
+      // state update after all outputs of the token
+      for (size_t h = 0; h < H; ++h)
+        for (size_t j = 0; j < N; ++j)
+          for (size_t i = 0; i < N; ++i) {
+            const size_t cj = h * N + j, ci = h * N + i;
+            double& s = R[(h * N + j) * N + i];
+            s = double(k[t * C + cj]) * v[t * C + ci] + double(wtok[t * stride + cj]) * s;
+          }
+    }
+    for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-5);
+  }
+}
+
+// RWKV-7 WKV in matrix form (spec §3.3): S ← S(diag(ω) + a bᵀ) + v kᵀ, y = S r.
+TEST(Kernels, Wkv7MatchesMatrixForm) {
+  std::mt19937 rng(6);
+  const size_t T = 11, H = 2, N = 5, C = H * N;
+  auto r = random_vec(T * C, rng), w = random_vec(T * C, rng, 0.55f, 1.0f), k = random_vec(T * C, rng);
+  auto v = random_vec(T * C, rng), a = random_vec(T * C, rng), b = random_vec(T * C, rng);
+  std::vector<float> S(H * N * N), y(T * C);
+  auto s0 = random_vec(S.size(), rng);
+  S = s0;
+  cpu::wkv7(T, H, N, r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), S.data(), y.data());
+  std::vector<double> R(s0.begin(), s0.end());
+  for (size_t t = 0; t < T; ++t)
+    for (size_t h = 0; h < H; ++h) {
+      const size_t o = t * C + h * N;
+      std::vector<double> G(N * N), next(N * N);
+      for (size_t p = 0; p < N; ++p)
+        for (size_t q = 0; q < N; ++q) G[p * N + q] = (p == q ? w[o + p] : 0.0) + double(a[o + p]) * b[o + q];
+      for (size_t i = 0; i < N; ++i)
+        for (size_t j = 0; j < N; ++j) {
+          double s = double(v[o + i]) * k[o + j];
+          for (size_t p = 0; p < N; ++p) s += R[h * N * N + i * N + p] * G[p * N + j];
+          next[i * N + j] = s;
+        }
+      for (size_t i = 0; i < N; ++i) {
+        double yi = 0;
+        for (size_t j = 0; j < N; ++j) {
+          R[h * N * N + i * N + j] = next[i * N + j];
+          yi += next[i * N + j] * r[o + j];
+        }
+        ASSERT_NEAR(y[o + i], yi, 1e-4) << t;
+      }
+    }
+  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4);
+}
+
+}  // namespace
+}  // namespace rwkv
