@@ -1,0 +1,102 @@
+// Sequence (time-parallel) mode equals RNN mode: for every version, the logits at every
+// position and the final state agree whether tokens are fed one at a time, all at once, or
+// in uneven chunks (issue: max |error| ≤ 1e-5 relative).
+#include <cmath>
+#include <fstream>
+
+#include "io/error.hpp"
+#include "model/model.hpp"
+#include "test_util.hpp"
+
+namespace rwkv {
+namespace {
+
+std::vector<int32_t> corpus_tokens(size_t n) {
+  std::ifstream f(test::data_path("corpus/tinyshakespeare_input.txt"), std::ios::binary);
+  std::vector<int32_t> ids;
+  char c;
+  while (ids.size() < n && f.get(c)) ids.push_back(static_cast<unsigned char>(c));
+  return ids;
+}
+
+// Feeds `tokens` in chunks of the given sizes (cycled) and returns all logits and the state.
+std::pair<std::vector<float>, std::vector<float>> run_chunks(const Model& m, const std::vector<int32_t>& tokens,
+                                                             const std::vector<size_t>& sizes) {
+  const size_t V = m.hparams().vocab_size;
+  std::vector<float> logits(tokens.size() * V);
+  State s = m.new_state();
+  size_t pos = 0;
+  for (size_t i = 0; pos < tokens.size(); ++i) {
+    const size_t n = std::min(sizes[i % sizes.size()], tokens.size() - pos);
+    m.forward(s, {&tokens[pos], n}, Logits::All, &logits[pos * V]);
+    pos += n;
+  }
+  return {logits, s.data()};
+}
+
+double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, scale = 1e-30;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, double(std::fabs(got[i] - want[i])));
+    scale = std::max(scale, double(std::fabs(want[i])));
+  }
+  return diff / scale;
+}
+
+class SequenceMode : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(SequenceMode, EqualsRnnModeForAnyLengthAndChunking) {
+  auto model = Model::load(test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + GetParam() + ".bin"));
+  for (size_t T : {1, 2, 17, 128}) {
+    const auto tokens = corpus_tokens(T);
+    const auto [rnn_logits, rnn_state] = run_chunks(*model, tokens, {1});
+    for (const std::vector<size_t>& sizes : std::vector<std::vector<size_t>>{{T}, {5, 1, 11, 2}, {16}}) {
+      const auto [logits, state] = run_chunks(*model, tokens, sizes);
+      EXPECT_LE(relative_error(logits, rnn_logits), 1e-5) << "T=" << T << " first chunk " << sizes[0];
+      EXPECT_LE(relative_error(state, rnn_state), 1e-5) << "T=" << T << " first chunk " << sizes[0];
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, SequenceMode,
+                         ::testing::Values("4v0-660K-FP32", "5v1-730K-FP32", "5v2-730K-FP32", "6v0-1m-FP32",
+                                           "7v0-834K-FP32", "7v0-834K-Q5_1"),
+                         [](const auto& p) {
+                           std::string n = p.param;
+                           for (char& c : n)
+                             if (!isalnum(static_cast<unsigned char>(c))) c = '_';
+                           return n;
+                         });
+
+TEST(SequenceMode, RepeatedRunsAreBitIdenticalAndStatesAreIndependent) {
+  auto model = Model::load(test::data_path("rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"));
+  const auto tokens = corpus_tokens(40);
+  EXPECT_EQ(run_chunks(*model, tokens, {7}), run_chunks(*model, tokens, {7}));
+  // A copied state continues exactly like the original.
+  State a = model->new_state();
+  model->forward(a, {tokens.data(), 20}, Logits::None, nullptr);
+  State b = a;
+  std::vector<float> la(256), lb(256);
+  model->forward(a, {&tokens[20], 20}, Logits::Last, la.data());
+  model->forward(b, {&tokens[20], 20}, Logits::Last, lb.data());
+  EXPECT_EQ(la, lb);
+  b.reset();
+  EXPECT_EQ(b.data(), model->new_state().data());
+}
+
+TEST(SequenceMode, RejectsBadTokensAndForeignStates) {
+  auto v7 = Model::load(test::data_path("rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"));
+  auto v4 = Model::load(test::data_path("rwkv_cpp_tiny/tiny-rwkv-4v0-660K-FP32.bin"));
+  State s = v7->new_state();
+  const std::vector<int32_t> bad = {1, 256}, neg = {-1};
+  EXPECT_THROW(v7->forward(s, bad, Logits::Last, nullptr), Error);
+  EXPECT_THROW(v7->forward(s, neg, Logits::Last, nullptr), Error);
+  State other = v4->new_state();
+  const std::vector<int32_t> ok = {1};
+  std::vector<float> l(256);
+  EXPECT_THROW(v7->forward(other, ok, Logits::Last, l.data()), Error);
+  EXPECT_THROW(v7->forward(s, {}, Logits::Last, l.data()), Error);
+}
+
+}  // namespace
+}  // namespace rwkv
