@@ -53,7 +53,8 @@ const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>
   if (have != want) {
     Tensor e;
     e.shape = shape;
-    fail(weights_.path, ": tensor ", name, " has shape ", t.shape_string(), ", expected ", e.shape_string());
+    fail(weights_.path, ": tensor ", weights_.describe(name), " has shape ", t.shape_string(), ", expected ",
+         e.shape_string());
   }
   if (used_.emplace(name, t.numel()).second) parameter_count_ += t.numel();
   return t;

@@ -22,6 +22,11 @@ std::string Hparams::version_name() const {
   return "?";
 }
 
+std::string Weights::describe(const std::string& canonical) const {
+  auto it = source_names.find(canonical);
+  return it == source_names.end() ? canonical : it->second + " (" + canonical + ")";
+}
+
 std::string Weights::layer(int l, const std::string& suffix) {
   return "blk." + std::to_string(l) + "." + suffix;
 }
@@ -186,11 +191,16 @@ Weights canonical_from_state_dict(TensorSet raw_in, bool cpp) {
   }
 
   TensorSet& out = w.tensors;
-  auto add = [&](Tensor t) { out.add(std::move(t)); };
+  const Tensor* current = nullptr;  // the file tensor being mapped, for messages
+  auto add = [&](Tensor t) {
+    if (current && current->name != t.name) w.source_names[t.name] = current->name;
+    out.add(std::move(t));
+  };
   static const std::regex block_re(R"(^blocks\.(\d+)\.(att|ffn|ln0|ln1|ln2)\.(.+)$)");
   std::set<int> v7_lerp_done;
 
   for (const Tensor& t : raw.tensors()) {
+    current = &t;
     const std::string& n = t.name;
     const auto sq = squeezed(t.shape);
     if (n == "emb.weight") { add(renamed(t, "token_embd.weight", t.shape)); continue; }

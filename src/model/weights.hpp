@@ -3,6 +3,7 @@
 // rwkv4/rwkv5), values are raw (no exp/sign transforms; formats.md trap T4), and every
 // 2-D matrix is (out, in), applied as W·x. Loaders convert into this form; models read from it.
 #pragma once
+#include <map>
 #include <string>
 
 #include "io/tensor.hpp"
@@ -43,6 +44,10 @@ struct Weights {
   std::string format;  // "PyTorch .pth", "rwkv.cpp .bin", "GGUF"
   Hparams hp;
   TensorSet tensors;  // canonical names
+  std::map<std::string, std::string> source_names;  // canonical -> name in the file, where different
+
+  // "blocks.1.att.key.weight (blk.1.time_mix_key.weight)" or just the canonical name.
+  std::string describe(const std::string& canonical) const;
 
   const Tensor& get(const std::string& name) const { return tensors.get(name); }
   // Name of a per-layer tensor: layer(3, "time_mix_key.weight") = "blk.3.time_mix_key.weight".
