@@ -1,0 +1,49 @@
+// The tokenizer interface: text (UTF-8 bytes) to token ids and ids back to bytes. Three kinds:
+// World (RWKV vocabulary, greedy longest match), 20B (GPT-NeoX byte-level BPE) and bytes
+// (id = byte value). Streaming-safe decoding to text is in utf8_stream.hpp.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace rwkv {
+
+class Tokenizer {
+ public:
+  virtual ~Tokenizer() = default;
+  // Encodes UTF-8 text. Throws rwkv::Error on invalid UTF-8.
+  virtual std::vector<int32_t> encode(std::string_view text) const = 0;
+  // The raw bytes of one token ("" for ids without text, such as World's 0 or 65530..65535);
+  // throws rwkv::Error for an id outside the vocabulary.
+  virtual std::string token_bytes(int32_t id) const = 0;
+  // Number of ids (the model's vocabulary size this tokenizer is meant for).
+  virtual size_t vocab_size() const = 0;
+  virtual std::string name() const = 0;  // "world", "20b", "bytes"
+  // Id of the end-of-text token (0 for all three).
+  virtual int32_t end_of_text() const { return 0; }
+
+  // Concatenated token bytes (may be invalid UTF-8 when cut mid-character).
+  std::string decode_bytes(std::span<const int32_t> ids) const;
+  // Decoded text with invalid bytes shown as U+FFFD.
+  std::string decode(std::span<const int32_t> ids) const;
+};
+
+// The World tokenizer from rwkv_vocab_v20230424.txt (spec §6.1).
+std::unique_ptr<Tokenizer> load_world_tokenizer(const std::string& vocab_path);
+// The GPT-NeoX 20B tokenizer from its Hugging Face tokenizer.json (spec §6.2).
+std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path);
+// Vocabulary 256, id = byte value (the tiny test models and byte-level training).
+std::unique_ptr<Tokenizer> make_byte_tokenizer();
+
+// Throws rwkv::Error naming the offset of the first invalid byte if `s` is not valid UTF-8.
+void check_utf8(std::string_view s, const char* what);
+// `s` with every invalid UTF-8 sequence replaced by U+FFFD (one per maximal invalid subpart).
+std::string sanitize_utf8(std::string_view s);
+// Length of the longest prefix of `s` that ends on a character boundary, treating a trailing
+// incomplete-but-possibly-valid sequence as not yet complete (for streaming).
+size_t complete_utf8_prefix(std::string_view s);
+
+}  // namespace rwkv
