@@ -100,3 +100,49 @@ TEST(SequenceMode, RejectsBadTokensAndForeignStates) {
 
 }  // namespace
 }  // namespace rwkv
+
+namespace rwkv {
+namespace {
+
+// spec §10 item 9: a batch of independent sequences gives what each gives alone.
+class Batch : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(Batch, SequencesInOneCallEqualSeparateCalls) {
+  auto model = Model::load(test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + GetParam() + ".bin"));
+  const size_t V = model->hparams().vocab_size;
+  const auto text = corpus_tokens(200);
+  // Four sequences with different histories: decode steps (1 token) and a prompt chunk (9).
+  std::vector<State> alone, together;
+  for (size_t i = 0; i < 4; ++i) {
+    State s = model->new_state();
+    model->forward(s, {&text[i * 30], 5 + i}, Logits::None, nullptr);
+    alone.push_back(s);
+    together.push_back(s);
+  }
+  const std::vector<size_t> lengths = {1, 1, 9, 1};
+  std::vector<std::vector<float>> want(4), got(4);
+  std::vector<Sequence> batch;
+  for (size_t i = 0; i < 4; ++i) {
+    const std::span<const int32_t> toks(&text[150 + i * 10], lengths[i]);
+    const Logits which = i == 2 ? Logits::All : Logits::Last;
+    want[i].resize((which == Logits::All ? lengths[i] : 1) * V);
+    got[i].resize(want[i].size());
+    model->forward(alone[i], toks, which, want[i].data());
+    batch.push_back({&together[i], toks, which, got[i].data()});
+  }
+  model->forward_batch(batch);
+  for (size_t i = 0; i < 4; ++i) {
+    EXPECT_LE(relative_error(got[i], want[i]), 1e-5) << i;
+    EXPECT_LE(relative_error(together[i].data(), alone[i].data()), 1e-5) << i;
+  }
+  // The same state twice in one batch is refused.
+  std::vector<Sequence> twice = {batch[0], batch[0]};
+  EXPECT_THROW(model->forward_batch(twice), Error);
+}
+
+INSTANTIATE_TEST_SUITE_P(Tiny, Batch,
+                         ::testing::Values("4v0-660K-FP32", "5v2-730K-FP32", "6v0-1m-FP32", "7v0-834K-FP32"),
+                         [](const auto& p) { return p.param.substr(0, 3); });
+
+}  // namespace
+}  // namespace rwkv

@@ -69,6 +69,12 @@ const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) 
   return buf.data();
 }
 
+std::vector<std::string> Model::used_tensor_names() const {
+  std::vector<std::string> names;
+  for (const auto& [name, n] : used_) names.push_back(name);
+  return names;
+}
+
 const float* Model::vector(const std::string& name, size_t n) { return tensor(name, {static_cast<int64_t>(n)}); }
 
 cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
@@ -78,49 +84,90 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   return {DType::F32, tensor(name, shape), rows, cols};
 }
 
-std::vector<float> token_shift(const float* z, size_t T, size_t C, float* shift) {
+std::vector<float> token_shift(const float* z, size_t C, Runs runs, int l, Shift which) {
+  const size_t T = runs.empty() ? 0 : runs.back().begin + runs.back().count;
   std::vector<float> prev(T * C);
-  std::memcpy(prev.data(), shift, C * sizeof(float));
-  if (T > 1) std::memcpy(prev.data() + C, z, (T - 1) * C * sizeof(float));
-  std::memcpy(shift, z + (T - 1) * C, C * sizeof(float));
+  for (const Run& r : runs) {
+    float* shift = which == Shift::Att ? r.state->att_x(l) : r.state->ffn_x(l);
+    const float* zr = z + r.begin * C;
+    float* pr = prev.data() + r.begin * C;
+    std::memcpy(pr, shift, C * sizeof(float));
+    if (r.count > 1) std::memcpy(pr + C, zr, (r.count - 1) * C * sizeof(float));
+    std::memcpy(shift, zr + (r.count - 1) * C, C * sizeof(float));
+  }
   return prev;
 }
 
 void Model::forward(State& state, std::span<const int32_t> tokens, Logits which, float* logits) const {
+  const Sequence seq{&state, tokens, which, logits};
+  forward_batch({&seq, 1});
+}
+
+void Model::forward_batch(std::span<const Sequence> seqs) const {
   const Hparams& hp = weights_.hp;
-  const size_t T = tokens.size(), C = hp.n_embd, V = hp.vocab_size;
+  const size_t C = hp.n_embd, V = hp.vocab_size;
+  const size_t state_size = State(hp).data().size();
+  std::vector<Run> runs;
+  size_t T = 0;
+  for (const Sequence& q : seqs) {
+    if (q.tokens.empty()) fail("forward: no tokens");
+    if (!q.state || q.state->arch() != hp.arch || q.state->data().size() != state_size)
+      fail("forward: the state belongs to a different model");
+    for (const Run& r : runs)
+      if (r.state == q.state) fail("forward: the same state appears twice in one batch");
+    if (q.which != Logits::None && !q.logits) fail("forward: no buffer for the logits");
+    runs.push_back({q.state, T, q.tokens.size()});
+    T += q.tokens.size();
+  }
   if (T == 0) fail("forward: no tokens");
-  if (state.arch() != hp.arch || state.data().size() != State(hp).data().size())
-    fail("forward: the state belongs to a different model");
   std::vector<float> x(T * C), z(T * C), out(T * C);
-  for (size_t t = 0; t < T; ++t) {
-    const int32_t id = tokens[t];
-    if (id < 0 || static_cast<size_t>(id) >= V) fail("token id ", id, " is out of range (vocabulary size ", V, ")");
-    std::memcpy(&x[t * C], emb_ + static_cast<size_t>(id) * C, C * sizeof(float));
+  for (const Run& r : runs) {
+    const Sequence& q = seqs[&r - runs.data()];
+    for (size_t t = 0; t < r.count; ++t) {
+      const int32_t id = q.tokens[t];
+      if (id < 0 || static_cast<size_t>(id) >= V) fail("token id ", id, " is out of range (vocabulary size ", V, ")");
+      std::memcpy(&x[(r.begin + t) * C], emb_ + static_cast<size_t>(id) * C, C * sizeof(float));
+    }
   }
   if (ln0_w_) cpu::layer_norm(x.data(), T, C, ln0_w_, ln0_b_, hp.layer_norm_eps, x.data());
   Scratch scratch;
   for (int l = 0; l < hp.n_layer; ++l) {
     cpu::layer_norm(x.data(), T, C, ln1_w_[l], ln1_b_[l], hp.layer_norm_eps, z.data());
-    time_mix(l, z.data(), T, state, scratch, out.data());
+    time_mix(l, z.data(), T, runs, scratch, out.data());
     for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
     if (att_out_b_[l])
       for (size_t t = 0; t < T; ++t)
         for (size_t c = 0; c < C; ++c) x[t * C + c] += att_out_b_[l][c];
     cpu::layer_norm(x.data(), T, C, ln2_w_[l], ln2_b_[l], hp.layer_norm_eps, z.data());
-    channel_mix(l, z.data(), T, state, out.data());
+    channel_mix(l, z.data(), T, runs, out.data());
     for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
     // llama.cpp RWKV-6 files have pre-divided weights and halve x every R layers (trap T3).
     if (hp.rescale_every > 0 && (l + 1) % hp.rescale_every == 0)
       for (float& v : x) v *= 0.5f;
   }
-  if (which == Logits::None) return;
-  const size_t first = which == Logits::All ? 0 : T - 1, rows = T - first;
-  cpu::layer_norm(&x[first * C], rows, C, ln_out_w_, ln_out_b_, hp.layer_norm_eps, z.data());
-  cpu::matmul(z.data(), rows, head_, logits);
+  // Gather the rows whose logits are wanted, run the head once, scatter.
+  std::vector<size_t> rows;
+  for (const Run& r : runs) {
+    const Logits which = seqs[&r - runs.data()].which;
+    if (which == Logits::All)
+      for (size_t t = 0; t < r.count; ++t) rows.push_back(r.begin + t);
+    else if (which == Logits::Last)
+      rows.push_back(r.begin + r.count - 1);
+  }
+  if (rows.empty()) return;
+  std::vector<float> xs(rows.size() * C), logits(rows.size() * V);
+  for (size_t i = 0; i < rows.size(); ++i) std::memcpy(&xs[i * C], &x[rows[i] * C], C * sizeof(float));
+  cpu::layer_norm(xs.data(), rows.size(), C, ln_out_w_, ln_out_b_, hp.layer_norm_eps, xs.data());
+  cpu::matmul(xs.data(), rows.size(), head_, logits.data());
   if (head_b_)
-    for (size_t t = 0; t < rows; ++t)
-      for (size_t v = 0; v < V; ++v) logits[t * V + v] += head_b_[v];
+    for (size_t i = 0; i < rows.size(); ++i)
+      for (size_t v = 0; v < V; ++v) logits[i * V + v] += head_b_[v];
+  size_t next = 0;
+  for (const Sequence& q : seqs) {
+    const size_t n = q.which == Logits::All ? q.tokens.size() : q.which == Logits::Last ? 1 : 0;
+    std::memcpy(q.logits, &logits[next * V], n * V * sizeof(float));
+    next += n;
+  }
 }
 
 }  // namespace rwkv

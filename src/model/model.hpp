@@ -18,6 +18,21 @@ namespace rwkv {
 
 enum class Logits { None, Last, All };
 
+// One sequence of a forward call: tokens that continue `state`, and which logits to write.
+struct Sequence {
+  State* state;
+  std::span<const int32_t> tokens;
+  Logits which = Logits::Last;
+  float* logits = nullptr;  // V values (Last) or tokens.size() × V (All)
+};
+
+// The rows of a forward call are runs of consecutive tokens, each continuing its own state.
+struct Run {
+  State* state;
+  size_t begin, count;
+};
+using Runs = std::span<const Run>;
+
 class Model {
  public:
   virtual ~Model() = default;
@@ -29,10 +44,16 @@ class Model {
   State new_state() const { return State(weights_.hp); }
   // Number of parameters the forward pass uses (unused tensors in the file not counted).
   size_t parameter_count() const { return parameter_count_; }
+  // Names of the tensors the forward pass uses, sorted.
+  std::vector<std::string> used_tensor_names() const;
 
   // Reads `tokens` starting from `state` and leaves in it the state after the last token.
   // Writes into `logits` nothing, the V logits of the last token, or T×V (row per token).
   void forward(State& state, std::span<const int32_t> tokens, Logits which, float* logits) const;
+  // Several sequences (with their own states) in one call: every projection is one matrix
+  // product over all their tokens. B sequences of one token each is batched decoding; a
+  // prompt chunk can ride along with them.
+  void forward_batch(std::span<const Sequence> sequences) const;
 
  protected:
   explicit Model(Weights w);
@@ -42,8 +63,8 @@ class Model {
     std::vector<float> v_first;
   };
   // Per-layer work of one version. z is the LayerNorm output [T][C]; out receives [T][C].
-  virtual void time_mix(int l, const float* z, size_t T, State& s, Scratch& sc, float* out) const = 0;
-  virtual void channel_mix(int l, const float* z, size_t T, State& s, float* out) const = 0;
+  virtual void time_mix(int l, const float* z, size_t T, Runs runs, Scratch& sc, float* out) const = 0;
+  virtual void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const = 0;
 
   // Parameters, checked against the expected shape (size-1 dimensions ignored). Vectors and
   // tensors come as float32; matrices stay in their block type if they have one.
@@ -63,9 +84,11 @@ class Model {
   std::vector<const float*> ln1_w_, ln1_b_, ln2_w_, ln2_b_, att_out_b_;
 };
 
-// z_prev for token shift (spec §1.2): row 0 from `shift`, row t from z[t−1]; then
-// `shift` takes the last row.
-std::vector<float> token_shift(const float* z, size_t T, size_t C, float* shift);
+// z_prev for token shift (spec §1.2): in each run, its first row takes the state's shift
+// vector (att_x or ffn_x of layer l) and row t takes z[t−1]; the state then keeps the run's
+// last row.
+enum class Shift { Att, Ffn };
+std::vector<float> token_shift(const float* z, size_t C, Runs runs, int l, Shift which);
 
 std::unique_ptr<Model> make_rwkv4(Weights w);
 std::unique_ptr<Model> make_rwkv5(Weights w);

@@ -47,10 +47,10 @@ class Rwkv4 final : public Model {
   };
 
   // spec §2.2
-  void time_mix(int l, const float* z, size_t T, State& s, Scratch&, float* out) const override {
+  void time_mix(int l, const float* z, size_t T, Runs runs, Scratch&, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, A = hparams().dim_att;
-    auto prev = token_shift(z, T, C, s.att_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Att);
     std::vector<float> xk(T * C), xv(T * C), xr(T * C), k(T * A), v(T * A), r(T * A), wkv(T * A);
     mix4(z, prev.data(), y.mix_k, T, C, xk.data());
     mix4(z, prev.data(), y.mix_v, T, C, xv.data());
@@ -58,17 +58,20 @@ class Rwkv4 final : public Model {
     cpu::matmul(xk.data(), T, y.Wk, k.data());
     cpu::matmul(xv.data(), T, y.Wv, v.data());
     cpu::matmul(xr.data(), T, y.Wr, r.data());
-    float* st = s.wkv(l);
-    cpu::wkv4(T, A, k.data(), v.data(), y.w.data(), y.u, st, st + A, st + 2 * A, wkv.data());
+    for (const Run& run : runs) {  // the scan continues each run's own state
+      float* st = run.state->wkv(l);
+      const size_t o = run.begin * A;
+      cpu::wkv4(run.count, A, &k[o], &v[o], y.w.data(), y.u, st, st + A, st + 2 * A, &wkv[o]);
+    }
     for (size_t i = 0; i < T * A; ++i) wkv[i] *= cpu::sigmoid(r[i]);
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
   // spec §2.4
-  void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {
+  void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, T, C, s.ffn_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
     std::vector<float> xk(T * C), xr(T * C);
     mix4(z, prev.data(), y.ffn_mix_k, T, C, xk.data());
     mix4(z, prev.data(), y.ffn_mix_r, T, C, xr.data());

@@ -62,11 +62,11 @@ class Rwkv5 final : public Model {
     GatedFfn ffn;
   };
 
-  void time_mix(int l, const float* z, size_t T, State& s, Scratch&, float* out) const override {
+  void time_mix(int l, const float* z, size_t T, Runs runs, Scratch&, float* out) const override {
     const Layer& y = layers_[l];
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size;
-    auto prev = token_shift(z, T, C, s.att_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Att);
     std::vector<float> x(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C);
     mix4(z, prev.data(), y.mix_r, T, C, x.data());
     cpu::matmul(x.data(), T, y.Wr, r.data());  // no sigmoid on r in v5
@@ -74,7 +74,10 @@ class Rwkv5 final : public Model {
     cpu::matmul(x.data(), T, y.Wk, k.data());
     mix4(z, prev.data(), y.mix_v, T, C, x.data());
     cpu::matmul(x.data(), T, y.Wv, v.data());
-    cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), y.w.data(), 0, y.u.data(), s.wkv(l), wkv.data());
+    for (const Run& run : runs) {  // the scan continues each run's own state
+      const size_t o = run.begin * C;
+      cpu::wkv5(run.count, H, N, &r[o], &k[o], &v[o], y.w.data(), 0, y.u.data(), run.state->wkv(l), &wkv[o]);
+    }
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     if (hparams().v5_gate) {
       std::vector<float> g(T * C);
@@ -85,10 +88,10 @@ class Rwkv5 final : public Model {
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
-  void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {
+  void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, T, C, s.ffn_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
     std::vector<float> xk(T * C), xr(T * C);
     mix4(z, prev.data(), y.ffn_mix_k, T, C, xk.data());
     mix4(z, prev.data(), y.ffn_mix_r, T, C, xr.data());

@@ -51,11 +51,11 @@ class Rwkv6 final : public Model {
     GatedFfn ffn;
   };
 
-  void time_mix(int l, const float* z, size_t T, State& s, Scratch&, float* out) const override {
+  void time_mix(int l, const float* z, size_t T, Runs runs, Scratch&, float* out) const override {
     const Layer& y = layers_[l];
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, D = hp.lora_mix, Dd = hp.lora_decay;
-    auto prev = token_shift(z, T, C, s.att_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Att);
     std::vector<float> xx(T * C), m(T * 5 * D), part(T * D), mj(T * C);
     mix7(z, prev.data(), y.maa_x, T, C, xx.data());
     cpu::matmul(xx.data(), T, y.maa_w1, m.data());
@@ -85,16 +85,19 @@ class Rwkv6 final : public Model {
     cpu::matmul(xk.data(), T, y.Wk, k.data());
     cpu::matmul(xv.data(), T, y.Wv, v.data());
     cpu::matmul(xg.data(), T, y.Wg, g.data());
-    cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), w.data(), C, y.u, s.wkv(l), wkv.data());
+    for (const Run& run : runs) {  // the scan continues each run's own state
+      const size_t o = run.begin * C;
+      cpu::wkv5(run.count, H, N, &r[o], &k[o], &v[o], &w[o], C, y.u, run.state->wkv(l), &wkv[o]);
+    }
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
-  void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {
+  void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, T, C, s.ffn_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
     std::vector<float> xk(T * C), xr(T * C);
     mix7(z, prev.data(), y.ffn_maa_k, T, C, xk.data());
     mix7(z, prev.data(), y.ffn_maa_r, T, C, xr.data());

@@ -68,11 +68,11 @@ class Rwkv7 final : public Model {
   }
   static float tanh_f(float x) { return std::tanh(x); }
 
-  void time_mix(int l, const float* z, size_t T, State& s, Scratch& sc, float* out) const override {
+  void time_mix(int l, const float* z, size_t T, Runs runs, Scratch& sc, float* out) const override {
     const Layer& y = layers_[l];
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, TC = T * C;
-    auto prev = token_shift(z, T, C, s.att_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Att);
     std::vector<float> xs[6];  // xr, xw, xk, xv, xa, xg
     for (size_t j = 0; j < 6; ++j) {
       xs[j].resize(TC);
@@ -114,7 +114,10 @@ class Rwkv7 final : public Model {
       b[i] = kk[i] * a[i];
       kk[i] = -kk[i];
     }
-    cpu::wkv7(T, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), s.wkv(l), wkv.data());
+    for (const Run& run : runs) {  // the scan continues each run's own state
+      const size_t o = run.begin * C;
+      cpu::wkv7(run.count, H, N, &r[o], &w[o], &k[o], &v[o], &kk[o], &b[o], run.state->wkv(l), &wkv[o]);
+    }
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     // Bonus: per head (Σ_j r_j k_j r_k[j])·v, then the output gate.
     for (size_t t = 0; t < T; ++t)
@@ -128,10 +131,10 @@ class Rwkv7 final : public Model {
   }
 
   // spec §3.4: no receptance gate.
-  void channel_mix(int l, const float* z, size_t T, State& s, float* out) const override {
+  void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, T, C, s.ffn_x(l));
+    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
     std::vector<float> xk(T * C), k(T * F);
     mix7(z, prev.data(), y.ffn_x_k, T, C, xk.data());
     cpu::matmul(xk.data(), T, y.ffn_Wk, k.data());
