@@ -62,9 +62,12 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the rwkv CLI with the given argument string (shell syntax).
-inline CommandResult run_cli(const std::string& args) {
-  std::string cmd = std::string(RWKV_CLI_PATH) + " " + args + " 2>&1";
+// Runs the rwkv CLI with the given argument string (bash syntax); output is stdout and, unless
+// `stdout_only`, stderr.
+inline CommandResult run_cli(const std::string& args, bool stdout_only = false) {
+  std::string cmd = "bash -c '" + std::string(RWKV_CLI_PATH) + " ";
+  for (char c : args) cmd += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  cmd += stdout_only ? " 2>/dev/null'" : " 2>&1'";
   FILE* p = ::popen(cmd.c_str(), "r");
   CommandResult r{-1, {}};
   if (!p) return r;

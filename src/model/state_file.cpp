@@ -1,6 +1,6 @@
 // State file format (little-endian): "RWKVSTAT", u32 version 1, u32 arch, n_layer, n_embd,
 // head_size, vocab_size, u64 weights hash, then three sections each u64 count + data: state
-// floats, logits floats, sampler bytes.
+// floats, logits floats, sampler bytes, label bytes.
 #include "model/state_file.hpp"
 
 #include <cstdio>
@@ -74,6 +74,7 @@ void save_state_file(const std::string& path, const Model& model, const SavedSta
   section(s.state.data().data(), s.state.data().size(), 4);
   section(s.logits.data(), s.logits.size(), 4);
   section(s.sampler.data(), s.sampler.size(), 1);
+  section(s.label.data(), s.label.size(), 1);
   const std::string tmp = path + ".tmp";
   FILE* f = std::fopen(tmp.c_str(), "wb");
   if (!f) fail(path, ": cannot open for writing");
@@ -100,7 +101,7 @@ SavedState load_state_file(const std::string& path, const Model& model) {
          ", vocabulary ", want[4], ")");
   if (hash != weights_hash(model))
     fail(path, ": state of a model with the same shapes but different weights");
-  SavedState s{model.new_state(), {}, {}};
+  SavedState s{model.new_state(), {}, {}, {}};
   auto count = [&](size_t elem, const char* what) {
     const uint64_t n = r.read<uint64_t>(what);
     if (n > r.remaining() / elem) fail(path, ": truncated ", what, " (", n, " values declared)");
@@ -115,6 +116,8 @@ SavedState load_state_file(const std::string& path, const Model& model) {
   std::memcpy(s.logits.data(), r.take(n_logits * 4, "logits"), n_logits * 4);
   const size_t n_sampler = count(1, "sampler state");
   s.sampler = r.read_string(n_sampler, "sampler state");
+  const size_t n_label = count(1, "label");
+  s.label = r.read_string(n_label, "label");
   if (!r.at_end()) fail(path, ": unexpected bytes after the end of the state");
   return s;
 }

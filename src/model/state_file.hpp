@@ -14,6 +14,7 @@ struct SavedState {
   State state;
   std::vector<float> logits;  // V values, or empty
   std::string sampler;        // Sampler::save(), or empty
+  std::string label;          // free text, e.g. the text a cached state has read
 };
 
 // 64-bit hash of the tensors the model uses (names, types, shapes, bytes), so that the same

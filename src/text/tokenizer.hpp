@@ -47,3 +47,14 @@ std::string sanitize_utf8(std::string_view s);
 size_t complete_utf8_prefix(std::string_view s);
 
 }  // namespace rwkv
+
+namespace rwkv {
+
+// The tokenizer named by `spec`: "world", "20b", "bytes", a path to a World vocabulary (.txt)
+// or to a tokenizer.json, or "" / "auto" to choose from the vocabulary size (65536 → World,
+// 50277 → 20B, 256 → bytes; spec §4.3). Vocabulary files are looked up in $RWKV_TOKENIZER_DIR,
+// next to the model file, in ./tokenizers and in the current directory.
+std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& spec, size_t model_vocab_size,
+                                             const std::string& model_path);
+
+}  // namespace rwkv

@@ -8,6 +8,10 @@ void register_commands(CLI::App& app) {
   register_logits(app);
   register_convert(app);
   register_init(app);
+  register_tokenize(app);
+  register_generate(app);
+  register_chat(app);
+  register_serve(app);
 }
 
 }  // namespace rwkv::cli

@@ -10,5 +10,9 @@ void register_info(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_convert(CLI::App& app);
 void register_init(CLI::App& app);
+void register_tokenize(CLI::App& app);  // tokenize and detokenize
+void register_generate(CLI::App& app);
+void register_chat(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace rwkv::cli
