@@ -123,3 +123,34 @@ TEST(Scheduler, QueueLimitCancellationAndBadRequests) {
 
 }  // namespace
 }  // namespace rwkv::serve
+
+namespace rwkv::serve {
+namespace {
+
+// Replies that end inside a UTF-8 character (random bytes from a byte-level model) must not
+// break the chat cache: every job finishes, none takes the worker down.
+TEST(Scheduler, CachedRepliesWithBrokenCharactersFinishCleanly) {
+  auto model = Model::load(model_path());
+  auto tok = make_byte_tokenizer();
+  Scheduler sched(*model, *tok, {4, 64, 16, 8, ""});
+  std::vector<std::shared_ptr<Job>> jobs;
+  for (int i = 0; i < 24; ++i) {
+    CompletionRequest r;
+    r.prompt = "User: tell me something " + std::to_string(i) + "\n\nAssistant:";
+    r.max_tokens = 1 + i % 7;
+    r.sampling.temperature = 3.0f;  // nearly uniform over all 256 bytes
+    r.sampling.top_p = 1.0f;
+    r.sampling.seed = static_cast<uint64_t>(i);
+    r.stop = {"\n\n"};
+    r.cache_reply = true;
+    jobs.push_back(sched.submit(r));
+  }
+  for (auto& j : jobs) {
+    auto [text, done] = collect(*j);
+    EXPECT_EQ(done.kind, Event::Kind::Done) << done.error;
+  }
+  EXPECT_EQ(sched.metrics().requests_failed, 0u);
+}
+
+}  // namespace
+}  // namespace rwkv::serve

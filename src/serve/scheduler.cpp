@@ -57,6 +57,13 @@ struct Scheduler::Active {
 };
 
 namespace {
+template <typename Jobs>
+size_t unfinished(const Jobs& running) {
+  size_t n = 0;
+  for (const auto& a : running) n += a->finish_reason.empty();
+  return n;
+}
+
 double now_s() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
@@ -180,10 +187,90 @@ void Scheduler::finish_job(Active& a, const std::string& reason) {
   a.finish_reason = reason;
   const std::string rest = a.stream->flush();
   if (!rest.empty()) a.job->push({Event::Kind::Text, rest, "", 0, 0, ""});
-  Event done{Event::Kind::Done, "", reason, a.prompt_tokens, a.generated, ""};
-  a.job->push(done);
-  std::lock_guard<std::mutex> lock(mu_);
-  metrics_.completion_tokens_total += a.generated;
+  {  // counters first, so that a client that reads /metrics after its reply sees them
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.completion_tokens_total += a.generated;
+    if (metrics_.running > 0) metrics_.running--;
+  }
+  a.job->push({Event::Kind::Done, "", reason, a.prompt_tokens, a.generated, ""});
+}
+
+// Decides what job `a` does in this step: sample its next token from the last logits (and
+// maybe finish), then add what it reads (a prompt chunk or that token) to the batch.
+void Scheduler::prepare(Active& a, std::vector<Sequence>& batch, std::vector<Active*>& in_batch,
+                        std::vector<std::vector<int32_t>>& chunks) {
+  if (a.job->cancelled() && !a.caching) {
+    a.finish_reason = "cancelled";
+    std::lock_guard<std::mutex> lock(mu_);
+    metrics_.requests_cancelled++;
+    return;
+  }
+  if (a.pending.empty() && !a.logits.empty() && !a.caching) {
+    std::string reason;
+    if (a.generated >= a.req.max_tokens) {
+      reason = "length";
+    } else {
+      // Sample the next token from last step's logits.
+      std::vector<float> l = a.logits;
+      const int32_t token = a.sampler->sample(l);
+      if (a.req.stop_at_end_of_text && token == tokenizer_.end_of_text()) {
+        reason = "stop";
+      } else {
+        a.sampler->accept(token);
+        a.generated++;
+        const std::string bytes = tokenizer_.token_bytes(token);
+        const std::string text = a.stream->add(bytes);
+        if (!text.empty()) a.job->push({Event::Kind::Text, text, "", 0, 0, ""});
+        if (a.stream->stopped()) {
+          reason = "stop";
+        } else if (a.generated >= a.req.max_tokens) {
+          reason = "length";
+        } else {
+          a.to_feed = token;
+          a.read_text += bytes;
+        }
+      }
+    }
+    if (!reason.empty()) {
+      finish_job(a, reason);
+      if (!a.req.cache_reply) return;
+      // Read the rest of the turn so that the cached state matches the conversation text a
+      // follow-up request sends back: prompt + reply + suffix.
+      const std::string fed = a.read_text.substr(a.req.prompt.size());
+      const std::string tail = a.stream->text() + a.req.turn_suffix;
+      // No cache when the reply was cut inside a token, or the read part ends inside a
+      // character (the rest is then not text a tokenizer can read).
+      if (tail.compare(0, fed.size(), fed) != 0 || complete_utf8_prefix(fed) != fed.size() ||
+          sanitize_utf8(fed) != fed)
+        return;
+      a.caching = true;
+      a.read_text = a.req.prompt + tail;
+      a.pending = tokenizer_.encode(tail.substr(fed.size()));
+      if (a.pending.empty()) {
+        std::lock_guard<std::mutex> lock(mu_);
+        cache_put(a.read_text, a.state);
+        a.caching = false;
+        return;
+      }
+    }
+  }
+  // What this job reads in this step: a prompt (or suffix) chunk, or its last token.
+  std::vector<int32_t> toks;
+  if (!a.pending.empty()) {
+    const size_t n = std::min(a.pending.size(), static_cast<size_t>(opt_.prefill_chunk));
+    toks.assign(a.pending.begin(), a.pending.begin() + static_cast<long>(n));
+    a.pending.erase(a.pending.begin(), a.pending.begin() + static_cast<long>(n));
+  } else if (a.to_feed >= 0) {
+    toks.push_back(a.to_feed);
+    a.to_feed = -1;
+  } else {
+    return;
+  }
+  chunks.push_back(std::move(toks));
+  a.logits.resize(model_.hparams().vocab_size);
+  const bool want_logits = a.pending.empty() && !a.caching;
+  batch.push_back({&a.state, chunks.back(), want_logits ? Logits::Last : Logits::None, a.logits.data()});
+  in_batch.push_back(&a);
 }
 
 void Scheduler::step(std::vector<std::unique_ptr<Active>>& running) {
@@ -193,74 +280,15 @@ void Scheduler::step(std::vector<std::unique_ptr<Active>>& running) {
   chunks.reserve(running.size());
   for (auto& ap : running) {
     Active& a = *ap;
-    if (a.job->cancelled() && !a.caching) {
-      a.finish_reason = "cancelled";
+    try {
+      prepare(a, batch, in_batch, chunks);
+    } catch (const std::exception& e) {  // one bad job must not take the server down
+      a.job->push({Event::Kind::Error, "", "", 0, 0, e.what()});
+      a.finish_reason = "error";
+      a.caching = false;
       std::lock_guard<std::mutex> lock(mu_);
-      metrics_.requests_cancelled++;
-      continue;
+      metrics_.requests_failed++;
     }
-    if (a.pending.empty() && !a.logits.empty() && !a.caching) {
-      std::string reason;
-      if (a.generated >= a.req.max_tokens) {
-        reason = "length";
-      } else {
-        // Sample the next token from last step's logits.
-        std::vector<float> l = a.logits;
-        const int32_t token = a.sampler->sample(l);
-        if (a.req.stop_at_end_of_text && token == tokenizer_.end_of_text()) {
-          reason = "stop";
-        } else {
-          a.sampler->accept(token);
-          a.generated++;
-          const std::string bytes = tokenizer_.token_bytes(token);
-          const std::string text = a.stream->add(bytes);
-          if (!text.empty()) a.job->push({Event::Kind::Text, text, "", 0, 0, ""});
-          if (a.stream->stopped()) {
-            reason = "stop";
-          } else if (a.generated >= a.req.max_tokens) {
-            reason = "length";
-          } else {
-            a.to_feed = token;
-            a.read_text += bytes;
-          }
-        }
-      }
-      if (!reason.empty()) {
-        finish_job(a, reason);
-        if (!a.req.cache_reply) continue;
-        // Read the rest of the turn so that the cached state matches the conversation text a
-        // follow-up request sends back: prompt + reply + suffix.
-        const std::string fed = a.read_text.substr(a.req.prompt.size());
-        const std::string tail = a.stream->text() + a.req.turn_suffix;
-        if (tail.compare(0, fed.size(), fed) != 0) continue;  // reply cut inside a token: no cache
-        a.caching = true;
-        a.read_text = a.req.prompt + tail;
-        a.pending = tokenizer_.encode(tail.substr(fed.size()));
-        if (a.pending.empty()) {
-          std::lock_guard<std::mutex> lock(mu_);
-          cache_put(a.read_text, a.state);
-          a.caching = false;
-          continue;
-        }
-      }
-    }
-    // What this job reads in this step: a prompt (or suffix) chunk, or its last token.
-    std::vector<int32_t> toks;
-    if (!a.pending.empty()) {
-      const size_t n = std::min(a.pending.size(), static_cast<size_t>(opt_.prefill_chunk));
-      toks.assign(a.pending.begin(), a.pending.begin() + static_cast<long>(n));
-      a.pending.erase(a.pending.begin(), a.pending.begin() + static_cast<long>(n));
-    } else if (a.to_feed >= 0) {
-      toks.push_back(a.to_feed);
-      a.to_feed = -1;
-    } else {
-      continue;
-    }
-    chunks.push_back(std::move(toks));
-    a.logits.resize(model_.hparams().vocab_size);
-    const bool want_logits = a.pending.empty() && !a.caching;
-    batch.push_back({&a.state, chunks.back(), want_logits ? Logits::Last : Logits::None, a.logits.data()});
-    in_batch.push_back(&a);
   }
   if (!batch.empty()) {
     try {
@@ -325,7 +353,7 @@ void Scheduler::worker() {
         lock.lock();
       }
       metrics_.queued = queue_.size();
-      metrics_.running = running.size();
+      metrics_.running = unfinished(running);
     }
     step(running);
     std::lock_guard<std::mutex> lock(mu_);
@@ -339,7 +367,7 @@ void Scheduler::worker() {
     const double span = rate_window_.back().first - rate_window_.front().first;
     metrics_.tokens_per_second =
         span > 0 ? static_cast<double>(rate_window_.back().second - rate_window_.front().second) / span : 0;
-    metrics_.running = running.size();
+    metrics_.running = unfinished(running);
   }
 }
 

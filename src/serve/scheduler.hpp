@@ -105,6 +105,8 @@ class Scheduler {
   struct Active;
   void worker();
   void step(std::vector<std::unique_ptr<Active>>& running);
+  void prepare(Active& a, std::vector<Sequence>& batch, std::vector<Active*>& in_batch,
+               std::vector<std::vector<int32_t>>& chunks);
   void start_job(Active& a);
   void finish_job(Active& a, const std::string& reason);
   void cache_put(const std::string& text, const State& state);

@@ -11,6 +11,7 @@ void register_commands(CLI::App& app) {
   register_tokenize(app);
   register_generate(app);
   register_chat(app);
+  register_serve(app);
 }
 
 }  // namespace rwkv::cli

@@ -13,5 +13,6 @@ void register_init(CLI::App& app);
 void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_generate(CLI::App& app);
 void register_chat(CLI::App& app);
+void register_serve(CLI::App& app);
 
 }  // namespace rwkv::cli

@@ -3,7 +3,15 @@
 
 #include <cblas.h>
 
+#include <algorithm>
+
+#include <thread>
+
 namespace rwkv::cpu {
+
+void set_threads(int n) {
+  openblas_set_num_threads(n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+}
 
 void matmul(const float* X, size_t T, const Matrix& Wm, float* Y) {
   if (T == 0 || Wm.rows == 0) return;

@@ -35,6 +35,10 @@ struct Q8Block {
 };
 void quantize_q8(const float* x, size_t n, Q8Block* out);
 
+// Threads the matrix products may use (OpenBLAS's pool; its idle threads spin, which hurts
+// when many other threads share the cores, e.g. a server's connections). 0 = all cores.
+void set_threads(int n);
+
 // LayerNorm of each of T rows of length n (biased variance, eps inside the root; spec §0.1).
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,
                 float eps, float* y);
