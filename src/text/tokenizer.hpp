@@ -38,6 +38,8 @@ std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path);
 // Vocabulary 256, id = byte value (the tiny test models and byte-level training).
 std::unique_ptr<Tokenizer> make_byte_tokenizer();
 
+// Appends the UTF-8 encoding of code point `cp` (≤ U+10FFFF) to `out`.
+void append_utf8(std::string& out, char32_t cp);
 // Throws rwkv::Error naming the offset of the first invalid byte if `s` is not valid UTF-8.
 void check_utf8(std::string_view s, const char* what);
 // `s` with every invalid UTF-8 sequence replaced by U+FFFD (one per maximal invalid subpart).
