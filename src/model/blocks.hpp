@@ -27,16 +27,22 @@ inline void mix7(const float* z, const float* prev, const float* mu, size_t T, s
 }
 
 struct GatedFfn {
-  cpu::Matrix Wk, Wv, Wr;  // (F,C), (C,F), (C,C)
+  cpu::Matrix Wk, Wv, Wr;           // (F,C), (C,F), (C,C)
+  const float *mix_k, *mix_r;       // token-shift weights
+  bool mix_weighs_previous;         // RWKV-6 (mix7) rather than RWKV-4/5 (mix4)
 };
 
+// xk, xr = the version's token-shift mixes of z and z_prev;
 // out = σ(W_r·xr) ⊙ (W_v · relu²(W_k·xk)) for T tokens.
-inline void gated_channel_mix(const GatedFfn& f, const float* xk, const float* xr, size_t T,
-                              size_t C, size_t F, float* out) {
-  std::vector<float> k(T * F), r(T * C);
-  cpu::matmul(xk, T, f.Wk, k.data());
+inline void gated_channel_mix(const GatedFfn& f, const float* z, const float* prev, size_t T, size_t C,
+                              size_t F, float* out) {
+  std::vector<float> xk(T * C), xr(T * C), k(T * F), r(T * C);
+  const auto mix = f.mix_weighs_previous ? mix7 : mix4;
+  mix(z, prev, f.mix_k, T, C, xk.data());
+  mix(z, prev, f.mix_r, T, C, xr.data());
+  cpu::matmul(xk.data(), T, f.Wk, k.data());
   for (float& x : k) x = cpu::relu_sq(x);
-  cpu::matmul(xr, T, f.Wr, r.data());
+  cpu::matmul(xr.data(), T, f.Wr, r.data());
   cpu::matmul(k.data(), T, f.Wv, out);
   for (size_t i = 0; i < T * C; ++i) out[i] *= cpu::sigmoid(r[i]);
 }

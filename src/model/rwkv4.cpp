@@ -29,10 +29,9 @@ class Rwkv4 final : public Model {
       y.Wv = matrix(n("time_mix_value.weight"), A, C);
       y.Wr = matrix(n("time_mix_receptance.weight"), A, C);
       y.Wo = matrix(n("time_mix_output.weight"), C, A);
-      y.ffn_mix_k = vector(n("channel_mix_lerp_k.weight"), C);
-      y.ffn_mix_r = vector(n("channel_mix_lerp_r.weight"), C);
       y.ffn = {matrix(n("channel_mix_key.weight"), F, C), matrix(n("channel_mix_value.weight"), C, F),
-               matrix(n("channel_mix_receptance.weight"), C, C)};
+               matrix(n("channel_mix_receptance.weight"), C, C),
+               vector(n("channel_mix_lerp_k.weight"), C), vector(n("channel_mix_lerp_r.weight"), C), false};
       layers_.push_back(std::move(y));
     }
   }
@@ -42,7 +41,6 @@ class Rwkv4 final : public Model {
     const float *mix_k, *mix_v, *mix_r, *u;
     cpu::Matrix Wk, Wv, Wr, Wo;
     std::vector<float> w;
-    const float *ffn_mix_k, *ffn_mix_r;
     GatedFfn ffn;
   };
 
@@ -71,11 +69,8 @@ class Rwkv4 final : public Model {
   void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
-    std::vector<float> xk(T * C), xr(T * C);
-    mix4(z, prev.data(), y.ffn_mix_k, T, C, xk.data());
-    mix4(z, prev.data(), y.ffn_mix_r, T, C, xr.data());
-    gated_channel_mix(y.ffn, xk.data(), xr.data(), T, C, F, out);
+    const auto prev = token_shift(z, C, runs, l, Shift::Ffn);
+    gated_channel_mix(y.ffn, z, prev.data(), T, C, F, out);
   }
 
   std::vector<Layer> layers_;

@@ -44,10 +44,9 @@ class Rwkv5 final : public Model {
       }
       y.ln_x_w = vector(n("time_mix_ln.weight"), C);
       y.ln_x_b = vector(n("time_mix_ln.bias"), C);
-      y.ffn_mix_k = vector(n("channel_mix_lerp_k.weight"), C);
-      y.ffn_mix_r = vector(n("channel_mix_lerp_r.weight"), C);
       y.ffn = {matrix(n("channel_mix_key.weight"), F, C), matrix(n("channel_mix_value.weight"), C, F),
-               matrix(n("channel_mix_receptance.weight"), C, C)};
+               matrix(n("channel_mix_receptance.weight"), C, C),
+               vector(n("channel_mix_lerp_k.weight"), C), vector(n("channel_mix_lerp_r.weight"), C), false};
       layers_.push_back(std::move(y));
     }
   }
@@ -58,7 +57,6 @@ class Rwkv5 final : public Model {
     std::vector<float> w, u;
     cpu::Matrix Wr, Wk, Wv, Wo, Wg;
     const float *ln_x_w, *ln_x_b;
-    const float *ffn_mix_k, *ffn_mix_r;
     GatedFfn ffn;
   };
 
@@ -91,11 +89,8 @@ class Rwkv5 final : public Model {
   void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
-    std::vector<float> xk(T * C), xr(T * C);
-    mix4(z, prev.data(), y.ffn_mix_k, T, C, xk.data());
-    mix4(z, prev.data(), y.ffn_mix_r, T, C, xr.data());
-    gated_channel_mix(y.ffn, xk.data(), xr.data(), T, C, F, out);
+    const auto prev = token_shift(z, C, runs, l, Shift::Ffn);
+    gated_channel_mix(y.ffn, z, prev.data(), T, C, F, out);
   }
 
   std::vector<Layer> layers_;

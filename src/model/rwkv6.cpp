@@ -35,10 +35,9 @@ class Rwkv6 final : public Model {
       y.Wo = matrix(n("time_mix_output.weight"), C, C);
       y.ln_x_w = vector(n("time_mix_ln.weight"), C);
       y.ln_x_b = vector(n("time_mix_ln.bias"), C);
-      y.ffn_maa_k = vector(n("channel_mix_lerp_k.weight"), C);
-      y.ffn_maa_r = vector(n("channel_mix_lerp_r.weight"), C);
       y.ffn = {matrix(n("channel_mix_key.weight"), F, C), matrix(n("channel_mix_value.weight"), C, F),
-               matrix(n("channel_mix_receptance.weight"), C, C)};
+               matrix(n("channel_mix_receptance.weight"), C, C),
+               vector(n("channel_mix_lerp_k.weight"), C), vector(n("channel_mix_lerp_r.weight"), C), true};
       layers_.push_back(y);
     }
   }
@@ -47,7 +46,6 @@ class Rwkv6 final : public Model {
   struct Layer {
     const float *maa_x, *maa, *maa_w2, *decay, *u, *ln_x_w, *ln_x_b;
     cpu::Matrix maa_w1, decay_w1, decay_w2, Wr, Wk, Wv, Wg, Wo;
-    const float *ffn_maa_k, *ffn_maa_r;
     GatedFfn ffn;
   };
 
@@ -97,11 +95,8 @@ class Rwkv6 final : public Model {
   void channel_mix(int l, const float* z, size_t T, Runs runs, float* out) const override {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
-    auto prev = token_shift(z, C, runs, l, Shift::Ffn);
-    std::vector<float> xk(T * C), xr(T * C);
-    mix7(z, prev.data(), y.ffn_maa_k, T, C, xk.data());
-    mix7(z, prev.data(), y.ffn_maa_r, T, C, xr.data());
-    gated_channel_mix(y.ffn, xk.data(), xr.data(), T, C, F, out);
+    const auto prev = token_shift(z, C, runs, l, Shift::Ffn);
+    gated_channel_mix(y.ffn, z, prev.data(), T, C, F, out);
   }
 
   std::vector<Layer> layers_;
