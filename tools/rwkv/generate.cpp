@@ -54,6 +54,7 @@ void register_generate(CLI::App& app) {
     });
     const auto t2 = clock::now();
     std::printf("\n");
+    std::fflush(stdout);  // the text before the speed line on a terminal
     if (!f.state_out.empty()) save_state_file(f.state_out, *model, session.save());
     const double tp = std::chrono::duration<double>(t1 - t0).count(), tg = std::chrono::duration<double>(t2 - t1).count();
     std::fprintf(stderr, "prompt: %zu tokens, %.1f tokens/s; generated: %zu tokens, %.1f tokens/s; stopped by %s\n",
