@@ -22,6 +22,7 @@
 #include <thread>
 
 #include "io/error.hpp"
+#include "text/session.hpp"
 
 namespace rwkv::serve {
 
@@ -29,21 +30,6 @@ using json = nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 // ---- chat prompt (spec §8.3)
-
-std::string clean_chat_text(const std::string& text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size(); ++i) {
-    char c = text[i];
-    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;  // \r\n → \n
-    if (c == '\n' && !out.empty() && out.back() == '\n') continue;
-    out += c;
-  }
-  const char* space = " \t\n\r\f\v";
-  const size_t a = out.find_first_not_of(space);
-  if (a == std::string::npos) return "";
-  return out.substr(a, out.find_last_not_of(space) - a + 1);
-}
 
 std::string render_chat_prompt(const std::vector<ChatMessage>& messages) {
   std::string prompt;

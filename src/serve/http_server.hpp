@@ -54,8 +54,5 @@ struct ChatMessage {
 // turns in order, each message cleaned, then "Assistant:" for the reply. Throws rwkv::Error
 // for an unknown role.
 std::string render_chat_prompt(const std::vector<ChatMessage>& messages);
-// spec §8.3: \r\n → \n, runs of newlines collapsed into one, trimmed, so that a message never
-// contains the turn separator "\n\n".
-std::string clean_chat_text(const std::string& text);
 
 }  // namespace rwkv::serve

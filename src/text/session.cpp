@@ -8,6 +8,21 @@
 
 namespace rwkv {
 
+std::string clean_chat_text(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    char c = text[i];
+    if (c == '\r' && i + 1 < text.size() && text[i + 1] == '\n') continue;  // \r\n → \n
+    if (c == '\n' && !out.empty() && out.back() == '\n') continue;
+    out += c;
+  }
+  const char* space = " \t\n\r\f\v";
+  const size_t a = out.find_first_not_of(space);
+  if (a == std::string::npos) return "";
+  return out.substr(a, out.find_last_not_of(space) - a + 1);
+}
+
 Session::Session(const Model& model, const Tokenizer& tokenizer, SamplerOptions sampling)
     : model_(model), tokenizer_(tokenizer), sampler_(std::move(sampling), &tokenizer), state_(model.new_state()) {
   if (tokenizer.vocab_size() > static_cast<size_t>(model.hparams().vocab_size))

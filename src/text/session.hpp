@@ -25,6 +25,10 @@ struct GenerateResult {
   std::string stopped_by;      // "length", "end of text" or "stop string"
 };
 
+// spec §8.3: \r\n → \n, runs of newlines collapsed into one, trimmed, so that a chat message
+// never contains the turn separator "\n\n". Used by `rwkv chat` and `rwkv serve`.
+std::string clean_chat_text(const std::string& text);
+
 class Session {
  public:
   Session(const Model& model, const Tokenizer& tokenizer, SamplerOptions sampling);

@@ -13,19 +13,6 @@
 
 namespace rwkv::cli {
 
-namespace {
-// spec §8.3: \r\n → \n, runs of newlines → one, trimmed; "\n\n" separates turns.
-std::string clean_message(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    if (c == '\r') continue;
-    if (c == '\n' && !out.empty() && out.back() == '\n') continue;
-    out += c;
-  }
-  const size_t a = out.find_first_not_of(" \t\n"), b = out.find_last_not_of(" \t\n");
-  return a == std::string::npos ? "" : out.substr(a, b - a + 1);
-}
-}  // namespace
 
 void register_chat(CLI::App& app) {
   static TextFlags f;
@@ -47,7 +34,7 @@ void register_chat(CLI::App& app) {
     f.sampling.banned.push_back(tokenizer->end_of_text());
     Session session(*model, *tokenizer, f.sampling);
     if (!f.state_in.empty()) session.restore(load_state_file(f.state_in, *model));
-    if (!system.empty()) session.feed_text("System: " + clean_message(system) + "\n\n");
+    if (!system.empty()) session.feed_text("System: " + clean_chat_text(system) + "\n\n");
     g.stop = {"\n\n"};
     g.stop_at_end_of_text = false;
     const bool interactive = ::isatty(STDIN_FILENO);
@@ -58,7 +45,7 @@ void register_chat(CLI::App& app) {
         std::fflush(stdout);
       }
       if (!std::getline(std::cin, line) || line == "/exit") break;
-      const std::string message = clean_message(line);
+      const std::string message = clean_chat_text(line);
       if (message.empty()) continue;
       check_utf8(message, "message");
       session.feed_text("User: " + message + "\n\nAssistant:");
