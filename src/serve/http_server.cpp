@@ -345,6 +345,13 @@ struct Listener : httplib::Server {
     const auto sock = svr_sock_.exchange(INVALID_SOCKET);
     if (sock != INVALID_SOCKET) ::close(sock);
   }
+  // Debian's compiled httplib listens with a backlog of 5: a burst of new connections (64
+  // clients) overflows it, and the dropped handshakes surface as 1 s stalls and reset
+  // connections. Listening again on the bound socket only widens the queue.
+  void widen_backlog(int backlog) {
+    const auto sock = svr_sock_.load();
+    if (sock != INVALID_SOCKET) ::listen(sock, backlog);
+  }
 };
 
 struct HttpServer::Impl {
@@ -837,6 +844,7 @@ bool HttpServer::bind() {
     if (!s.svr.bind_to_port(s.opt.host, s.opt.port)) return false;
     s.port = s.opt.port;
   }
+  s.svr.widen_backlog(SOMAXCONN);
   s.bound = true;
   return true;
 }
