@@ -3,7 +3,7 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config libgtest-dev libbenchmark-dev
           libopenblas-dev libcli11-dev nlohmann-json3-dev libutf8proc-dev
-          libcpp-httplib-dev)
+          libcpp-httplib-dev libhwy-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

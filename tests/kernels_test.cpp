@@ -1,5 +1,7 @@
 // Every CPU kernel against a slow, obvious reference computed in double.
+#include <atomic>
 #include <cmath>
+#include <thread>
 #include <random>
 #include <vector>
 
@@ -32,6 +34,59 @@ TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
         ASSERT_NEAR(Y[t * out + o], ref, 1e-4) << T << " " << t << " " << o;
       }
   }
+}
+
+// The SIMD float kernels (f32, f16, bf16 weights) against the decoded double reference, for
+// shapes that exercise every row and token tail and several token blocks.
+TEST(Kernels, MatmulFloatTypesMatchReference) {
+  std::mt19937 rng(11);
+  for (DType type : {DType::F32, DType::F16, DType::BF16})
+    for (size_t in : {5, 64, 301, 3000})
+      for (size_t out : {1, 7, 33})
+        for (size_t T : {1, 2, 7, 13, 40}) {
+          auto w32 = random_vec(in * out, rng);
+          std::vector<uint16_t> w16(in * out);
+          for (size_t i = 0; i < w16.size(); ++i)
+            w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
+          const void* data = type == DType::F32 ? static_cast<const void*>(w32.data()) : w16.data();
+          const cpu::Matrix W{type, data, out, in};
+          auto X = random_vec(T * in, rng);
+          std::vector<float> Y(T * out), R(T * out);
+          cpu::matmul(X.data(), T, W, Y.data());
+          cpu::matmul_reference(X.data(), T, W, R.data());
+          for (size_t i = 0; i < Y.size(); ++i)
+            ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T;
+        }
+}
+
+TEST(Kernels, ThreadPoolCoversEveryIndexOnceWithAnyThreadCount) {
+  for (int threads : {1, 2, 3, 8}) {
+    cpu::set_threads(threads);
+    for (size_t n : {0, 1, 5, 16, 17, 1000}) {
+      std::vector<int> hits(n, 0);
+      cpu::parallel_for(n, 4, [&](size_t b, size_t e) {
+        EXPECT_EQ(b % 4, 0u);
+        for (size_t i = b; i < e; ++i) hits[i]++;
+      });
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << threads << " " << n << " " << i;
+    }
+  }
+  cpu::set_threads(0);
+}
+
+// Two threads using the pool at once: one gets the pool, the other runs serially; both right.
+TEST(Kernels, ThreadPoolServesConcurrentCallers) {
+  cpu::set_threads(2);
+  std::vector<std::thread> callers;
+  std::atomic<long> total{0};
+  for (int c = 0; c < 4; ++c)
+    callers.emplace_back([&] {
+      for (int rep = 0; rep < 200; ++rep)
+        cpu::parallel_for(64, 1, [&](size_t b, size_t e) { total += static_cast<long>(e - b); });
+    });
+  for (auto& t : callers) t.join();
+  EXPECT_EQ(total.load(), 4L * 200 * 64);
+  cpu::set_threads(0);
 }
 
 // The quantized product equals Σ dequant(w)·dequant(q8(x)) exactly up to float summation.

@@ -80,7 +80,10 @@ const float* Model::vector(const std::string& name, size_t n) { return tensor(na
 cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   const std::vector<int64_t> shape = {static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
   const Tensor& t = checked(name, shape);
-  if (dtype_is_quantized(t.dtype)) return {t.dtype, t.data, rows, cols};  // used as stored
+  // Block types and aligned 16-bit floats are used as stored (memory-mapped, never copied).
+  const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
+  if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16))
+    return {t.dtype, t.data, rows, cols};
   return {DType::F32, tensor(name, shape), rows, cols};
 }
 

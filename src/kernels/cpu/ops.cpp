@@ -1,28 +1,33 @@
 // Matrix products through CBLAS (OpenBLAS) and the normalisations.
 #include "kernels/cpu/ops.hpp"
 
-#include <cblas.h>
-
 #include <algorithm>
+#include <vector>
 
-#include <thread>
+#include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 
 namespace rwkv::cpu {
 
-void set_threads(int n) {
-  openblas_set_num_threads(n > 0 ? n : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
+
+void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
+  if (T == 0 || W.rows == 0) return;
+  if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y);
+  // Rows are shared out over the threads; each thread reads its rows once per token block.
+  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
 }
 
-void matmul(const float* X, size_t T, const Matrix& Wm, float* Y) {
-  if (T == 0 || Wm.rows == 0) return;
-  if (Wm.type != DType::F32) return matmul_quantized(X, T, Wm, Y);
-  const float* W = Wm.f32();
-  const int n_in = static_cast<int>(Wm.cols), n_out = static_cast<int>(Wm.rows);
-  if (T == 1) {
-    cblas_sgemv(CblasRowMajor, CblasNoTrans, n_out, n_in, 1.0f, W, n_in, X, 1, 0.0f, Y, 1);
-  } else {
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), n_out, n_in, 1.0f, X,
-                n_in, W, n_in, 0.0f, Y, n_out);
+void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y) {
+  const size_t row_bytes = dtype_bytes(W.type, W.cols);
+  std::vector<float> w(W.cols);
+  for (size_t o = 0; o < W.rows; ++o) {
+    dequantize(W.type, static_cast<const uint8_t*>(W.data) + o * row_bytes, w.data(), W.cols);
+    for (size_t t = 0; t < T; ++t) {
+      double s = 0;
+      for (size_t i = 0; i < W.cols; ++i) s += static_cast<double>(w[i]) * X[t * W.cols + i];
+      Y[t * W.rows + o] = static_cast<float>(s);
+    }
   }
 }
 

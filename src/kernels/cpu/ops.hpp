@@ -6,11 +6,13 @@
 #include <cstddef>
 
 #include "io/tensor.hpp"
+#include "kernels/cpu/thread_pool.hpp"  // set_threads
 
 namespace rwkv::cpu {
 
-// A weight matrix (rows = out, cols = in, as an nn.Linear weight), float32 or kept in a ggml
-// block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with blocks along each row.
+// A weight matrix (rows = out, cols = in, as an nn.Linear weight), row-major, in a float type
+// (F32, F16, BF16) or a ggml block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with blocks along each
+// row, used as stored (typically straight from the memory-mapped file).
 struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
@@ -18,11 +20,17 @@ struct Matrix {
   const float* f32() const { return static_cast<const float*>(data); }
 };
 
-// Y[t][o] = Σ_i X[t][i] · W[o][i]  (X: T×W.cols, Y: T×W.rows).
-// Float32: one token uses a matrix-vector product, several tokens one matrix-matrix product
-// (OpenBLAS). Block types: each row of X is quantized to 8 bits per block and the dot
-// products are integer sums scaled per block, as ggml (and so rwkv.cpp and llama.cpp) does.
+bool is_float_type(DType t);
+
+// Y[t][o] = Σ_i X[t][i] · W[o][i]  (X: T×W.cols, Y: T×W.rows), on the thread pool.
+// Float types: float32 arithmetic on weights widened in registers (simd.hpp), tokens blocked
+// so that weights are read once per block. Block types: each row of X is quantized to 8 bits
+// per block and the dot products are integer sums scaled per block, as ggml (and so
+// rwkv.cpp and llama.cpp) does.
 void matmul(const float* X, size_t T, const Matrix& W, float* Y);
+
+// The obvious version (weights decoded row by row, double sums), for tests.
+void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y);
 
 // The block-quantized product alone (W.type must be a block type).
 void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y);
@@ -34,10 +42,6 @@ struct Q8Block {
   int8_t q[32];
 };
 void quantize_q8(const float* x, size_t n, Q8Block* out);
-
-// Threads the matrix products may use (OpenBLAS's pool; its idle threads spin, which hurts
-// when many other threads share the cores, e.g. a server's connections). 0 = all cores.
-void set_threads(int n);
 
 // LayerNorm of each of T rows of length n (biased variance, eps inside the root; spec §0.1).
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,

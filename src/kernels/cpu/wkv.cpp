@@ -1,9 +1,11 @@
-// Straightforward CPU loops for the WKV scans; fast versions belong to the CPU-speed work.
+// The WKV scans on the CPU: straightforward loops for RWKV-4/5/6, the SIMD kernel for RWKV-7.
 #include "kernels/cpu/wkv.hpp"
 
 #include <algorithm>
 #include <cmath>
 #include <vector>
+
+#include "kernels/cpu/simd.hpp"
 
 namespace rwkv::cpu {
 
@@ -61,24 +63,9 @@ void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const fl
 void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const float* k,
           const float* v, const float* a, const float* b, float* S, float* y) {
   const size_t C = H * N;
-  for (size_t t = 0; t < T; ++t) {
-    const size_t base = t * C;
-    for (size_t h = 0; h < H; ++h) {
-      float* s = S + h * N * N;
-      const size_t o = base + h * N;
-      for (size_t i = 0; i < N; ++i) {
-        float* si = s + i * N;
-        float sa = 0.0f;
-        for (size_t j = 0; j < N; ++j) sa += si[j] * a[o + j];  // S·a with the old state
-        const float vi = v[o + i];
-        float yi = 0.0f;
-        for (size_t j = 0; j < N; ++j) {
-          si[j] = si[j] * w[o + j] + sa * b[o + j] + vi * k[o + j];
-          yi += si[j] * r[o + j];
-        }
-        y[o + i] = yi;
-      }
-    }
+  for (size_t h = 0; h < H; ++h) {
+    const size_t o = h * N;
+    simd::wkv7_head(T, C, N, r + o, w + o, k + o, v + o, a + o, b + o, S + h * N * N, y + o);
   }
 }
 

@@ -1,0 +1,189 @@
+// Highway's dynamic dispatch: this file is compiled once per target (foreach_target.h
+// re-includes it), and HWY_DYNAMIC_DISPATCH picks the best one the CPU supports.
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/simd.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include "kernels/cpu/simd.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace rwkv::cpu::simd::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+using DF = hn::ScalableTag<float>;
+using VF = hn::Vec<DF>;
+
+// One weight type: how a vector of weights and a single weight become float32.
+struct F32W {
+  using T = float;
+  static HWY_INLINE VF load(DF d, const float* p) { return hn::LoadU(d, p); }
+  static float one(const float* p) { return *p; }
+};
+struct F16W {
+  using T = hwy::float16_t;
+  static HWY_INLINE VF load(DF d, const T* p) { return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p)); }
+  static float one(const T* p) {
+    uint16_t bits;
+    std::memcpy(&bits, p, 2);
+    return fp16_to_fp32(bits);
+  }
+};
+struct BF16W {
+  using T = hwy::bfloat16_t;
+  static HWY_INLINE VF load(DF d, const T* p) { return hn::PromoteTo(d, hn::LoadU(hn::Rebind<T, DF>(), p)); }
+  static float one(const T* p) {
+    uint16_t bits;
+    std::memcpy(&bits, p, 2);
+    return bf16_to_fp32(bits);
+  }
+};
+
+// R rows × TT tokens of dot products: each weight vector is loaded once for TT tokens, each
+// activation vector once for R rows.
+template <class K, size_t R, size_t TT>
+HWY_INLINE void tile(const typename K::T* W, size_t cols, const float* X, float* Y, size_t ldy) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF acc[R][TT];
+  for (size_t r = 0; r < R; ++r)
+    for (size_t t = 0; t < TT; ++t) acc[r][t] = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= cols; i += L) {
+    VF w[R];
+    for (size_t r = 0; r < R; ++r) w[r] = K::load(d, W + r * cols + i);
+    for (size_t t = 0; t < TT; ++t) {
+      const VF x = hn::LoadU(d, X + t * cols + i);
+      for (size_t r = 0; r < R; ++r) acc[r][t] = hn::MulAdd(w[r], x, acc[r][t]);
+    }
+  }
+  for (size_t r = 0; r < R; ++r)
+    for (size_t t = 0; t < TT; ++t) {
+      float s = hn::GetLane(hn::SumOfLanes(d, acc[r][t]));
+      for (size_t j = i; j < cols; ++j) s += K::one(W + r * cols + j) * X[t * cols + j];
+      Y[t * ldy + r] = s;
+    }
+}
+
+// R rows against T tokens, in groups of up to 6 tokens.
+template <class K, size_t R>
+HWY_INLINE void rows_by_tokens(const typename K::T* W, size_t cols, const float* X, size_t T, float* Y,
+                               size_t ldy) {
+  size_t t = 0;
+  for (; t + 6 <= T; t += 6) tile<K, R, 6>(W, cols, X + t * cols, Y + t * ldy, ldy);
+  const float* x = X + t * cols;
+  float* y = Y + t * ldy;
+  switch (T - t) {
+    case 5: tile<K, R, 5>(W, cols, x, y, ldy); break;
+    case 4: tile<K, R, 4>(W, cols, x, y, ldy); break;
+    case 3: tile<K, R, 3>(W, cols, x, y, ldy); break;
+    case 2: tile<K, R, 2>(W, cols, x, y, ldy); break;
+    case 1: tile<K, R, 1>(W, cols, x, y, ldy); break;
+    default: break;
+  }
+}
+
+template <class K>
+void float_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T,
+                  float* Y, size_t ldy) {
+  if (T == 1) {  // matrix-vector: four rows at a time keep four FMA chains busy
+    size_t r = r0;
+    for (; r + 4 <= r1; r += 4) tile<K, 4, 1>(W + r * cols, cols, X, Y + r, ldy);
+    for (; r < r1; ++r) tile<K, 1, 1>(W + r * cols, cols, X, Y + r, ldy);
+    return;
+  }
+  // Matrix-matrix: blocks of tokens small enough to stay in the core's L2 cache while the
+  // rows stream past; R rows × 6 tokens of accumulators fill the vector registers.
+  constexpr size_t R = HWY_MAX_BYTES >= 64 ? 4 : 2;
+  const size_t block = std::max<size_t>(6, (96 * 1024 / sizeof(float) / std::max<size_t>(cols, 1)) / 6 * 6);
+  for (size_t t0 = 0; t0 < T; t0 += block) {
+    const size_t tn = std::min(block, T - t0);
+    const float* x = X + t0 * cols;
+    float* y = Y + t0 * ldy;
+    size_t r = r0;
+    for (; r + R <= r1; r += R) rows_by_tokens<K, R>(W + r * cols, cols, x, tn, y + r, ldy);
+    for (; r < r1; ++r) rows_by_tokens<K, 1>(W + r * cols, cols, x, tn, y + r, ldy);
+  }
+}
+
+void FloatRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+               size_t ldy) {
+  switch (type) {
+    case DType::F32: return float_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, X, T, Y, ldy);
+    case DType::F16:
+      return float_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, X, T, Y, ldy);
+    case DType::BF16:
+      return float_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, X, T, Y, ldy);
+    default: return;  // callers pass float types only
+  }
+}
+
+HWY_INLINE float dot(const float* x, const float* y, size_t n) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF acc = hn::Zero(d);
+  size_t j = 0;
+  for (; j + L <= n; j += L) acc = hn::MulAdd(hn::LoadU(d, x + j), hn::LoadU(d, y + j), acc);
+  float s = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; j < n; ++j) s += x[j] * y[j];
+  return s;
+}
+
+void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
+              const float* a, const float* b, float* S, float* y) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  for (size_t t = 0; t < T; ++t) {
+    const size_t o = t * stride;
+    for (size_t i = 0; i < N; ++i) {
+      float* si = S + i * N;
+      const float sa = dot(si, a + o, N);  // S·a with the old state
+      const VF vsa = hn::Set(d, sa), vi = hn::Set(d, v[o + i]);
+      VF acc = hn::Zero(d);
+      size_t j = 0;
+      for (; j + L <= N; j += L) {
+        VF s = hn::Mul(hn::LoadU(d, si + j), hn::LoadU(d, w + o + j));
+        s = hn::MulAdd(vsa, hn::LoadU(d, b + o + j), s);
+        s = hn::MulAdd(vi, hn::LoadU(d, k + o + j), s);
+        hn::StoreU(s, d, si + j);
+        acc = hn::MulAdd(s, hn::LoadU(d, r + o + j), acc);
+      }
+      float yi = hn::GetLane(hn::SumOfLanes(d, acc));
+      for (; j < N; ++j) {
+        si[j] = si[j] * w[o + j] + sa * b[o + j] + v[o + i] * k[o + j];
+        yi += si[j] * r[o + j];
+      }
+      y[o + i] = yi;
+    }
+  }
+}
+
+const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
+
+}  // namespace rwkv::cpu::simd::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace rwkv::cpu::simd {
+
+HWY_EXPORT(FloatRows);
+HWY_EXPORT(Wkv7Head);
+HWY_EXPORT(TargetName);
+
+void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+                size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(FloatRows)(type, W, cols, r0, r1, X, T, Y, ldy);
+}
+
+void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
+               const float* a, const float* b, float* S, float* y) {
+  HWY_DYNAMIC_DISPATCH(Wkv7Head)(T, stride, N, r, w, k, v, a, b, S, y);
+}
+
+const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
+
+}  // namespace rwkv::cpu::simd
+#endif

@@ -1,0 +1,28 @@
+// SIMD kernels, compiled by Google Highway for every x86 vector extension (SSE4, AVX2,
+// AVX-512) and chosen at run time for the CPU at hand. Callers split the work over threads;
+// each function here runs on one thread. Reference versions live in ops.cpp / wkv.cpp and
+// the tests compare the two.
+#pragma once
+#include <cstddef>
+
+#include "io/tensor.hpp"
+
+namespace rwkv::cpu::simd {
+
+// Y[t·ldy + o] = Σ_i X[t·cols + i] · W[o][i] for rows o in [r0, r1) and t in [0, T), where W
+// is a row-major rows×cols matrix of float32, float16 or bfloat16 (`type`), converted to
+// float32 in registers. Tokens are blocked so that each weight is read from memory once per
+// block of tokens (matrix-vector for T = 1, matrix-matrix otherwise).
+void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X,
+                size_t T, float* Y, size_t ldy);
+
+// The RWKV-7 scan for one head over T tokens (see wkv7 in wkv.hpp): r, w, k, v, a, b point at
+// this head's first channel of token 0 and advance by `stride` per token; S is the head's
+// N×N state [value i][key j]; y as r.
+void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k,
+               const float* v, const float* a, const float* b, float* S, float* y);
+
+// The instruction set the kernels run with here (e.g. "AVX2", "AVX3").
+const char* target_name();
+
+}  // namespace rwkv::cpu::simd
