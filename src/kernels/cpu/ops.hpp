@@ -10,7 +10,7 @@
 namespace rwkv::cpu {
 
 // A weight matrix (rows = out, cols = in, as an nn.Linear weight), float32 or kept in a ggml
-// block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with blocks along each row.
+// block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) with blocks along each row.
 struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
@@ -34,6 +34,16 @@ struct Q8Block {
   int8_t q[32];
 };
 void quantize_q8(const float* x, size_t n, Q8Block* out);
+
+// ggml's 8-bit activations for the K-quant weights (Q8_K): per 256 values a float scale d
+// (not rounded), the levels, and the sum of each 16 levels (for the sub-block minimums).
+// Exposed for tests.
+struct Q8KBlock {
+  float d;
+  int8_t q[256];
+  int16_t bsums[16];
+};
+void quantize_q8_k(const float* x, size_t n, Q8KBlock* out);
 
 // Threads the matrix products may use (OpenBLAS's pool; its idle threads spin, which hurts
 // when many other threads share the cores, e.g. a server's connections). 0 = all cores.
