@@ -555,7 +555,7 @@ TEST(GgufReader, RejectsBadTensorInfos) {
   expect_read_error(path, one_tensor_file({~0ull}), {"tensor w", "ne[0] = -1"});
   expect_read_error(path, one_tensor_file({1ull << 32, 1ull << 32}), {"tensor w", "too many elements"});
   expect_read_error(path, one_tensor_file({16}, 8, 0, 34), {"tensor w", "ne[0] = 16", "q8_0 block size 32"});
-  expect_read_error(path, one_tensor_file({256}, 12, 0, 144), {"tensor w has ggml type Q4_K (12), which is not supported yet"});
+  expect_read_error(path, one_tensor_file({256}, 10, 0, 84), {"tensor w has ggml type Q2_K (10), which is not supported yet"});
   expect_read_error(path, one_tensor_file({32}, 24, 0, 32), {"tensor w has ggml type I8 (24)"});
   expect_read_error(path, one_tensor_file({32}, 4, 0, 32), {"tensor w has ggml type Q4_2 (4)"});
   expect_read_error(path, one_tensor_file({4}, 1000, 0, 16), {"tensor w has unknown ggml type 1000"});

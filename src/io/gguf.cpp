@@ -75,6 +75,9 @@ std::optional<uint32_t> ggml_type_of(DType t) {
     case DType::Q5_0: return 6;
     case DType::Q5_1: return 7;
     case DType::Q8_0: return 8;
+    case DType::Q4_K: return 12;
+    case DType::Q5_K: return 13;
+    case DType::Q6_K: return 14;
     case DType::I32: return 26;
     case DType::I64: return 27;
     case DType::F64: return 28;
@@ -93,6 +96,9 @@ std::optional<DType> dtype_of_ggml_type(uint32_t id) {
     case 6: return DType::Q5_0;
     case 7: return DType::Q5_1;
     case 8: return DType::Q8_0;
+    case 12: return DType::Q4_K;
+    case 13: return DType::Q5_K;
+    case 14: return DType::Q6_K;
     case 26: return DType::I32;
     case 27: return DType::I64;
     case 28: return DType::F64;

@@ -1,5 +1,5 @@
 // Element types, half-precision conversion and ggml block decoding (GG src/ggml-common.h
-// layouts, spec §5.1), and the TensorSet container.
+// layouts, spec §5.1; the K-quant layouts are in k_quants), and the TensorSet container.
 #include "io/tensor.hpp"
 
 #include <bit>
@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "io/error.hpp"
+#include "io/k_quants.hpp"
 
 namespace rwkv {
 
@@ -21,6 +22,7 @@ constexpr TypeInfo kTypes[] = {
     {"f32", 1, 4},    {"f16", 1, 2},    {"bf16", 1, 2},   {"q4_0", 32, 18},
     {"q4_1", 32, 20}, {"q5_0", 32, 22}, {"q5_1", 32, 24}, {"q8_0", 32, 34},
     {"f64", 1, 8},    {"i64", 1, 8},    {"i32", 1, 4},    {"u8", 1, 1},
+    {"q4_k", 256, 144}, {"q5_k", 256, 176}, {"q6_k", 256, 210},
 };
 const TypeInfo& info(DType t) { return kTypes[static_cast<size_t>(t)]; }
 
@@ -160,6 +162,15 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
         float d = fp16_to_fp32(load_u16(src));
         for (int j = 0; j < 32; ++j) dst[j] = static_cast<float>(static_cast<int8_t>(src[2 + j])) * d;
       }
+      return;
+    case DType::Q4_K:
+      for (size_t b = 0; b < nb; ++b) kquant::dequantize_q4_k(src + b * kquant::kQ4KBytes, dst + b * 256);
+      return;
+    case DType::Q5_K:
+      for (size_t b = 0; b < nb; ++b) kquant::dequantize_q5_k(src + b * kquant::kQ5KBytes, dst + b * 256);
+      return;
+    case DType::Q6_K:
+      for (size_t b = 0; b < nb; ++b) kquant::dequantize_q6_k(src + b * kquant::kQ6KBytes, dst + b * 256);
       return;
     case DType::I64:
     case DType::I32:

@@ -12,8 +12,9 @@
 namespace rwkv {
 
 // Element types. Block types follow ggml's layouts (32 values per block along the innermost
-// dimension). The numbering is ours: each file format maps its own type ids to these.
-enum class DType : uint8_t { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F64, I64, I32, U8 };
+// dimension; 256 for the K-quants Q4_K, Q5_K, Q6_K). The numbering is ours: each file format
+// maps its own type ids to these.
+enum class DType : uint8_t { F32, F16, BF16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, F64, I64, I32, U8, Q4_K, Q5_K, Q6_K };
 
 const char* dtype_name(DType t);
 // Values per block (1 for plain types) and bytes per block.

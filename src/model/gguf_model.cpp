@@ -6,6 +6,7 @@
 
 #include "io/error.hpp"
 #include "io/gguf.hpp"
+#include "io/quantize.hpp"
 
 namespace rwkv {
 
@@ -57,6 +58,9 @@ uint32_t file_type_of(const std::vector<Tensor>& tensors) {
         case DType::Q8_0: return 7;
         case DType::Q5_0: return 8;
         case DType::Q5_1: return 9;
+        case DType::Q4_K: return 14;  // MOSTLY_Q4_K_S
+        case DType::Q5_K: return 16;  // MOSTLY_Q5_K_S
+        case DType::Q6_K: return 18;
         case DType::BF16: return 32;
         default: break;
       }
@@ -124,27 +128,34 @@ Weights weights_from_gguf(const std::string& path) {
   return w;
 }
 
-void save_gguf(const Weights& w, const std::string& path, SaveType type) {
-  const Hparams& hp = w.hp;
-  const std::string a = arch_key(hp.arch);
-  std::vector<Tensor> tensors;
-  bool quantized = false;
-  for (const Tensor& t : w.tensors.tensors()) {
-    tensors.push_back(converted(t, type));
-    quantized |= dtype_is_quantized(tensors.back().dtype);
-  }
-  if (hp.arch == Arch::RWKV7) {
-    // llama.cpp requires blk.0.time_mix_v0/v1/v2 with the a-LoRA's shapes; layer 0 never
-    // uses them, so its converter writes copies of a0/a1/a2 (formats.md §2.4, trap T6).
-    std::vector<Tensor> dummies;
+namespace {
+
+// The tensors of a GGUF file of ours: the canonical ones, and for RWKV-7 the layer-0
+// time_mix_v0/v1/v2 that llama.cpp requires with the a-LoRA's shapes; layer 0 never uses
+// them, so its converter writes copies of a0/a1/a2 (formats.md §2.4, trap T6).
+std::vector<Tensor> file_tensors(const Weights& w) {
+  std::vector<Tensor> tensors = w.tensors.tensors();
+  if (w.hp.arch == Arch::RWKV7)
     for (const char* s : {"0", "1", "2"}) {
       const std::string vname = Weights::layer(0, std::string("time_mix_v") + s + ".weight");
       if (w.tensors.find(vname)) continue;
-      Tensor d = converted(w.get(Weights::layer(0, std::string("time_mix_a") + s + ".weight")), type);
+      Tensor d = w.get(Weights::layer(0, std::string("time_mix_a") + s + ".weight"));
       d.name = vname;
-      dummies.push_back(d);
+      tensors.push_back(d);
     }
-    tensors.insert(tensors.end(), dummies.begin(), dummies.end());
+  return tensors;
+}
+
+using Converter = std::function<Tensor(size_t index, size_t count, const Tensor&)>;
+
+void write_model(const Weights& w, const std::string& path, const Converter& convert) {
+  const Hparams& hp = w.hp;
+  const std::string a = arch_key(hp.arch);
+  std::vector<Tensor> tensors = file_tensors(w);
+  bool quantized = false;
+  for (size_t i = 0; i < tensors.size(); ++i) {
+    tensors[i] = convert(i, tensors.size(), tensors[i]);
+    quantized |= dtype_is_quantized(tensors[i].dtype);
   }
   std::string name = std::filesystem::path(w.path).stem().string();
   GgufMetadata md = {
@@ -184,6 +195,69 @@ void save_gguf(const Weights& w, const std::string& path, SaveType type) {
       break;
   }
   write_gguf(path, md, tensors);
+}
+
+bool is_k_quant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+
+}  // namespace
+
+// llama.cpp's tensor_allows_quantization for RWKV (LCR src/llama-quant.cpp), plus RWKV-5's
+// per-head decay and bonus, which llama.cpp does not know.
+bool is_quantizable(const Tensor& t) {
+  size_t dims = 0;
+  for (int64_t d : t.shape) dims += d != 1;
+  if (dims < 2) return false;
+  auto ends_with = [&](const std::string& s) {
+    return t.name.size() >= s.size() && t.name.compare(t.name.size() - s.size(), s.size(), s) == 0;
+  };
+  if (!ends_with("weight") || ends_with("_norm.weight")) return false;
+  for (const char* small : {"time_mix_first", "time_mix_first_log", "time_mix_decay", "time_mix_w0", "time_mix_w1",
+                            "time_mix_w2", "time_mix_v0", "time_mix_v1", "time_mix_v2", "time_mix_a0",
+                            "time_mix_a1", "time_mix_a2", "time_mix_g1", "time_mix_g2", "time_mix_decay_w1",
+                            "time_mix_decay_w2", "time_mix_lerp_fused"})
+    if (ends_with(std::string(".") + small + ".weight")) return false;
+  return true;
+}
+
+namespace {
+
+// t's values in type `to` (t itself when it already has that type).
+Tensor encoded(const Tensor& t, DType to, const std::string& source) {
+  if (t.dtype == to) return t;
+  try {
+    const std::vector<float> values = t.to_f32();
+    if (to == DType::F32) return make_f32_tensor(t.name, t.shape, values);
+    return make_owned_tensor(t.name, to, t.shape, quantize(to, values.data(), values.size()));
+  } catch (const Error& e) {
+    fail(source, ": tensor ", t.name, ": ", e.what());
+  }
+}
+
+}  // namespace
+
+DType quantized_type(const Tensor& t, const QuantizeTypes& q) {
+  if (!is_quantizable(t)) {
+    const bool is_float = t.dtype == DType::F32 || t.dtype == DType::F16 || t.dtype == DType::BF16;
+    return is_float ? t.dtype : DType::F32;
+  }
+  DType type = t.name == "output.weight" ? q.head : t.name == "token_embd.weight" ? q.embd : q.type;
+  const size_t row = t.shape.empty() ? 1 : static_cast<size_t>(t.shape.back());
+  if (row % dtype_block_size(type) != 0 && is_k_quant(type))
+    type = type == DType::Q4_K ? DType::Q5_0 : type == DType::Q5_K ? DType::Q5_1 : DType::Q8_0;
+  if (row % dtype_block_size(type) != 0) type = DType::F16;
+  return type;
+}
+
+void save_gguf(const Weights& w, const std::string& path, SaveType type) {
+  write_model(w, path, [&](size_t, size_t, const Tensor& t) { return converted(t, type); });
+}
+
+void save_gguf(const Weights& w, const std::string& path, const QuantizeTypes& q, const SaveProgress& progress) {
+  write_model(w, path, [&](size_t i, size_t n, const Tensor& t) {
+    const DType to = quantized_type(t, q);
+    if (progress) progress(i, n, t, to);
+    return encoded(t, to, w.path);
+  });
 }
 
 }  // namespace rwkv

@@ -2,6 +2,7 @@
 // follow llama.cpp (formats.md §2.2–2.4); RWKV-4/5 use the GGUF spec's `rwkv` architecture
 // with our tensor names (formats.md §2.8, docs/FORMATS.md). The container is io/gguf.
 #pragma once
+#include <functional>
 #include <string>
 
 #include "model/weights.hpp"
@@ -19,5 +20,29 @@ SaveType save_type_from_string(const std::string& s);  // "keep", "f32", "f16", 
 // head, linear and low-rank weights) take that type and everything else is float32, as
 // llama.cpp's converter does (formats.md §2.5).
 void save_gguf(const Weights& w, const std::string& path, SaveType type);
+
+// Types of a quantized file (rwkv quantize): `type` for the large matrices, `head` for
+// output.weight, `embd` for token_embd.weight. Any type `quantize` (io/quantize.hpp) writes.
+struct QuantizeTypes {
+  DType type, head, embd;
+};
+
+// Whether `t` is quantized, by llama.cpp's policy (formats.md §2.5, docs/FORMATS.md): only
+// 2-D `.weight` tensors other than norms and RWKV's small ones (LoRA, lerps, decay, bonus).
+bool is_quantizable(const Tensor& t);
+
+// The type `t` is written with under `q`. Tensors that are not quantizable keep F32/F16/BF16
+// (a block type becomes F32). A row length that does not fit the type falls back as
+// llama.cpp does: Q4_K → Q5_0, Q5_K → Q5_1, Q6_K → Q8_0, and to F16 when even 32 does not
+// divide it.
+DType quantized_type(const Tensor& t, const QuantizeTypes& q);
+
+// Called before each tensor is encoded: its position and the number of tensors, the tensor as
+// read, and the type it gets.
+using SaveProgress = std::function<void(size_t index, size_t count, const Tensor& from, DType to)>;
+
+// Writes `w` as a GGUF file (atomically) with the types quantized_type gives.
+void save_gguf(const Weights& w, const std::string& path, const QuantizeTypes& q,
+               const SaveProgress& progress = {});
 
 }  // namespace rwkv

@@ -25,7 +25,7 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   const Hparams& hp = weights_.hp;
   const size_t C = hp.n_embd, V = hp.vocab_size;
   if (hp.n_layer <= 0 || C == 0 || V == 0) fail(weights_.path, ": empty model");
-  emb_ = tensor("token_embd.weight", {int64_t(V), int64_t(C)});
+  emb_ = matrix("token_embd.weight", V, C);  // a block type stays as stored: rows decoded per token
   if (hp.has_ln0) {
     ln0_w_ = vector("token_embd_norm.weight", C);
     ln0_b_ = vector("token_embd_norm.bias", C);
@@ -129,7 +129,12 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
     for (size_t t = 0; t < r.count; ++t) {
       const int32_t id = q.tokens[t];
       if (id < 0 || static_cast<size_t>(id) >= V) fail("token id ", id, " is out of range (vocabulary size ", V, ")");
-      std::memcpy(&x[(r.begin + t) * C], emb_ + static_cast<size_t>(id) * C, C * sizeof(float));
+      if (emb_.type == DType::F32) {
+        std::memcpy(&x[(r.begin + t) * C], emb_.f32() + static_cast<size_t>(id) * C, C * sizeof(float));
+      } else {
+        const size_t row_bytes = dtype_bytes(emb_.type, C);
+        dequantize(emb_.type, static_cast<const uint8_t*>(emb_.data) + static_cast<size_t>(id) * row_bytes, &x[(r.begin + t) * C], C);
+      }
     }
   }
   if (ln0_w_) cpu::layer_norm(x.data(), T, C, ln0_w_, ln0_b_, hp.layer_norm_eps, x.data());

@@ -79,7 +79,8 @@ class Model {
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
   size_t parameter_count_ = 0;
   const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape);
-  const float *emb_, *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_b_ = nullptr;
+  cpu::Matrix emb_;
+  const float *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_b_ = nullptr;
   cpu::Matrix head_;
   std::vector<const float*> ln1_w_, ln1_b_, ln2_w_, ln2_b_, att_out_b_;
 };

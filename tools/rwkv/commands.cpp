@@ -7,6 +7,7 @@ void register_commands(CLI::App& app) {
   register_info(app);
   register_logits(app);
   register_convert(app);
+  register_quantize(app);
   register_init(app);
   register_tokenize(app);
   register_generate(app);

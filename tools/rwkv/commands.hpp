@@ -9,6 +9,7 @@ void register_commands(CLI::App& app);
 void register_info(CLI::App& app);
 void register_logits(CLI::App& app);
 void register_convert(CLI::App& app);
+void register_quantize(CLI::App& app);
 void register_init(CLI::App& app);
 void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_generate(CLI::App& app);

@@ -11,8 +11,8 @@
 namespace rwkv::cpu {
 
 // A weight matrix (rows = out, cols = in, as an nn.Linear weight), row-major, in a float type
-// (F32, F16, BF16) or a ggml block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) with blocks along each
-// row, used as stored (typically straight from the memory-mapped file).
+// (F32, F16, BF16) or a ggml block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q4_K, Q5_K, Q6_K) with
+// blocks along each row, used as stored (typically straight from the memory-mapped file).
 struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
@@ -42,6 +42,16 @@ struct Q8Block {
   int8_t q[32];
 };
 void quantize_q8(const float* x, size_t n, Q8Block* out);
+
+// ggml's 8-bit activations for the K-quant weights (Q8_K): per 256 values a float scale d
+// (not rounded), the levels, and the sum of each 16 levels (for the sub-block minimums).
+// Exposed for tests.
+struct Q8KBlock {
+  float d;
+  int8_t q[256];
+  int16_t bsums[16];
+};
+void quantize_q8_k(const float* x, size_t n, Q8KBlock* out);
 
 // LayerNorm of each of T rows of length n (biased variance, eps inside the root; spec §0.1).
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,

@@ -1,12 +1,16 @@
 // Matrix products with ggml block-quantized weights: activations quantized per block of 32 to
 // 8 bits (Q8_0 for the symmetric types, Q8_1 for Q4_1/Q5_1), integer dot products per block,
-// scaled by the two block scales (GG src/ggml-quants.c, vec_dot_*). Scalar reference code;
-// the vectorised kernels belong to the CPU-speed work.
+// scaled by the two block scales (GG src/ggml-quants.c, vec_dot_*). K-quant weights take
+// activations quantized per 256 values (Q8_K) and sum integer dots per sub-block times the
+// sub-block's integer scale. Scalar reference code; the vectorised kernels belong to the
+// CPU-speed work.
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <vector>
 
 #include "io/error.hpp"
+#include "io/k_quants.hpp"
 #include "kernels/cpu/ops.hpp"
 
 namespace rwkv::cpu {
@@ -47,7 +51,95 @@ void levels(DType t, const uint8_t* b, int* q) {
     default: fail("matmul: ", dtype_name(t), " is not a block type");
   }
 }
+
+// ---- K-quants: one super-block of weights · one Q8_K block of activations
+
+int dot32(const int8_t* a, const int8_t* b) {
+  int s = 0;
+  for (int l = 0; l < 32; ++l) s += a[l] * b[l];
+  return s;
+}
+
+// Q4_K and Q5_K: Σ_j (d·scale_j·Σ q·x − dmin·min_j·Σ x) over the 8 sub-blocks of 32; the
+// activation sums come from the 16-value sums of the Q8_K block.
+float dot_scaled_with_min(const uint8_t* w, const int8_t q[kquant::kBlock], const Q8KBlock& x) {
+  uint8_t scale[8], min[8];
+  kquant::unpack_scales(w + 4, scale, min);
+  int sum = 0, min_sum = 0;
+  for (int j = 0; j < 8; ++j) {
+    sum += scale[j] * dot32(q + 32 * j, x.q + 32 * j);
+    min_sum += min[j] * (x.bsums[2 * j] + x.bsums[2 * j + 1]);
+  }
+  return h2f(w) * x.d * static_cast<float>(sum) - h2f(w + 2) * x.d * static_cast<float>(min_sum);
+}
+
+float dot_q4_k(const uint8_t* w, const Q8KBlock& x) {
+  int8_t q[kquant::kBlock];
+  kquant::levels_q4_k(w, q);
+  return dot_scaled_with_min(w, q, x);
+}
+
+float dot_q5_k(const uint8_t* w, const Q8KBlock& x) {
+  int8_t q[kquant::kBlock];
+  kquant::levels_q5_k(w, q);
+  return dot_scaled_with_min(w, q, x);
+}
+
+// Q6_K: d·Σ_g scale_g·Σ q·x over the 16 sub-blocks of 16.
+float dot_q6_k(const uint8_t* w, const Q8KBlock& x) {
+  int8_t q[kquant::kBlock];
+  kquant::levels_q6_k(w, q);
+  const int8_t* scale = reinterpret_cast<const int8_t*>(w + 192);
+  int sum = 0;
+  for (int g = 0; g < 16; ++g) {
+    int s = 0;
+    for (int l = 0; l < 16; ++l) s += q[16 * g + l] * x.q[16 * g + l];
+    sum += scale[g] * s;
+  }
+  return h2f(w + 208) * x.d * static_cast<float>(sum);
+}
+
+bool is_k_quant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
+
+void matmul_k_quant(const float* X, size_t T, const Matrix& W, float* Y) {
+  const size_t nb = W.cols / kquant::kBlock, block_bytes = dtype_block_bytes(W.type);
+  if (nb * kquant::kBlock != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of 256");
+  float (*dot)(const uint8_t*, const Q8KBlock&) =
+      W.type == DType::Q4_K ? dot_q4_k : W.type == DType::Q5_K ? dot_q5_k : dot_q6_k;
+  std::vector<Q8KBlock> xq(nb);
+  for (size_t t = 0; t < T; ++t) {
+    quantize_q8_k(X + t * W.cols, W.cols, xq.data());
+    for (size_t o = 0; o < W.rows; ++o) {
+      const uint8_t* row = static_cast<const uint8_t*>(W.data) + o * nb * block_bytes;
+      float sum = 0;
+      for (size_t b = 0; b < nb; ++b) sum += dot(row + b * block_bytes, xq[b]);
+      Y[t * W.rows + o] = sum;
+    }
+  }
+}
 }  // namespace
+
+// As ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to level −127.
+void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) {
+  for (size_t b = 0; b < n / kquant::kBlock; ++b, x += kquant::kBlock) {
+    Q8KBlock& y = out[b];
+    float amax = 0, max = 0;
+    for (size_t j = 0; j < kquant::kBlock; ++j)
+      if (std::fabs(x[j]) > amax) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    const float iscale = amax != 0 ? -127.0f / max : 0.0f;
+    for (size_t j = 0; j < kquant::kBlock; ++j)
+      y.q[j] = static_cast<int8_t>(std::min(127.0f, std::nearbyint(iscale * x[j])));
+    for (int g = 0; g < 16; ++g) {
+      int s = 0;
+      for (int l = 0; l < 16; ++l) s += y.q[16 * g + l];
+      y.bsums[g] = static_cast<int16_t>(s);
+    }
+    y.d = amax != 0 ? 1 / iscale : 0.0f;
+  }
+}
 
 void quantize_q8(const float* x, size_t n, Q8Block* out) {
   for (size_t b = 0; b < n / 32; ++b, x += 32) {
@@ -65,6 +157,7 @@ void quantize_q8(const float* x, size_t n, Q8Block* out) {
 }
 
 void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
+  if (is_k_quant(W.type)) return matmul_k_quant(X, T, W, Y);
   const size_t nb = W.cols / 32, row_bytes = nb * dtype_block_bytes(W.type);
   if (nb * 32 != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of 32");
   const bool has_min = W.type == DType::Q4_1 || W.type == DType::Q5_1;
