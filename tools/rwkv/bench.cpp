@@ -122,7 +122,7 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
 
   m.peak_rss = perf::peak_rss_bytes();  // before the bandwidth probe's buffer
   status.show("machine: read bandwidth");
-  m.bandwidth_gb_s = perf::read_bandwidth_gb_s(threads, o.probe_bytes);
+  m.bandwidth_gb_s = perf::read_bandwidth_gb_s(threads, o.probe_bytes, 5);
   status.show("machine: FMA peak");
   m.fma_gflop_s = perf::fma_peak_gflop_s(threads);
   return m;
