@@ -75,10 +75,21 @@ std::vector<std::string> Model::used_tensor_names() const {
   return names;
 }
 
+size_t Model::weight_bytes_per_token() const {
+  size_t bytes = 0;
+  for (const auto& [name, n] : used_) {
+    const auto d = decoded_.find(name);
+    const size_t held = d != decoded_.end() ? d->second.size() * sizeof(float) : weights_.get(name).nbytes();
+    bytes += name == "token_embd.weight" ? held / weights_.hp.vocab_size : held;  // one row per token
+  }
+  return bytes;
+}
+
 const float* Model::vector(const std::string& name, size_t n) { return tensor(name, {static_cast<int64_t>(n)}); }
 
 cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   const std::vector<int64_t> shape = {static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
+  if (!used_.count(name)) matrix_parameter_count_ += rows * cols;
   const Tensor& t = checked(name, shape);
   // Block types and aligned 16-bit floats are used as stored (memory-mapped, never copied).
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;

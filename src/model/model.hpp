@@ -46,6 +46,12 @@ class Model {
   size_t parameter_count() const { return parameter_count_; }
   // Names of the tensors the forward pass uses, sorted.
   std::vector<std::string> used_tensor_names() const;
+  // Weight bytes one token reads in RNN mode: every used tensor as the forward pass holds it
+  // (float32 copies of f16/bf16 tensors, block types as stored), the embedding as one row.
+  size_t weight_bytes_per_token() const;
+  // Parameters in the weight matrices (projections, low-rank matrices, head): the
+  // multiply-adds of one token's matrix work. Element-wise parameters are not counted.
+  size_t matrix_parameter_count() const { return matrix_parameter_count_; }
 
   // Reads `tokens` starting from `state` and leaves in it the state after the last token.
   // Writes into `logits` nothing, the V logits of the last token, or T×V (row per token).
@@ -77,7 +83,7 @@ class Model {
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
-  size_t parameter_count_ = 0;
+  size_t parameter_count_ = 0, matrix_parameter_count_ = 0;
   const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape);
   cpu::Matrix emb_;
   const float *ln0_w_ = nullptr, *ln0_b_ = nullptr, *ln_out_w_, *ln_out_b_, *head_b_ = nullptr;

@@ -13,6 +13,8 @@ void register_commands(CLI::App& app) {
   register_generate(app);
   register_chat(app);
   register_serve(app);
+  register_perplexity(app);
+  register_bench(app);
 }
 
 }  // namespace rwkv::cli

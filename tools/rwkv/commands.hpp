@@ -15,5 +15,7 @@ void register_tokenize(CLI::App& app);  // tokenize and detokenize
 void register_generate(CLI::App& app);
 void register_chat(CLI::App& app);
 void register_serve(CLI::App& app);
+void register_bench(CLI::App& app);
+void register_perplexity(CLI::App& app);
 
 }  // namespace rwkv::cli

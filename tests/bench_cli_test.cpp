@@ -1,0 +1,98 @@
+// rwkv bench end to end (JSON keys, table, bad flags), the model's weight accounting it
+// relies on, and the machine probes (valid numbers only: tests make no timing assertions).
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+
+#include "model/model.hpp"
+#include "perf/machine.hpp"
+#include "test_util.hpp"
+
+namespace rwkv {
+namespace {
+
+std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+
+const char* const kSmall = " --threads 1 --decode 4 --prefill 16 --probe-mib 8";
+const char* const kProbe = " --threads 1 --probe-mib 8";
+
+TEST(BenchCli, JsonHasTheRequiredKeys) {
+  for (const char* batch : {"1", "3"}) {
+    auto r = test::run_cli("bench -m " + tiny("7v0-834K-FP32") + kSmall + " --batch " + batch + " --json", true);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    const auto j = nlohmann::json::parse(r.output);
+    for (const char* key : {"decode_tok_s", "decode_ms_per_token", "prefill_tok_s", "weight_bytes_per_token",
+                            "peak_rss_bytes", "bandwidth_gb_s", "fma_peak_gflop_s", "prefill_gflop_s", "decode_gb_s",
+                            "decode_pct_of_bandwidth_floor", "prefill_pct_of_fp32_peak"}) {
+      ASSERT_TRUE(j.contains(key)) << key << "\n" << r.output;
+      ASSERT_TRUE(j[key].is_number()) << key << "\n" << r.output;
+      const double v = j[key];
+      EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
+    }
+    EXPECT_EQ(j["threads"], 1);
+    EXPECT_EQ(j["batch"], std::stoi(batch));
+    EXPECT_EQ(j["version"], "7");
+  }
+}
+
+TEST(BenchCli, TableAndSkippedParts) {
+  auto r = test::run_cli("bench -m " + tiny("5v2-730K-Q5_1") + kSmall, true);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  for (const char* s : {"decode", "prefill", "of bandwidth floor", "of fp32 peak", "DRAM read", "peak RSS"})
+    EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  r = test::run_cli("bench -m " + tiny("5v2-730K-Q5_1") + kProbe + " --decode 3 --prefill 0 --json", true);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_TRUE(j["prefill_tok_s"].is_null());
+  EXPECT_TRUE(j["decode_tok_s"].is_number());
+}
+
+void expect_one_line_error(const test::CommandResult& r, const std::string& part) {
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("rwkv: error: ", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+}
+
+TEST(BenchCli, BadFlagsAreOneLineAndNonZeroExit) {
+  const std::string m = "bench -m " + tiny("7v0-834K-FP32") + " --probe-mib 8";
+  expect_one_line_error(test::run_cli(m + " --batch 0"), "--batch");
+  expect_one_line_error(test::run_cli(m + " --decode 0 --prefill 0"), "nothing to measure");
+  expect_one_line_error(test::run_cli(m + " --decode -1"), "--decode");
+  expect_one_line_error(test::run_cli(m + " --prefill -5"), "--prefill");
+  expect_one_line_error(test::run_cli(m + " --threads -2"), "--threads");
+  expect_one_line_error(test::run_cli(m + " --decode x"), "decode");
+  expect_one_line_error(test::run_cli(m + " --frobnicate"), "frobnicate");
+  expect_one_line_error(test::run_cli("bench -m /nonexistent/model.gguf --decode 1 --prefill 0"), "model.gguf");
+  EXPECT_EQ(test::run_cli("bench").exit_code, 2);
+}
+
+TEST(ModelAccounting, WeightBytesAndMatrixParameters) {
+  auto fp32 = Model::load(tiny("4v0-660K-FP32"));
+  const size_t V = 256, C = 128;
+  // Everything used once as float32, except the embedding table: one row per token.
+  EXPECT_EQ(fp32->weight_bytes_per_token(), (fp32->parameter_count() - V * C) * 4 + C * 4);
+  // RWKV-4, 4 layers: key, value, receptance, output (C×C each), FFN key F×C, value C×F,
+  // receptance C×C with F = 256; plus the head V×C.
+  EXPECT_EQ(fp32->matrix_parameter_count(), 4 * (4 * C * C + 2 * 256 * C + C * C) + V * C);
+  // Block-quantized matrices are read as stored: fewer bytes than float32.
+  auto q = Model::load(tiny("4v0-660K-Q5_1"));
+  EXPECT_EQ(q->matrix_parameter_count(), fp32->matrix_parameter_count());
+  EXPECT_LT(q->weight_bytes_per_token(), fp32->weight_bytes_per_token() / 2);
+}
+
+TEST(PerfMachine, ProbesReturnValidNumbers) {
+  const double bw = perf::read_bandwidth_gb_s(1, size_t(8) << 20, 1);
+  EXPECT_TRUE(std::isfinite(bw) && bw > 0) << bw;
+  const double bw2 = perf::read_bandwidth_gb_s(2, size_t(8) << 20, 1);
+  EXPECT_TRUE(std::isfinite(bw2) && bw2 > 0) << bw2;
+  const double peak = perf::fma_peak_gflop_s(1, 1);
+  EXPECT_TRUE(std::isfinite(peak) && peak > 0) << peak;
+  EXPECT_FALSE(perf::fma_isa().empty());
+  EXPECT_GT(perf::peak_rss_bytes(), size_t(1) << 20);
+}
+
+}  // namespace
+}  // namespace rwkv

@@ -1,0 +1,258 @@
+// rwkv bench: decode and prefill speed of a model on random tokens, set against what the
+// machine can do (DRAM read bandwidth for decoding, fp32 FMA peak for prefill).
+//
+// Decode reads every used weight once per step (RNN mode; with --batch B, B states advance
+// together and still read the weights once), so its floor is weight bytes per token divided
+// by the bandwidth. Prefill is matrix work: 2 FLOPs per matrix parameter per token (the head
+// only once, for the last token's logits); element-wise work (norms, token shift, WKV) is not
+// counted, so the GFLOP/s figure understates the work slightly.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <random>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "commands.hpp"
+#include "io/error.hpp"
+#include "kernels/cpu/ops.hpp"
+#include "model/model.hpp"
+#include "perf/machine.hpp"
+
+namespace rwkv::cli {
+namespace {
+
+struct BenchFlags {
+  std::string model;
+  int threads = 0;
+  int64_t decode = 128, prefill = 512, batch = 1, probe_mib = 1024;  // signed, so that -1 is refused
+  bool json = false;
+};
+
+// The flags once checked.
+struct BenchOptions {
+  std::string model;
+  int threads;
+  size_t decode, prefill, batch, probe_bytes;
+  bool json;
+};
+
+using clock = std::chrono::steady_clock;
+double seconds_since(clock::time_point t0) { return std::chrono::duration<double>(clock::now() - t0).count(); }
+
+// One status line on stderr, rewritten at most ten times a second, only on a terminal.
+class Status {
+ public:
+  Status() : tty_(::isatty(STDERR_FILENO)) {}
+  ~Status() { clear(); }
+  void show(const char* what, size_t done, size_t total) {
+    if (!tty_ || (seconds_since(last_) < 0.1 && done < total)) return;
+    last_ = clock::now();
+    std::fprintf(stderr, "\r%s %zu/%zu   ", what, done, total);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void show(const char* what) {
+    if (!tty_) return;
+    std::fprintf(stderr, "\r%-40s", what);
+    std::fflush(stderr);
+    shown_ = true;
+  }
+  void clear() {
+    if (shown_) std::fprintf(stderr, "\r%-40s\r", "");
+    shown_ = false;
+  }
+
+ private:
+  bool tty_, shown_ = false;
+  clock::time_point last_ = clock::now();
+};
+
+struct Measured {
+  double decode_s = 0, prefill_s = 0, bandwidth_gb_s = 0, fma_gflop_s = 0;
+  size_t peak_rss = 0;
+};
+
+Measured measure(const Model& model, const BenchOptions& o, int threads) {
+  const size_t V = model.hparams().vocab_size, B = o.batch;
+  std::mt19937 rng(20240601);  // fixed: every run reads the same tokens
+  std::uniform_int_distribution<int32_t> pick(0, static_cast<int32_t>(V - 1));
+  Measured m;
+  Status status;
+
+  if (o.decode > 0) {
+    std::vector<State> states;
+    for (size_t b = 0; b < B; ++b) states.push_back(model.new_state());
+    std::vector<int32_t> ids(B);
+    std::vector<float> logits(B * V);
+    auto step = [&] {
+      for (auto& id : ids) id = pick(rng);
+      if (B == 1) return model.forward(states[0], ids, Logits::Last, logits.data());
+      std::vector<Sequence> seqs;
+      for (size_t b = 0; b < B; ++b) seqs.push_back({&states[b], {&ids[b], 1}, Logits::Last, &logits[b * V]});
+      model.forward_batch(seqs);
+    };
+    status.show("decode: warm-up");
+    for (int i = 0; i < 2; ++i) step();  // page in the weights, size the buffers
+    const auto t0 = clock::now();
+    for (size_t i = 0; i < o.decode; ++i) {
+      step();
+      status.show("decode", i + 1, o.decode);
+    }
+    m.decode_s = seconds_since(t0);
+  }
+
+  if (o.prefill > 0) {
+    std::vector<int32_t> ids(o.prefill);
+    for (auto& id : ids) id = pick(rng);
+    std::vector<float> logits(V);
+    status.show("prefill: warm-up");
+    State warm = model.new_state();
+    model.forward(warm, ids, Logits::Last, logits.data());
+    status.show("prefill");
+    State state = model.new_state();
+    const auto t0 = clock::now();
+    model.forward(state, ids, Logits::Last, logits.data());
+    m.prefill_s = seconds_since(t0);
+  }
+
+  m.peak_rss = perf::peak_rss_bytes();  // before the bandwidth probe's buffer
+  status.show("machine: read bandwidth");
+  m.bandwidth_gb_s = perf::read_bandwidth_gb_s(threads, o.probe_bytes, 5);
+  status.show("machine: FMA peak");
+  m.fma_gflop_s = perf::fma_peak_gflop_s(threads);
+  return m;
+}
+
+std::string json_string(const std::string& s) {
+  std::string out = "\"";
+  for (unsigned char c : s) {
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += static_cast<char>(c);
+    } else if (c < 0x20) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\u%04x", c);
+      out += buf;
+    } else {
+      out += static_cast<char>(c);
+    }
+  }
+  return out + "\"";
+}
+
+std::string number(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.6g", v);
+  return buf;
+}
+
+std::string integer(size_t v) { return std::to_string(v); }
+
+BenchOptions check(const BenchFlags& f) {
+  if (f.threads < 0) fail("--threads must not be negative");
+  if (f.decode < 0) fail("--decode must not be negative");
+  if (f.prefill < 0) fail("--prefill must not be negative");
+  if (f.batch < 1) fail("--batch must be at least 1");
+  if (f.decode == 0 && f.prefill == 0) fail("nothing to measure (--decode and --prefill are both 0)");
+  if (f.probe_mib < 1) fail("--probe-mib must be at least 1");
+  const int threads = f.threads > 0 ? f.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return {f.model,
+          threads,
+          static_cast<size_t>(f.decode),
+          static_cast<size_t>(f.prefill),
+          static_cast<size_t>(f.batch),
+          static_cast<size_t>(f.probe_mib) << 20,
+          f.json};
+}
+
+void run_bench(const BenchOptions& o) {
+  const int threads = o.threads;
+  cpu::set_threads(threads);
+  auto model = Model::load(o.model);
+  const Hparams& hp = model->hparams();
+  const Measured m = measure(*model, o, threads);
+
+  const double bytes = static_cast<double>(model->weight_bytes_per_token());
+  const double head = static_cast<double>(hp.vocab_size) * hp.n_embd;
+  const double matrix = static_cast<double>(model->matrix_parameter_count());
+  const double B = static_cast<double>(o.batch);
+  const bool dec = o.decode > 0, pre = o.prefill > 0;
+  const double step_s = dec ? m.decode_s / static_cast<double>(o.decode) : 0;
+  const double decode_tok_s = dec ? B / step_s : 0;
+  const double decode_gb_s = dec ? bytes / step_s / 1e9 : 0;  // weights are read once per step
+  const double decode_pct = dec ? 100 * decode_gb_s / m.bandwidth_gb_s : 0;
+  const double P = static_cast<double>(o.prefill);
+  const double prefill_tok_s = pre ? P / m.prefill_s : 0;
+  const double prefill_gflop_s = pre ? 2 * ((matrix - head) * P + head) / m.prefill_s / 1e9 : 0;
+  const double prefill_pct = pre ? 100 * prefill_gflop_s / m.fma_gflop_s : 0;
+
+  if (o.json) {
+    auto opt = [](bool have, double v) { return have ? number(v) : std::string("null"); };
+    const std::vector<std::pair<const char*, std::string>> fields = {
+        {"model", json_string(o.model)},
+        {"version", json_string(hp.version_name())},
+        {"n_layer", integer(hp.n_layer)},
+        {"n_embd", integer(hp.n_embd)},
+        {"vocab_size", integer(hp.vocab_size)},
+        {"parameters", integer(model->parameter_count())},
+        {"matrix_parameters", integer(model->matrix_parameter_count())},
+        {"threads", integer(threads)},
+        {"batch", integer(o.batch)},
+        {"decode_steps", integer(o.decode)},
+        {"decode_tok_s", opt(dec, decode_tok_s)},
+        {"decode_ms_per_token", opt(dec, step_s * 1e3)},
+        {"decode_gb_s", opt(dec, decode_gb_s)},
+        {"decode_pct_of_bandwidth_floor", opt(dec, decode_pct)},
+        {"prefill_tokens", integer(o.prefill)},
+        {"prefill_tok_s", opt(pre, prefill_tok_s)},
+        {"prefill_gflop_s", opt(pre, prefill_gflop_s)},
+        {"prefill_pct_of_fp32_peak", opt(pre, prefill_pct)},
+        {"weight_bytes_per_token", integer(model->weight_bytes_per_token())},
+        {"peak_rss_bytes", integer(m.peak_rss)},
+        {"bandwidth_gb_s", number(m.bandwidth_gb_s)},
+        {"fma_peak_gflop_s", number(m.fma_gflop_s)},
+        {"fma_isa", json_string(perf::fma_isa())},
+    };
+    std::string out = "{";
+    for (const auto& [key, value] : fields) out += (out.size() > 1 ? ", \"" : "\"") + std::string(key) + "\": " + value;
+    std::printf("%s}\n", out.c_str());
+    return;
+  }
+  std::printf("model      %s: RWKV-%s, %d layers, width %d, vocabulary %zu, %.1fM parameters\n", o.model.c_str(),
+              hp.version_name().c_str(), hp.n_layer, hp.n_embd, static_cast<size_t>(hp.vocab_size),
+              static_cast<double>(model->parameter_count()) / 1e6);
+  std::printf("setup      threads %d, batch %zu, weights read per token %.1f MB\n", threads, o.batch, bytes / 1e6);
+  if (dec)
+    std::printf("decode     %8.2f ms/step  %9.1f tokens/s  %7.2f GB/s    %5.1f%% of bandwidth floor  (%zu steps)\n",
+                step_s * 1e3, decode_tok_s, decode_gb_s, decode_pct, o.decode);
+  if (pre)
+    std::printf("prefill    %8.1f tokens/s  %7.2f GFLOP/s  %5.1f%% of fp32 peak  (%zu tokens)\n", prefill_tok_s,
+                prefill_gflop_s, prefill_pct, o.prefill);
+  std::printf("machine    DRAM read %.2f GB/s, fp32 FMA peak %.1f GFLOP/s (%s), threads %d\n", m.bandwidth_gb_s,
+              m.fma_gflop_s, perf::fma_isa().c_str(), threads);
+  std::printf("memory     peak RSS %.1f MB\n", static_cast<double>(m.peak_rss) / 1e6);
+}
+
+}  // namespace
+
+void register_bench(CLI::App& app) {
+  static BenchFlags o;
+  auto* cmd = app.add_subcommand("bench", "Measure decode and prefill speed against the machine's bandwidth and FMA peak");
+  cmd->add_option("-m,--model", o.model, "Model file (.pth, rwkv.cpp .bin, .gguf)")->required();
+  cmd->add_option("--threads", o.threads, "Threads for the model and the machine probes (0 = all cores)")
+      ->capture_default_str();
+  cmd->add_option("--decode", o.decode, "Decode steps to time (RNN mode; 0 = skip)")->capture_default_str();
+  cmd->add_option("--prefill", o.prefill, "Tokens of the timed prefill (sequence mode; 0 = skip)")->capture_default_str();
+  cmd->add_option("--batch", o.batch, "Independent states advanced together in each decode step")->capture_default_str();
+  cmd->add_option("--probe-mib", o.probe_mib, "Buffer of the bandwidth probe in MiB (must exceed the caches)")
+      ->capture_default_str();
+  cmd->add_flag("--json", o.json, "Print one JSON object instead of the table");
+  cmd->callback([] { run_bench(check(o)); });
+}
+
+}  // namespace rwkv::cli
