@@ -271,6 +271,29 @@ void check_every_gradient(Arch arch) {
 TEST(TrainRwkv7, EveryParameterGradientMatchesFiniteDifferences) { check_every_gradient(Arch::RWKV7); }
 TEST(TrainRwkv4, EveryParameterGradientMatchesFiniteDifferences) { check_every_gradient(Arch::RWKV4); }
 
+// Training runs in float: its gradients agree with the double ones checked above to 1e-3
+// (relative, per tensor), the bound for an fp32 check.
+void check_float_gradients(Arch arch) {
+  const Weights w = tiny_model(arch, 7);
+  const Tokens tokens = random_tokens(2, 20, w.hp.vocab_size, 11);
+  auto m32 = TrainModel<float>::from_weights(w);
+  auto m64 = TrainModel<double>::from_weights(w);
+  m32->forward_backward(tokens.batch());
+  m64->forward_backward(tokens.batch());
+  double worst = 0;
+  for (const Parameter<double>& p : m64->parameters().all()) {
+    const Parameter<float>* q = m32->parameters().find(p.name);
+    ASSERT_NE(q, nullptr) << p.name;
+    const double err = tensor_relative_error(std::vector<double>(q->grad.begin(), q->grad.end()), p.grad);
+    EXPECT_LE(err, 1e-3) << p.name;
+    worst = std::max(worst, err);
+  }
+  std::printf("  float against double gradients: max relative error per tensor %.2e\n", worst);
+}
+
+TEST(TrainRwkv7, FloatGradientsMatchDouble) { check_float_gradients(Arch::RWKV7); }
+TEST(TrainRwkv4, FloatGradientsMatchDouble) { check_float_gradients(Arch::RWKV4); }
+
 // The mean cross-entropy from the engine's logits (sequence mode, all positions, a fresh
 // state per sequence) on the same weights and tokens.
 double engine_loss(const Weights& w, const Tokens& t) {
