@@ -138,6 +138,7 @@ void expect_loss_falls(Arch arch) {
   }
   EXPECT_GT(first, 5.0);  // near ln 256: the fresh blocks add nothing (zero output matrices)
   EXPECT_LT(last, 0.5) << "from " << first;
+  std::printf("  loss %.3f -> %.3f after 40 steps\n", first, last);
 }
 
 TEST(TrainOptimizer, LossFallsOnTinyRwkv7) { expect_loss_falls(Arch::RWKV7); }
