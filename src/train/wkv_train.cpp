@@ -89,25 +89,43 @@ void wkv4_backward(size_t B, size_t T, size_t A, const F* k, const F* v, const F
 }
 
 // ---- RWKV-7
+//
+// Each head's state is kept key-major, ST[j][i] = S[i][j], so that every loop over the value
+// index i runs over contiguous memory and vectorises without reordering any sum: the forward
+// adds in the same order as kernels/cpu/wkv (over j for each i).
 
 namespace {
 
-// One WKV-7 step of one head: S ← S·diag(ω) + (S·a) bᵀ + v kᵀ, y = S·r; writes sa = S_old·a
-// when asked (the backward needs it). o is the offset of the head's channels in the row.
+// Σ x⊙y with eight partial sums (which the compiler can keep in vector registers).
 template <typename F>
-void wkv7_step(size_t N, const F* r, const F* w, const F* k, const F* v, const F* a, const F* b, F* S, F* y, F* sa_out) {
-  for (size_t i = 0; i < N; ++i) {
-    F* si = S + i * N;
-    F sa = 0;
-    for (size_t j = 0; j < N; ++j) sa += si[j] * a[j];
-    if (sa_out) sa_out[i] = sa;
-    const F vi = v[i];
-    F yi = 0;
-    for (size_t j = 0; j < N; ++j) {
-      si[j] = si[j] * w[j] + sa * b[j] + vi * k[j];
-      yi += si[j] * r[j];
+F dot(const F* x, const F* y, size_t n) {
+  F acc[8] = {};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (size_t u = 0; u < 8; ++u) acc[u] += x[i + u] * y[i + u];
+  F tail = 0;
+  for (; i < n; ++i) tail += x[i] * y[i];
+  return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7])) + tail;
+}
+
+// One step of one head: sa = S·a (old state), S ← S·diag(ω) + sa bᵀ + v kᵀ, y = S·r (new).
+// ST is key-major; sa and y receive N values.
+template <typename F>
+void wkv7_step(size_t N, const F* r, const F* w, const F* k, const F* v, const F* a, const F* b, F* ST, F* y, F* sa) {
+  for (size_t i = 0; i < N; ++i) sa[i] = 0;
+  for (size_t j = 0; j < N; ++j) {
+    const F* col = ST + j * N;
+    const F aj = a[j];
+    for (size_t i = 0; i < N; ++i) sa[i] += col[i] * aj;
+  }
+  for (size_t i = 0; i < N; ++i) y[i] = 0;
+  for (size_t j = 0; j < N; ++j) {
+    F* col = ST + j * N;
+    const F wj = w[j], bj = b[j], kj = k[j], rj = r[j];
+    for (size_t i = 0; i < N; ++i) {
+      col[i] = col[i] * wj + sa[i] * bj + v[i] * kj;
+      y[i] += col[i] * rj;
     }
-    if (y) y[i] = yi;
   }
 }
 
@@ -120,15 +138,15 @@ void wkv7_forward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w
                   const F* a, const F* b, F* y, Wkv7Saved<F>& saved) {
   const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
   saved.states.assign(B * H * n_chunks * NN, F(0));
-  std::vector<F> S(NN);
+  std::vector<F> ST(NN), sa(N);
   for (size_t s = 0; s < B; ++s)
     for (size_t h = 0; h < H; ++h) {
-      std::fill(S.begin(), S.end(), F(0));
+      std::fill(ST.begin(), ST.end(), F(0));
       F* snapshots = &saved.states[(s * H + h) * n_chunks * NN];
       for (size_t t = 0; t < T; ++t) {
-        if (t % kWkv7Chunk == 0) std::copy(S.begin(), S.end(), snapshots + (t / kWkv7Chunk) * NN);
+        if (t % kWkv7Chunk == 0) std::copy(ST.begin(), ST.end(), snapshots + (t / kWkv7Chunk) * NN);
         const size_t o = (s * T + t) * C + h * N;
-        wkv7_step(N, r + o, w + o, k + o, v + o, a + o, b + o, S.data(), y + o, static_cast<F*>(nullptr));
+        wkv7_step(N, r + o, w + o, k + o, v + o, a + o, b + o, ST.data(), y + o, sa.data());
       }
     }
 }
@@ -139,10 +157,10 @@ void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* 
                    F* db) {
   const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
   // states[τ] = S before step t0 + τ of the chunk (so states[τ+1] is the state after it).
-  std::vector<F> states((kWkv7Chunk + 1) * NN), sa(kWkv7Chunk * N), dS(NN), dsa(N);
+  std::vector<F> states((kWkv7Chunk + 1) * NN), sa(kWkv7Chunk * N), y_unused(N), dST(NN), dsa(N), dv_step(N);
   for (size_t s = 0; s < B; ++s)
     for (size_t h = 0; h < H; ++h) {
-      std::fill(dS.begin(), dS.end(), F(0));  // ∂L/∂S_t, carried backwards over the steps
+      std::fill(dST.begin(), dST.end(), F(0));  // ∂L/∂S_t (key-major), carried backwards over the steps
       const F* snapshots = &saved.states[(s * H + h) * n_chunks * NN];
       for (size_t c = n_chunks; c-- > 0;) {
         const size_t t0 = c * kWkv7Chunk, len = std::min(kWkv7Chunk, T - t0);
@@ -151,41 +169,39 @@ void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* 
         for (size_t tau = 0; tau < len; ++tau) {
           const size_t o = (s * T + t0 + tau) * C + h * N;
           std::copy(&states[tau * NN], &states[(tau + 1) * NN], &states[(tau + 1) * NN]);
-          wkv7_step(N, r + o, w + o, k + o, v + o, a + o, b + o, &states[(tau + 1) * NN], static_cast<F*>(nullptr),
+          wkv7_step(N, r + o, w + o, k + o, v + o, a + o, b + o, &states[(tau + 1) * NN], y_unused.data(),
                     &sa[tau * N]);
         }
         for (size_t tau = len; tau-- > 0;) {
           const size_t o = (s * T + t0 + tau) * C + h * N;
           const F* S_new = &states[(tau + 1) * NN];
           const F* S_old = &states[tau * NN];
-          const F* sat = &sa[tau * N];
-          // y = S_new·r: dr_j += Σ_i S_new[i][j]·dy_i, and dS += dy rᵀ.
-          for (size_t i = 0; i < N; ++i) {
-            const F dyi = dy[o + i];
-            for (size_t j = 0; j < N; ++j) {
-              dr[o + j] += S_new[i * N + j] * dyi;
-              dS[i * N + j] += dyi * r[o + j];
+          const F *sat = &sa[tau * N], *dyt = dy + o, *vt = v + o;
+          std::fill(dsa.begin(), dsa.end(), F(0));
+          std::fill(dv_step.begin(), dv_step.end(), F(0));
+          for (size_t j = 0; j < N; ++j) {
+            F* col = &dST[j * N];  // ∂L/∂S[·][j]
+            // y = S_new·r: dr_j = Σ_i S_new[i][j]·dy_i, and dS += dy rᵀ.
+            dr[o + j] += dot(S_new + j * N, dyt, N);
+            const F rj = r[o + j];
+            for (size_t i = 0; i < N; ++i) col[i] += dyt[i] * rj;
+            // S_new = S_old·diag(ω) + sa bᵀ + v kᵀ with sa = S_old·a.
+            dw[o + j] += dot(col, S_old + j * N, N);
+            dk[o + j] += dot(col, vt, N);
+            db[o + j] += dot(col, sat, N);
+            const F kj = k[o + j], bj = b[o + j];
+            for (size_t i = 0; i < N; ++i) {
+              dv_step[i] += col[i] * kj;
+              dsa[i] += col[i] * bj;
             }
           }
-          // S_new = S_old·diag(ω) + sa bᵀ + v kᵀ with sa = S_old·a.
-          for (size_t i = 0; i < N; ++i) {
-            F dvi = 0, dsai = 0;
-            for (size_t j = 0; j < N; ++j) {
-              const F d = dS[i * N + j];
-              dw[o + j] += d * S_old[i * N + j];
-              dk[o + j] += d * v[o + i];
-              db[o + j] += d * sat[i];
-              dvi += d * k[o + j];
-              dsai += d * b[o + j];
-            }
-            dv[o + i] += dvi;
-            dsa[i] = dsai;
+          for (size_t i = 0; i < N; ++i) dv[o + i] += dv_step[i];
+          for (size_t j = 0; j < N; ++j) {
+            F* col = &dST[j * N];
+            da[o + j] += dot(S_old + j * N, dsa.data(), N);
+            const F wj = w[o + j], aj = a[o + j];
+            for (size_t i = 0; i < N; ++i) col[i] = col[i] * wj + dsa[i] * aj;  // ∂L/∂S_old
           }
-          for (size_t i = 0; i < N; ++i)
-            for (size_t j = 0; j < N; ++j) {
-              da[o + j] += S_old[i * N + j] * dsa[i];
-              dS[i * N + j] = dS[i * N + j] * w[o + j] + dsa[i] * a[o + j];  // ∂L/∂S_old
-            }
         }
       }
     }

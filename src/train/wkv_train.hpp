@@ -24,7 +24,7 @@ void wkv4_backward(size_t B, size_t T, size_t A, const F* k, const F* v, const F
 constexpr size_t kWkv7Chunk = 16;
 template <typename F>
 struct Wkv7Saved {
-  std::vector<F> states;  // [B][H][chunks][N][N], S[i=value][j=key]
+  std::vector<F> states;  // [B][H][chunks][N][N], key-major: element [j][i] holds S[i=value][j=key]
 };
 
 template <typename F>
