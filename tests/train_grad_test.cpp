@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "io/error.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "model/gguf_model.hpp"
 #include "model/init.hpp"
 #include "model/model.hpp"
@@ -227,6 +228,11 @@ Tokens random_tokens(size_t B, size_t T, size_t V, uint64_t seed) {
 // Every parameter tensor: up to 8 entries (for the embedding, in rows of tokens the batch
 // uses) against finite differences of cross-entropy + L2Wrap penalty, in double.
 void check_every_gradient(Arch arch) {
+  // Thousands of forward passes of tiny matrices: BLAS threads only cost here.
+  struct OneThread {
+    OneThread() { cpu::set_threads(1); }
+    ~OneThread() { cpu::set_threads(0); }
+  } one_thread;
   const Weights w = tiny_model(arch, 7);
   auto model = TrainModel<double>::from_weights(w);
   // T = 20 crosses a WKV-7 chunk boundary (16).
