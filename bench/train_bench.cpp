@@ -1,0 +1,49 @@
+// One training step's forward + backward (train/TrainModel::forward_backward) of a fresh
+// 4-layer, 256-wide model with a byte vocabulary, B = 16 sequences of T = 256 tokens, on one
+// thread. Reports tokens per second.
+//   build/rwkv_bench --benchmark_filter=Train
+#include <benchmark/benchmark.h>
+
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/ops.hpp"
+#include "model/init.hpp"
+#include "train/train_model.hpp"
+
+namespace {
+
+void TrainForwardBackward(benchmark::State& st, rwkv::Arch arch) {
+  rwkv::cpu::set_threads(1);
+  rwkv::InitOptions o;
+  o.arch = arch;
+  o.n_layer = 4;
+  o.n_embd = 256;
+  o.vocab_size = 256;
+  o.head_size = 64;
+  o.seed = 1;
+  auto model = rwkv::train::TrainModel<float>::from_weights(rwkv::init_weights(o));
+  const size_t B = 16, T = 256;
+  std::vector<int32_t> inputs(B * T), targets(B * T);
+  std::mt19937 rng(1);
+  for (size_t i = 0; i < B * T; ++i) {
+    inputs[i] = static_cast<int32_t>(rng() % 256);
+    targets[i] = static_cast<int32_t>(rng() % 256);
+  }
+  const rwkv::train::Batch batch{B, T, inputs, targets};
+  for (auto _ : st) {
+    model->parameters().zero_grad();
+    benchmark::DoNotOptimize(model->forward_backward(batch));
+  }
+  st.counters["tokens/s"] = benchmark::Counter(double(B * T) * st.iterations(), benchmark::Counter::kIsRate);
+  rwkv::cpu::set_threads(0);
+}
+
+BENCHMARK_CAPTURE(TrainForwardBackward, rwkv7_L4_C256_B16_T256, rwkv::Arch::RWKV7)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+BENCHMARK_CAPTURE(TrainForwardBackward, rwkv4_L4_C256_B16_T256, rwkv::Arch::RWKV4)
+    ->Unit(benchmark::kMillisecond)
+    ->Iterations(3);
+
+}  // namespace
