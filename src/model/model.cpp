@@ -89,7 +89,8 @@ const float* Model::vector(const std::string& name, size_t n) { return tensor(na
 
 cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   const std::vector<int64_t> shape = {static_cast<int64_t>(rows), static_cast<int64_t>(cols)};
-  if (!used_.count(name)) matrix_parameter_count_ += rows * cols;
+  // The embedding is a table look-up, not a product.
+  if (!used_.count(name) && name != "token_embd.weight") matrix_parameter_count_ += rows * cols;
   const Tensor& t = checked(name, shape);
   // Block types and aligned 16-bit floats are used as stored (memory-mapped, never copied).
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
