@@ -15,7 +15,16 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (T == 0 || W.rows == 0) return;
   if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y);
   // Rows are shared out over the threads; each thread reads its rows once per token block.
-  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
+  const size_t G = simd::token_group();
+  if (T < G) {
+    parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
+    return;
+  }
+  thread_local std::vector<float> packed;
+  packed.resize((T + G - 1) / G * G * W.cols);
+  simd::pack_tokens(X, T, W.cols, packed.data());
+  const float* Xp = packed.data();
+  parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
 }
 
 void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y) {
