@@ -1,7 +1,7 @@
 // Load test of `rwkv serve`: N concurrent streaming clients against an in-process server on a
 // tiny model. Reports failed requests, aggregate generated tokens/s against one client alone,
 // and time-to-first-token percentiles.
-//   build/rwkv_serve_load [--model M] [--clients 64] [--seconds 30] [--parallel 64]
+//   build/rwkv_serve_load [--model M] [--clients 64] [--seconds 30] [--parallel 64] [--threads 1]
 #include <httplib.h>
 
 #include <algorithm>
@@ -105,16 +105,17 @@ Phase run(int port, int clients, double seconds) {
 
 int main(int argc, char** argv) {
   std::string model_path = std::string(RWKV_TEST_DATA) + "/rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin";
-  int clients = 64, parallel = 64;
+  int clients = 64, parallel = 64, threads = 1;
   double seconds = 30;
   for (int i = 1; i + 1 < argc; i += 2) {
     if (!std::strcmp(argv[i], "--model")) model_path = argv[i + 1];
     else if (!std::strcmp(argv[i], "--clients")) clients = std::atoi(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--seconds")) seconds = std::atof(argv[i + 1]);
     else if (!std::strcmp(argv[i], "--parallel")) parallel = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--threads")) threads = std::atoi(argv[i + 1]);
   }
   try {
-    rwkv::cpu::set_threads(1);  // one worker thread does the model work; see PERFORMANCE.md
+    rwkv::cpu::set_threads(threads);  // threads of the model work (default 1; see PERFORMANCE.md)
     auto model = rwkv::Model::load(model_path);
     auto tokenizer = rwkv::resolve_tokenizer("", model->hparams().vocab_size, model_path);
     rwkv::serve::Scheduler scheduler(*model, *tokenizer, {parallel, 4 * clients, 64, 64, ""});

@@ -31,9 +31,12 @@ class Pool {
     // Each worker starts from the current generation: one started late must still see the
     // first job published after this.
     const uint64_t now = generation_.load(std::memory_order_acquire);
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, now] { work(i, now); });
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, now] { work(now); });
   }
 
+  // The job is cut into more pieces than threads; every thread, the caller included, claims
+  // pieces until none are left. A worker that the OS has not scheduled (other processes on
+  // the cores) then only delays the piece it holds, and the caller does the rest.
   void run(size_t n, size_t grain, detail::RangeFn fn, void* ctx) {
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
     const size_t chunks = (n + grain - 1) / grain;
@@ -41,32 +44,43 @@ class Pool {
       fn(ctx, 0, n);  // pool busy (another caller) or nothing to share
       return;
     }
-    // Every worker takes a part (possibly empty) and reports back, so none can still be
-    // reading this job when the next one is written.
-    const size_t parts = workers_.size() + 1;
-    job_ = {fn, ctx, n, grain, parts};
-    pending_.store(static_cast<int>(parts) - 1, std::memory_order_relaxed);
+    const size_t parts = std::min(chunks, 4 * (workers_.size() + 1));
+    fn_.store(fn, std::memory_order_relaxed);
+    ctx_.store(ctx, std::memory_order_relaxed);
+    n_.store(n, std::memory_order_relaxed);
+    grain_.store(grain, std::memory_order_relaxed);
+    parts_.store(parts, std::memory_order_relaxed);
+    done_.store(0, std::memory_order_relaxed);
+    claim_.store(++sequence_ << 32, std::memory_order_release);
     publish();
-    do_part(0);
-    while (pending_.load(std::memory_order_acquire) != 0) std::this_thread::yield();
+    take_parts();
+    for (int spins = 0; done_.load(std::memory_order_acquire) != parts; ++spins)
+      if (spins > 1000) std::this_thread::yield();
   }
 
  private:
-  struct Job {
-    detail::RangeFn fn = nullptr;
-    void* ctx = nullptr;
-    size_t n = 0, grain = 1, parts = 0;
-  };
-
-  // Part p of the job: chunks split as evenly as the grain allows.
-  void do_part(size_t p) {
-    const size_t chunks = (job_.n + job_.grain - 1) / job_.grain;
-    const size_t b = chunks * p / job_.parts * job_.grain;
-    const size_t e = std::min(job_.n, chunks * (p + 1) / job_.parts * job_.grain);
-    if (b < e) job_.fn(job_.ctx, b, e);
+  // Claims and runs pieces of the current job. `claim_` holds (job sequence << 32 | next
+  // piece); a claim succeeds only while that job is current, so job fields read before a
+  // successful claim are that job's.
+  void take_parts() {
+    uint64_t c = claim_.load(std::memory_order_acquire);
+    for (;;) {
+      const auto fn = fn_.load(std::memory_order_relaxed);
+      void* ctx = ctx_.load(std::memory_order_relaxed);
+      const size_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed),
+                   parts = parts_.load(std::memory_order_relaxed);
+      const size_t p = c & 0xffffffffu;
+      if (p >= parts) return;
+      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      const size_t chunks = (n + grain - 1) / grain;
+      const size_t b = chunks * p / parts * grain, e = std::min(n, chunks * (p + 1) / parts * grain);
+      if (b < e) fn(ctx, b, e);
+      done_.fetch_add(1, std::memory_order_acq_rel);
+      c = claim_.load(std::memory_order_acquire);
+    }
   }
 
-  void work(int id, uint64_t seen) {
+  void work(uint64_t seen) {
     for (;;) {
       // Spin for a while (the next job usually follows within microseconds), then sleep.
       const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
@@ -80,8 +94,7 @@ class Pool {
       }
       seen = g;
       if (stopping_.load(std::memory_order_acquire)) return;
-      do_part(static_cast<size_t>(id));
-      pending_.fetch_sub(1, std::memory_order_acq_rel);
+      take_parts();
     }
   }
 
@@ -106,11 +119,14 @@ class Pool {
 
   std::mutex busy_;  // held by the caller of a job (and by resize)
   std::vector<std::thread> workers_;
-  Job job_;
+  uint64_t sequence_ = 0;  // jobs run (written by the caller holding busy_)
+  std::atomic<detail::RangeFn> fn_{nullptr};
+  std::atomic<void*> ctx_{nullptr};
+  std::atomic<size_t> n_{0}, grain_{1}, parts_{0}, done_{0};
+  std::atomic<uint64_t> claim_{0};
   std::mutex sleep_mu_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
-  std::atomic<int> pending_{0};
   std::atomic<bool> stopping_{false};
 };
 
