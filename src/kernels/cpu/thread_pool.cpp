@@ -34,7 +34,7 @@ class Pool {
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, now] { work(now); });
   }
 
-  // The job is cut into more pieces than threads; every thread, the caller included, claims
+  // The job is cut into more pieces than threads (at most kPieceMask); every thread, the caller included, claims
   // pieces until none are left. A worker that the OS has not scheduled (other processes on
   // the cores) then only delays the piece it holds, and the caller does the rest.
   void run(size_t n, size_t grain, detail::RangeFn fn, void* ctx) {
@@ -49,9 +49,8 @@ class Pool {
     ctx_.store(ctx, std::memory_order_relaxed);
     n_.store(n, std::memory_order_relaxed);
     grain_.store(grain, std::memory_order_relaxed);
-    parts_.store(parts, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    claim_.store(++sequence_ << 32, std::memory_order_release);
+    claim_.store(claim_word(++sequence_ & 0xffffff, parts), std::memory_order_release);
     publish();
     take_parts();
     for (int spins = 0; done_.load(std::memory_order_acquire) != parts; ++spins)
@@ -59,19 +58,23 @@ class Pool {
   }
 
  private:
-  // Claims and runs pieces of the current job. `claim_` holds (job sequence << 32 | next
-  // piece); a claim succeeds only while that job is current, so job fields read before a
-  // successful claim are that job's.
+  // `claim_` packs (job sequence, pieces, next piece) into one word, so a thread decides from
+  // that word alone whether a piece is left, and a claim (compare-exchange) succeeds only while
+  // that job is current. The caller writes a job's fields before publishing its word and
+  // rewrites them only after every piece is done, so fields read after a successful claim
+  // belong to the claimed job.
+  static constexpr uint64_t kPieceBits = 20, kPieceMask = (uint64_t{1} << kPieceBits) - 1;
+  static uint64_t claim_word(uint64_t seq, uint64_t parts) { return (seq << (2 * kPieceBits)) | (parts << kPieceBits); }
+
   void take_parts() {
     uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
-      const auto fn = fn_.load(std::memory_order_relaxed);
-      void* ctx = ctx_.load(std::memory_order_relaxed);
-      const size_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed),
-                   parts = parts_.load(std::memory_order_relaxed);
-      const size_t p = c & 0xffffffffu;
+      const uint64_t p = c & kPieceMask, parts = (c >> kPieceBits) & kPieceMask;
       if (p >= parts) return;
       if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+      const auto fn = fn_.load(std::memory_order_relaxed);
+      void* ctx = ctx_.load(std::memory_order_relaxed);
+      const size_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed);
       const size_t chunks = (n + grain - 1) / grain;
       const size_t b = chunks * p / parts * grain, e = std::min(n, chunks * (p + 1) / parts * grain);
       if (b < e) fn(ctx, b, e);
@@ -122,7 +125,7 @@ class Pool {
   uint64_t sequence_ = 0;  // jobs run (written by the caller holding busy_)
   std::atomic<detail::RangeFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
-  std::atomic<size_t> n_{0}, grain_{1}, parts_{0}, done_{0};
+  std::atomic<size_t> n_{0}, grain_{1}, done_{0};
   std::atomic<uint64_t> claim_{0};
   std::mutex sleep_mu_;
   std::condition_variable wake_;
