@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace rwkv {
@@ -33,6 +34,31 @@ class Tokenizer {
 
 // The World tokenizer from rwkv_vocab_v20230424.txt (spec §6.1).
 std::unique_ptr<Tokenizer> load_world_tokenizer(const std::string& vocab_path);
+// A greedy longest-match tokenizer like World over the given token bytes (token i has the bytes
+// tokens[i]; "" for ids no text encodes to). Every single byte must be a token. `source` and
+// `list` name the origin in messages ("model.gguf", "tokenizer.ggml.tokens").
+std::unique_ptr<Tokenizer> make_world_tokenizer(const std::vector<std::string>& tokens, const std::string& source,
+                                                const std::string& list);
+
+// The parts of a byte-level BPE tokenizer (spec §6.2) as a Hugging Face tokenizer.json holds
+// them; GGUF metadata holds the same (tokenizer_gguf.hpp).
+struct BpeVocabulary {
+  std::vector<std::string> tokens;  // model.vocab by id, in byte-level characters ("Ġthe"); "" where absent
+  std::vector<std::pair<std::string, std::string>> merges;  // in rank order
+  struct AddedToken {
+    int32_t id;
+    std::string content;
+    bool special;     // a control token: decodes to nothing
+    bool normalized;  // matched in the normalised (NFC) text rather than the raw text
+  };
+  std::vector<AddedToken> added;
+  bool nfc = false;  // the normalizer is NFC
+};
+// Reads and checks a tokenizer.json (BPE model, NFC or no normalizer, ByteLevel pre-tokenizer).
+BpeVocabulary read_bpe_vocabulary(const std::string& json_path);
+// The tokenizer of `vocabulary`; `source` and `merges_field` name its origin in messages.
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocabulary, const std::string& source,
+                                              const std::string& merges_field);
 // The GPT-NeoX 20B tokenizer from its Hugging Face tokenizer.json (spec §6.2).
 std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path);
 // Vocabulary 256, id = byte value (the tiny test models and byte-level training).
