@@ -78,11 +78,26 @@ size_t complete_utf8_prefix(std::string_view s);
 
 namespace rwkv {
 
-// The tokenizer named by `spec`: "world", "20b", "bytes", a path to a World vocabulary (.txt)
-// or to a tokenizer.json, or "" / "auto" to choose from the vocabulary size (65536 → World,
-// 50277 → 20B, 256 → bytes; spec §4.3). Vocabulary files are looked up in $RWKV_TOKENIZER_DIR,
-// next to the model file, in ./tokenizers and in the current directory.
+struct Weights;
+
+// What a tokenizer spec names: kind "world", "20b" or "bytes" and its vocabulary file ("" for
+// bytes). When none can be had, `missing` says why (the file was not found where it was looked
+// for, or "auto" met a vocabulary size it has no tokenizer for).
+struct TokenizerSource {
+  std::string kind, file, missing;
+};
+// `spec` is "world", "20b", "bytes", a path to a World vocabulary (.txt) or to a tokenizer.json,
+// or "" / "auto" to choose from the vocabulary size (65536 → World, 50277 → 20B, 256 → bytes;
+// spec §4.3). Vocabulary files are looked up in $RWKV_TOKENIZER_DIR, next to the model file, in
+// ./tokenizers and in the current directory. Throws for a spec that names nothing (an unknown
+// word, a path that does not exist).
+TokenizerSource find_tokenizer(const std::string& spec, size_t model_vocab_size, const std::string& model_path);
+
+// The tokenizer `spec` names (as find_tokenizer reads it); throws if its file is not found.
 std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& spec, size_t model_vocab_size,
                                              const std::string& model_path);
+// The tokenizer of a loaded model: an explicit `spec` first, then the tokenizer the model file
+// carries (GGUF tokenizer.* metadata, tokenizer_gguf.hpp), then the search above.
+std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& spec, const Weights& weights);
 
 }  // namespace rwkv
