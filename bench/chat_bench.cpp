@@ -35,7 +35,7 @@ std::string model_path() {
 
 void Chat50Turns(benchmark::State& st) {
   auto model = rwkv::Model::load(model_path());
-  auto tokenizer = rwkv::resolve_tokenizer("", model->hparams().vocab_size, model_path());
+  auto tokenizer = rwkv::resolve_tokenizer("", model->weights());
   double first = 0, last = 0;
   long growth = 0;
   for (auto _ : st) {

@@ -117,7 +117,7 @@ int main(int argc, char** argv) {
   try {
     rwkv::cpu::set_threads(threads);  // threads of the model work (default 1; see PERFORMANCE.md)
     auto model = rwkv::Model::load(model_path);
-    auto tokenizer = rwkv::resolve_tokenizer("", model->hparams().vocab_size, model_path);
+    auto tokenizer = rwkv::resolve_tokenizer("", model->weights());
     rwkv::serve::Scheduler scheduler(*model, *tokenizer, {parallel, 4 * clients, 64, 64, ""});
     rwkv::serve::ServerOptions so;
     so.port = 0;

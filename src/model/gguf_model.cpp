@@ -114,6 +114,10 @@ Weights weights_from_gguf(const std::string& path) {
     if (*r > 1000000) fail(path, ": ", a, ".rescale_every_n_layers ", *r, " is invalid");
     hp.rescale_every = static_cast<int>(*r);
   }
+  GgufMetadata tokenizer;
+  for (const auto& [key, value] : f.metadata)
+    if (key.starts_with("tokenizer.")) tokenizer.emplace_back(key, value);
+  if (!tokenizer.empty()) w.tokenizer = std::make_shared<const GgufMetadata>(std::move(tokenizer));
   w.tensors = std::move(f.tensors);
   infer_hparams(w.tensors, hp);
   // The keys are a cross-check only; sizes come from the tensors (formats.md T7).
@@ -194,6 +198,11 @@ void write_model(const Weights& w, const std::string& path, const Converter& con
       u32("attention.gate_lora_rank", hp.lora_g);
       break;
   }
+  if (w.tokenizer)
+    for (const auto& [key, value] : *w.tokenizer) {
+      if (!key.starts_with("tokenizer.")) fail(path, ": tokenizer metadata key ", key, " is outside tokenizer.*");
+      md.emplace_back(key, value);
+    }
   write_gguf(path, md, tensors);
 }
 

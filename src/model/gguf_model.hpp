@@ -18,7 +18,8 @@ SaveType save_type_from_string(const std::string& s);  // "keep", "f32", "f16", 
 
 // Writes `w` as a GGUF file (atomically). With F32/F16/BF16 the large matrices (embedding,
 // head, linear and low-rank weights) take that type and everything else is float32, as
-// llama.cpp's converter does (formats.md §2.5).
+// llama.cpp's converter does (formats.md §2.5). The tokenizer metadata `w` carries (its
+// `tokenizer`, e.g. from text/tokenizer_gguf's attach_tokenizer) is written after the model's keys.
 void save_gguf(const Weights& w, const std::string& path, SaveType type);
 
 // Types of a quantized file (rwkv quantize): `type` for the large matrices, `head` for

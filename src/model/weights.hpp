@@ -4,8 +4,10 @@
 // 2-D matrix is (out, in), applied as W·x. Loaders convert into this form; models read from it.
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 
+#include "io/gguf.hpp"
 #include "io/tensor.hpp"
 
 namespace rwkv {
@@ -45,6 +47,10 @@ struct Weights {
   Hparams hp;
   TensorSet tensors;  // canonical names
   std::map<std::string, std::string> source_names;  // canonical -> name in the file, where different
+  // The tokenizer.* metadata of a GGUF file (formats.md §2.2, docs/FORMATS.md "Tokenizers"):
+  // read from the file, written again by save_gguf; null when there is none. Shared, as a
+  // World vocabulary is 65536 strings.
+  std::shared_ptr<const GgufMetadata> tokenizer;
 
   // "blocks.1.att.key.weight (blk.1.time_mix_key.weight)" or just the canonical name.
   std::string describe(const std::string& canonical) const;

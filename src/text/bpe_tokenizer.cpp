@@ -51,6 +51,18 @@ DecodedChar decode_char(std::string_view s, size_t i) {
 }
 
 
+// A token for a one-line message: control characters as \xNN.
+std::string for_message(std::string_view s) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (const char c : s) {
+    const auto b = static_cast<uint8_t>(c);
+    if (b < 0x20 || b == 0x7f) out += std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
+    else out += c;
+  }
+  return out;
+}
+
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<uint8_t>(c) < 0x80; });
 }
@@ -250,7 +262,9 @@ uint64_t pair_key(int32_t a, int32_t b) { return uint64_t(uint32_t(a)) << 32 | u
 
 class BpeTokenizer final : public Tokenizer {
  public:
-  explicit BpeTokenizer(const std::string& path) : path_(path) { load(); }
+  BpeTokenizer(const BpeVocabulary& v, const std::string& source, const std::string& merges_field) : path_(source) {
+    build(v, merges_field);
+  }
 
   std::vector<int32_t> encode(std::string_view text) const override {
     check_utf8(text, "text");
@@ -358,8 +372,178 @@ class BpeTokenizer final : public Tokenizer {
     for (int32_t k = 0; k >= 0; k = sym[k].next) out.push_back(sym[k].id);
   }
 
-  // ---- loading
+  // ---- building the tables
 
+  void build(const BpeVocabulary& v, const std::string& merges_field) {
+    nfc_ = v.nfc;
+    // Token string → id for the merges and the byte symbols. A repeated string keeps its first
+    // id, as a reverse map built in id order would.
+    std::unordered_map<std::string, int32_t> ids;
+    ids.reserve(v.tokens.size());
+    for (size_t id = 0; id < v.tokens.size(); ++id)
+      if (!v.tokens[id].empty()) ids.emplace(v.tokens[id], static_cast<int32_t>(id));
+
+    // The rank of a merge is its index. A repeated pair keeps its last rank, as a dict/hash map
+    // built from the list would.
+    merges_.reserve(v.merges.size());
+    for (size_t k = 0; k < v.merges.size(); ++k) {
+      const auto& [a, b] = v.merges[k];
+      const auto lookup = [&](const std::string& token) {
+        const auto it = ids.find(token);
+        if (it == ids.end())
+          fail(path_, ": ", merges_field, "[", k, "] uses \"", for_message(token), "\", which is not in the vocabulary");
+        return it->second;
+      };
+      const int32_t ia = lookup(a), ib = lookup(b), result = lookup(a + b);
+      merges_[pair_key(ia, ib)] = Merge{static_cast<uint32_t>(k), result};
+    }
+
+    // Initial symbols: the token of each byte's printable character.
+    const auto byte_to_char = make_byte_to_char();
+    for (int b = 0; b < 256; ++b) {
+      std::string ch;
+      append_utf8(ch, byte_to_char[b]);
+      const auto it = ids.find(ch);
+      byte_ids_[b] = it != ids.end() ? it->second : -1;
+    }
+
+    // Added tokens: non-normalised ones match the raw text, normalised ones the NFC text
+    // (spec §6.2 step 1).
+    size_t size = v.tokens.size();
+    for (const BpeVocabulary::AddedToken& t : v.added) {
+      if (t.id < 0 || t.id > kMaxTokenId) fail(path_, ": added token id ", t.id, " is out of range");
+      if (t.content.empty()) fail(path_, ": added token ", t.id, " is empty");
+      if (t.normalized) normalized_tokens_.add(nfc_ ? nfc(t.content) : t.content, t.id);
+      else raw_tokens_.add(t.content, t.id);
+      size = std::max(size, static_cast<size_t>(t.id) + 1);
+    }
+    raw_tokens_.finish();
+    normalized_tokens_.finish();
+
+    // Decoding table: added tokens take precedence over the vocabulary (as in the library's
+    // id_to_token); special ones decode to nothing (its decoder skips them).
+    token_bytes_.assign(size, std::string());
+    std::unordered_map<char32_t, uint8_t> char_to_byte;
+    for (int b = 0; b < 256; ++b) char_to_byte[byte_to_char[b]] = static_cast<uint8_t>(b);
+    const auto to_bytes = [&](const std::string& token) {
+      // A token with any character outside the byte table (the space-run tokens) contributes its
+      // own UTF-8 bytes verbatim, as the library's ByteLevel decoder does for the whole token.
+      std::string bytes;
+      for (size_t i = 0; i < token.size();) {
+        const DecodedChar d = decode_char(token, i);
+        const auto it = char_to_byte.find(d.cp);
+        if (it == char_to_byte.end()) return token;
+        bytes += static_cast<char>(it->second);
+        i += d.len;
+      }
+      return bytes;
+    };
+    for (size_t id = 0; id < v.tokens.size(); ++id) token_bytes_[id] = to_bytes(v.tokens[id]);
+    for (const BpeVocabulary::AddedToken& t : v.added) {
+      const std::string content = t.normalized && nfc_ ? nfc(t.content) : t.content;
+      token_bytes_[t.id] = t.special ? std::string() : to_bytes(content);
+    }
+  }
+
+  std::string path_;
+  bool nfc_ = false;
+  std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) → rank and merged id
+  std::array<int32_t, 256> byte_ids_{};         // byte → id of its byte-level character
+  LiteralMatcher raw_tokens_, normalized_tokens_;
+  std::vector<std::string> token_bytes_;  // id → bytes ("" for special and absent ids)
+};
+
+// ---- reading tokenizer.json
+
+class TokenizerJson {
+ public:
+  explicit TokenizerJson(const std::string& path) : path_(path) {}
+
+  BpeVocabulary read() {
+    std::ifstream file(path_, std::ios::binary);
+    if (!file) fail(path_, ": cannot open tokenizer file");
+    json root;
+    try {
+      root = json::parse(file);
+    } catch (const json::exception& e) {
+      fail(path_, ": not valid JSON (", e.what(), ")");
+    }
+    if (!root.is_object()) fail(path_, ": top level is not a JSON object");
+
+    BpeVocabulary v;
+    v.nfc = read_normalizer(member(root, "", "normalizer"));
+    check_byte_level(member(root, "", "pre_tokenizer"), "pre_tokenizer", true);
+    check_byte_level(member(root, "", "decoder"), "decoder", false);
+    if (root.contains("post_processor")) {
+      // A ByteLevel post-processor only adjusts offsets; others (templates) would add ids.
+      const json& post = root["post_processor"];
+      if (!post.is_null() && type_of(post) != "ByteLevel") bad("post_processor", "is unsupported (not ByteLevel)");
+    }
+
+    const json& model = member(root, "", "model");
+    const std::string type = string_member(model, "model", "type");
+    if (type != "BPE") bad("model.type", "is \"" + type + "\", expected \"BPE\"");
+    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
+      const auto it = model.find(key);
+      if (it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
+        bad(std::string("model.") + key, "is unsupported (byte-level BPE has none)");
+    }
+    if (const auto it = model.find("dropout"); it != model.end() && !it->is_null()) {
+      if (!it->is_number() || it->get<double>() != 0.0) bad("model.dropout", "is unsupported (must be null)");
+    }
+
+    // model.vocab: token string → id.
+    const json& vocab = member(model, "model", "vocab");
+    if (!vocab.is_object()) bad("model.vocab", "is not an object");
+    for (const auto& [token, value] : vocab.items()) {
+      const int32_t id = id_value(value, "model.vocab[\"" + token + "\"]");
+      if (static_cast<size_t>(id) >= v.tokens.size()) v.tokens.resize(static_cast<size_t>(id) + 1);
+      if (!v.tokens[id].empty()) bad("model.vocab[\"" + token + "\"]", "repeats id " + std::to_string(id));
+      v.tokens[id] = token;
+    }
+
+    // model.merges: "a b" or ["a", "b"].
+    const json& merges = member(model, "model", "merges");
+    if (!merges.is_array()) bad("model.merges", "is not a list");
+    v.merges.reserve(merges.size());
+    for (size_t k = 0; k < merges.size(); ++k) {
+      const std::string field = "model.merges[" + std::to_string(k) + "]";
+      const json& m = merges[k];
+      if (m.is_string()) {
+        const std::string line = m.get<std::string>();
+        const size_t space = line.find(' ');
+        if (space == std::string::npos || space == 0 || space + 1 == line.size())
+          bad(field, "is not of the form \"a b\"");
+        v.merges.emplace_back(line.substr(0, space), line.substr(space + 1));
+      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
+        v.merges.emplace_back(m[0].get<std::string>(), m[1].get<std::string>());
+      } else {
+        bad(field, "is neither \"a b\" nor [\"a\", \"b\"]");
+      }
+    }
+
+    const json& added_tokens = member(root, "", "added_tokens");
+    if (!added_tokens.is_array()) bad("added_tokens", "is not a list");
+    for (size_t k = 0; k < added_tokens.size(); ++k) {
+      const std::string name = "added_tokens[" + std::to_string(k) + "]";
+      const json& t = added_tokens[k];
+      BpeVocabulary::AddedToken a;
+      a.id = id_value(member(t, name, "id"), name + ".id");
+      a.content = string_member(t, name, "content");
+      a.special = bool_member(t, name, "special");
+      a.normalized = bool_member(t, name, "normalized");
+      if (a.content.empty()) bad(name + ".content", "is empty");
+      for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
+        const auto it = t.find(flag);
+        if (it != t.end() && !(it->is_boolean() && !it->get<bool>()))
+          bad(name + "." + flag, "is unsupported (must be false)");
+      }
+      v.added.push_back(std::move(a));
+    }
+    return v;
+  }
+
+ private:
   [[noreturn]] void bad(const std::string& field, const std::string& what) const {
     fail(path_, ": ", field, " ", what);
   }
@@ -397,166 +581,18 @@ class BpeTokenizer final : public Tokenizer {
     return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
   }
 
-  void load() {
-    std::ifstream file(path_, std::ios::binary);
-    if (!file) fail(path_, ": cannot open tokenizer file");
-    json root;
-    try {
-      root = json::parse(file);
-    } catch (const json::exception& e) {
-      fail(path_, ": not valid JSON (", e.what(), ")");
-    }
-    if (!root.is_object()) fail(path_, ": top level is not a JSON object");
-
-    load_normalizer(member(root, "", "normalizer"));
-    load_byte_level(member(root, "", "pre_tokenizer"), "pre_tokenizer", true);
-    load_byte_level(member(root, "", "decoder"), "decoder", false);
-    if (root.contains("post_processor")) {
-      // A ByteLevel post-processor only adjusts offsets; others (templates) would add ids.
-      const json& post = root["post_processor"];
-      if (!post.is_null() && type_of(post) != "ByteLevel") bad("post_processor", "is unsupported (not ByteLevel)");
-    }
-
-    const json& model = member(root, "", "model");
-    const std::string type = string_member(model, "model", "type");
-    if (type != "BPE") bad("model.type", "is \"" + type + "\", expected \"BPE\"");
-    for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
-      const auto it = model.find(key);
-      if (it != model.end() && !it->is_null() && !(it->is_string() && it->get<std::string>().empty()))
-        bad(std::string("model.") + key, "is unsupported (byte-level BPE has none)");
-    }
-    if (const auto it = model.find("dropout"); it != model.end() && !it->is_null()) {
-      if (!it->is_number() || it->get<double>() != 0.0) bad("model.dropout", "is unsupported (must be null)");
-    }
-
-    // model.vocab: token string → id.
-    const json& vocab = member(model, "model", "vocab");
-    if (!vocab.is_object()) bad("model.vocab", "is not an object");
-    std::unordered_map<std::string, int32_t> ids;
-    ids.reserve(vocab.size());
-    std::vector<std::pair<int32_t, std::string>> entries;
-    entries.reserve(vocab.size());
-    int32_t max_id = -1;
-    for (const auto& [token, value] : vocab.items()) {
-      const int32_t id = id_value(value, "model.vocab[\"" + token + "\"]");
-      ids.emplace(token, id);
-      entries.emplace_back(id, token);
-      max_id = std::max(max_id, id);
-    }
-
-    // model.merges: "a b" or ["a", "b"]; the rank is the index. A repeated pair keeps its last
-    // rank, as a dict/hash map built from the list would.
-    const json& merges = member(model, "model", "merges");
-    if (!merges.is_array()) bad("model.merges", "is not a list");
-    merges_.reserve(merges.size());
-    const auto lookup = [&](const std::string& token, const std::string& field) {
-      const auto it = ids.find(token);
-      if (it == ids.end()) bad(field, "uses \"" + token + "\", which is not in model.vocab");
-      return it->second;
-    };
-    for (size_t k = 0; k < merges.size(); ++k) {
-      const std::string field = "model.merges[" + std::to_string(k) + "]";
-      const json& m = merges[k];
-      std::string a, b;
-      if (m.is_string()) {
-        const std::string line = m.get<std::string>();
-        const size_t space = line.find(' ');
-        if (space == std::string::npos || space == 0 || space + 1 == line.size())
-          bad(field, "is not of the form \"a b\"");
-        a = line.substr(0, space);
-        b = line.substr(space + 1);
-      } else if (m.is_array() && m.size() == 2 && m[0].is_string() && m[1].is_string()) {
-        a = m[0].get<std::string>();
-        b = m[1].get<std::string>();
-      } else {
-        bad(field, "is neither \"a b\" nor [\"a\", \"b\"]");
-      }
-      const int32_t ia = lookup(a, field), ib = lookup(b, field), result = lookup(a + b, field);
-      merges_[pair_key(ia, ib)] = Merge{static_cast<uint32_t>(k), result};
-    }
-
-    // Initial symbols: the token of each byte's printable character.
-    const auto byte_to_char = make_byte_to_char();
-    for (int b = 0; b < 256; ++b) {
-      std::string ch;
-      append_utf8(ch, byte_to_char[b]);
-      const auto it = ids.find(ch);
-      byte_ids_[b] = it != ids.end() ? it->second : -1;
-    }
-
-    // added_tokens.
-    struct Added {
-      int32_t id;
-      std::string content;
-      bool special;
-    };
-    std::vector<Added> added;
-    const json& added_tokens = member(root, "", "added_tokens");
-    if (!added_tokens.is_array()) bad("added_tokens", "is not a list");
-    for (size_t k = 0; k < added_tokens.size(); ++k) {
-      const std::string name = "added_tokens[" + std::to_string(k) + "]";
-      const json& t = added_tokens[k];
-      const int32_t id = id_value(member(t, name, "id"), name + ".id");
-      std::string content = string_member(t, name, "content");
-      const bool special = bool_member(t, name, "special");
-      const bool normalized = bool_member(t, name, "normalized");
-      if (content.empty()) bad(name + ".content", "is empty");
-      for (const char* flag : {"single_word", "lstrip", "rstrip"}) {
-        const auto it = t.find(flag);
-        if (it != t.end() && !(it->is_boolean() && !it->get<bool>()))
-          bad(name + "." + flag, "is unsupported (must be false)");
-      }
-      // Non-normalised tokens match the raw text; normalised ones the NFC text (spec §6.2 step 1).
-      if (normalized) {
-        if (nfc_) content = nfc(content);
-        normalized_tokens_.add(content, id);
-      } else {
-        raw_tokens_.add(content, id);
-      }
-      added.push_back({id, std::move(content), special});
-      max_id = std::max(max_id, id);
-    }
-    raw_tokens_.finish();
-    normalized_tokens_.finish();
-
-    // Decoding table: added tokens take precedence over model.vocab (as in the library's
-    // id_to_token); special ones decode to nothing (its decoder skips them).
-    token_bytes_.assign(static_cast<size_t>(max_id) + 1, std::string());
-    std::unordered_map<char32_t, uint8_t> char_to_byte;
-    for (int b = 0; b < 256; ++b) char_to_byte[byte_to_char[b]] = static_cast<uint8_t>(b);
-    const auto to_bytes = [&](const std::string& token) {
-      // A token with any character outside the byte table (the space-run tokens) contributes its
-      // own UTF-8 bytes verbatim, as the library's ByteLevel decoder does for the whole token.
-      std::string bytes;
-      for (size_t i = 0; i < token.size();) {
-        const DecodedChar d = decode_char(token, i);
-        const auto it = char_to_byte.find(d.cp);
-        if (it == char_to_byte.end()) return token;
-        bytes += static_cast<char>(it->second);
-        i += d.len;
-      }
-      return bytes;
-    };
-    for (const auto& [id, token] : entries) token_bytes_[id] = to_bytes(token);
-    for (const Added& t : added) token_bytes_[t.id] = t.special ? std::string() : to_bytes(t.content);
-  }
-
   // Spec §6.2: normalizer NFC; also accepted: null and a Sequence of NFC normalizers.
-  void load_normalizer(const json& n) {
-    if (n.is_null()) return;
+  bool read_normalizer(const json& n) const {
+    if (n.is_null()) return false;
     const std::string type = type_of(n);
-    if (type == "NFC") {
-      nfc_ = true;
-      return;
-    }
+    if (type == "NFC") return true;
     if (type == "Sequence") {
       const json& list = member(n, "normalizer", "normalizers");
       if (!list.is_array()) bad("normalizer.normalizers", "is not a list");
       for (const json& item : list) {
         if (type_of(item) != "NFC") bad("normalizer", "is an unsupported normalizer (only NFC is supported)");
       }
-      nfc_ = !list.empty();
-      return;
+      return !list.empty();
     }
     bad("normalizer", "is an unsupported normalizer (only NFC is supported)");
   }
@@ -564,7 +600,7 @@ class BpeTokenizer final : public Tokenizer {
   // Spec §6.2: pre_tokenizer and decoder are ByteLevel. A prefix space in the pre-tokenizer
   // (add_prefix_space true) is rejected rather than emulated: where the library inserts it
   // depends on its version, and no RWKV tokenizer uses it. The decoder ignores the flag.
-  void load_byte_level(const json& p, const char* field, bool is_pre_tokenizer) const {
+  void check_byte_level(const json& p, const char* field, bool is_pre_tokenizer) const {
     if (type_of(p) != "ByteLevel") bad(field, "is unsupported (only ByteLevel is supported)");
     const bool prefix_space = bool_member(p, field, "add_prefix_space");
     if (is_pre_tokenizer && prefix_space) bad(std::string(field) + ".add_prefix_space", "= true is unsupported");
@@ -573,17 +609,19 @@ class BpeTokenizer final : public Tokenizer {
   }
 
   std::string path_;
-  bool nfc_ = false;
-  std::unordered_map<uint64_t, Merge> merges_;  // (left id, right id) → rank and merged id
-  std::array<int32_t, 256> byte_ids_{};         // byte → id of its byte-level character
-  LiteralMatcher raw_tokens_, normalized_tokens_;
-  std::vector<std::string> token_bytes_;  // id → bytes ("" for special and absent ids)
 };
 
 }  // namespace
 
+BpeVocabulary read_bpe_vocabulary(const std::string& json_path) { return TokenizerJson(json_path).read(); }
+
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocabulary, const std::string& source,
+                                              const std::string& merges_field) {
+  return std::make_unique<BpeTokenizer>(vocabulary, source, merges_field);
+}
+
 std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path) {
-  return std::make_unique<BpeTokenizer>(json_path);
+  return make_bpe_tokenizer(read_bpe_vocabulary(json_path), json_path, "model.merges");
 }
 
 }  // namespace rwkv

@@ -7,6 +7,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace rwkv {
@@ -33,6 +34,31 @@ class Tokenizer {
 
 // The World tokenizer from rwkv_vocab_v20230424.txt (spec §6.1).
 std::unique_ptr<Tokenizer> load_world_tokenizer(const std::string& vocab_path);
+// A greedy longest-match tokenizer like World over the given token bytes (token i has the bytes
+// tokens[i]; "" for ids no text encodes to). Every single byte must be a token. `source` and
+// `list` name the origin in messages ("model.gguf", "tokenizer.ggml.tokens").
+std::unique_ptr<Tokenizer> make_world_tokenizer(const std::vector<std::string>& tokens, const std::string& source,
+                                                const std::string& list);
+
+// The parts of a byte-level BPE tokenizer (spec §6.2) as a Hugging Face tokenizer.json holds
+// them; GGUF metadata holds the same (tokenizer_gguf.hpp).
+struct BpeVocabulary {
+  std::vector<std::string> tokens;  // model.vocab by id, in byte-level characters ("Ġthe"); "" where absent
+  std::vector<std::pair<std::string, std::string>> merges;  // in rank order
+  struct AddedToken {
+    int32_t id;
+    std::string content;
+    bool special;     // a control token: decodes to nothing
+    bool normalized;  // matched in the normalised (NFC) text rather than the raw text
+  };
+  std::vector<AddedToken> added;
+  bool nfc = false;  // the normalizer is NFC
+};
+// Reads and checks a tokenizer.json (BPE model, NFC or no normalizer, ByteLevel pre-tokenizer).
+BpeVocabulary read_bpe_vocabulary(const std::string& json_path);
+// The tokenizer of `vocabulary`; `source` and `merges_field` name its origin in messages.
+std::unique_ptr<Tokenizer> make_bpe_tokenizer(const BpeVocabulary& vocabulary, const std::string& source,
+                                              const std::string& merges_field);
 // The GPT-NeoX 20B tokenizer from its Hugging Face tokenizer.json (spec §6.2).
 std::unique_ptr<Tokenizer> load_bpe_tokenizer(const std::string& json_path);
 // Vocabulary 256, id = byte value (the tiny test models and byte-level training).
@@ -52,11 +78,26 @@ size_t complete_utf8_prefix(std::string_view s);
 
 namespace rwkv {
 
-// The tokenizer named by `spec`: "world", "20b", "bytes", a path to a World vocabulary (.txt)
-// or to a tokenizer.json, or "" / "auto" to choose from the vocabulary size (65536 → World,
-// 50277 → 20B, 256 → bytes; spec §4.3). Vocabulary files are looked up in $RWKV_TOKENIZER_DIR,
-// next to the model file, in ./tokenizers and in the current directory.
+struct Weights;
+
+// What a tokenizer spec names: kind "world", "20b" or "bytes" and its vocabulary file ("" for
+// bytes). When none can be had, `missing` says why (the file was not found where it was looked
+// for, or "auto" met a vocabulary size it has no tokenizer for).
+struct TokenizerSource {
+  std::string kind, file, missing;
+};
+// `spec` is "world", "20b", "bytes", a path to a World vocabulary (.txt) or to a tokenizer.json,
+// or "" / "auto" to choose from the vocabulary size (65536 → World, 50277 → 20B, 256 → bytes;
+// spec §4.3). Vocabulary files are looked up in $RWKV_TOKENIZER_DIR, next to the model file, in
+// ./tokenizers and in the current directory. Throws for a spec that names nothing (an unknown
+// word, a path that does not exist).
+TokenizerSource find_tokenizer(const std::string& spec, size_t model_vocab_size, const std::string& model_path);
+
+// The tokenizer `spec` names (as find_tokenizer reads it); throws if its file is not found.
 std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& spec, size_t model_vocab_size,
                                              const std::string& model_path);
+// The tokenizer of a loaded model: an explicit `spec` first, then the tokenizer the model file
+// carries (GGUF tokenizer.* metadata, tokenizer_gguf.hpp), then the search above.
+std::unique_ptr<Tokenizer> resolve_tokenizer(const std::string& spec, const Weights& weights);
 
 }  // namespace rwkv

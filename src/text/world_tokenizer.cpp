@@ -1,5 +1,6 @@
-// The RWKV World tokenizer (spec §6.1): loads rwkv_vocab_v20230424.txt, encodes by greedy
-// longest match over UTF-8 bytes with a byte trie, decodes by concatenating token bytes.
+// The RWKV World tokenizer (spec §6.1): loads rwkv_vocab_v20230424.txt (or takes the token
+// bytes from GGUF metadata), encodes by greedy longest match over UTF-8 bytes with a byte trie,
+// decodes by concatenating token bytes.
 #include <algorithm>
 #include <cstdint>
 #include <limits>
@@ -16,6 +17,7 @@ namespace rwkv {
 namespace {
 
 constexpr int32_t kWorldVocabSize = 65536;  // ids 65530..65535 are embedding padding (spec §6.1)
+constexpr size_t kMaxVocabSize = size_t{1} << 24;  // a bound for token lists from metadata
 
 // Where a parse error is: every message names the file and line.
 struct Where {
@@ -128,7 +130,22 @@ class WorldTokenizer final : public Tokenizer {
   explicit WorldTokenizer(const std::string& path) {
     const auto file = MappedFile::open(path);
     parse_vocabulary(path, std::string_view(reinterpret_cast<const char*>(file->data()), file->size()));
-    build_trie(path);
+    build_trie([&](int32_t id) { return path + ":" + std::to_string(id); },
+               [&](int32_t id) { return "the one on line " + std::to_string(id); }, path);
+  }
+
+  // Token i has the bytes tokens[i]; "" for ids that no text encodes to.
+  WorldTokenizer(const std::vector<std::string>& tokens, const std::string& source, const std::string& list) {
+    if (tokens.empty() || tokens.size() > kMaxVocabSize)
+      fail(source, ": ", list, " has ", tokens.size(), " tokens (1..", kMaxVocabSize, " expected)");
+    offsets_.assign(1, 0);
+    for (const std::string& t : tokens) {
+      blob_ += t;
+      if (blob_.size() > std::numeric_limits<uint32_t>::max()) fail(source, ": ", list, " exceeds 4 GiB");
+      offsets_.push_back(static_cast<uint32_t>(blob_.size()));
+    }
+    const auto entry = [&](int32_t id) { return source + ": " + list + "[" + std::to_string(id) + "]"; };
+    build_trie(entry, [&](int32_t id) { return list + "[" + std::to_string(id) + "]"; }, source);
   }
 
   std::vector<int32_t> encode(std::string_view text) const override {
@@ -158,12 +175,12 @@ class WorldTokenizer final : public Tokenizer {
   }
 
   std::string token_bytes(int32_t id) const override {
-    if (id < 0 || id >= kWorldVocabSize)
-      fail("token id ", id, " is outside the World vocabulary (0..", kWorldVocabSize - 1, ")");
+    if (id < 0 || static_cast<size_t>(id) >= vocab_size())
+      fail("token id ", id, " is outside the World vocabulary (0..", vocab_size() - 1, ")");
     return std::string(token_view(id));
   }
 
-  size_t vocab_size() const override { return kWorldVocabSize; }
+  size_t vocab_size() const override { return offsets_.size() - 1; }
   std::string name() const override { return "world"; }
 
  private:
@@ -224,7 +241,10 @@ class WorldTokenizer final : public Tokenizer {
 
   // Builds the trie breadth-first from the tokens sorted by bytes: the tokens below a node form
   // a contiguous run of the sorted list, so each node's children can be laid out contiguously.
-  void build_trie(const std::string& path) {
+  // `entry(id)` starts a message about token id ("vocab.txt:98"), `other(id)` names another
+  // token inside one ("the one on line 98").
+  template <typename Entry, typename Other>
+  void build_trie(const Entry& entry, const Other& other, const std::string& source) {
     std::vector<std::string_view> bytes(offsets_.size() - 1);
     std::vector<int32_t> sorted;
     for (int32_t id = 0; id < static_cast<int32_t>(bytes.size()); ++id) {
@@ -235,7 +255,7 @@ class WorldTokenizer final : public Tokenizer {
     for (size_t i = 1; i < sorted.size(); ++i)
       if (bytes[sorted[i]] == bytes[sorted[i - 1]]) {
         const int32_t a = std::min(sorted[i], sorted[i - 1]), b = std::max(sorted[i], sorted[i - 1]);
-        fail(path, ":", b, ": the token repeats the one on line ", a);  // line number == id
+        fail(entry(b), ": the token repeats ", other(a));  // in a vocabulary file, line == id
       }
 
     struct Pending {
@@ -275,7 +295,7 @@ class WorldTokenizer final : public Tokenizer {
       const uint32_t c = child(0, static_cast<uint8_t>(b));
       if (c == kNoNode || nodes_[c].token < 0) {
         static const char* hex = "0123456789abcdef";
-        fail(path, ": no token for the single byte 0x", hex[b >> 4], hex[b & 15],
+        fail(source, ": no token for the single byte 0x", hex[b >> 4], hex[b & 15],
              " (every byte needs one so that any text can be encoded)");
       }
     }
@@ -303,6 +323,11 @@ class WorldTokenizer final : public Tokenizer {
 
 std::unique_ptr<Tokenizer> load_world_tokenizer(const std::string& vocab_path) {
   return std::make_unique<WorldTokenizer>(vocab_path);
+}
+
+std::unique_ptr<Tokenizer> make_world_tokenizer(const std::vector<std::string>& tokens, const std::string& source,
+                                                const std::string& list) {
+  return std::make_unique<WorldTokenizer>(tokens, source, list);
 }
 
 }  // namespace rwkv

@@ -18,7 +18,7 @@ std::unique_ptr<TrainModel<F>> TrainModel<F>::from_weights(const Weights& w) {
 }
 
 template <typename F>
-TrainModel<F>::TrainModel(const Weights& w) : hp_(w.hp), path_(w.path) {
+TrainModel<F>::TrainModel(const Weights& w) : hp_(w.hp), path_(w.path), tokenizer_(w.tokenizer) {
   const int64_t C = hp_.n_embd, V = hp_.vocab_size;
   if (hp_.n_layer <= 0 || C <= 0 || V <= 0) fail(w.path, ": empty model");
   if (hp_.has_head_bias || hp_.has_att_output_bias || hp_.rescale_every > 0)
@@ -47,6 +47,7 @@ Weights TrainModel<F>::to_weights() const {
   w.hp = hp_;
   w.tensors = params_.to_tensors();
   w.tensors.source = path_;
+  w.tokenizer = tokenizer_;  // a trained model keeps the tokenizer it was trained with
   infer_hparams(w.tensors, w.hp);
   return w;
 }

@@ -63,6 +63,7 @@ class TrainModel {
   Hparams hp_;
   Parameters<F> params_;
   std::string path_;       // of the weights, kept for to_weights (save_gguf names the model after it)
+  std::shared_ptr<const GgufMetadata> tokenizer_;  // of the weights, kept for to_weights
   size_t B_ = 0, T_ = 0;  // of the batch in flight
 
  private:

@@ -29,7 +29,7 @@ void register_chat(CLI::App& app) {
   cmd->callback([] {
     finish_text_flags(f);
     auto model = Model::load(f.model);
-    auto tokenizer = resolve_tokenizer(f.tokenizer, model->hparams().vocab_size, f.model);
+    auto tokenizer = resolve_tokenizer(f.tokenizer, model->weights());
     // The chat demo forbids the end-of-text token instead of stopping on it.
     f.sampling.banned.push_back(tokenizer->end_of_text());
     Session session(*model, *tokenizer, f.sampling);

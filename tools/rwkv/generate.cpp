@@ -38,7 +38,7 @@ void register_generate(CLI::App& app) {
       prompt = ss.str();
     }
     auto model = Model::load(f.model);
-    auto tokenizer = resolve_tokenizer(f.tokenizer, model->hparams().vocab_size, f.model);
+    auto tokenizer = resolve_tokenizer(f.tokenizer, model->weights());
     Session session(*model, *tokenizer, f.sampling);
     check_utf8(prompt, "prompt");
     const auto prompt_ids = tokenizer->encode(prompt);

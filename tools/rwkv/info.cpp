@@ -39,6 +39,18 @@ std::string thousands(size_t n) {
   return s;
 }
 
+// What tokenizer metadata the file carries (GGUF tokenizer.* keys), without building it.
+std::string tokenizer_summary(const Weights& w) {
+  if (!w.tokenizer) return "none in the file (chosen from the vocabulary size)";
+  std::string model = "?";
+  size_t tokens = 0;
+  for (const auto& [key, value] : *w.tokenizer) {
+    if (key == "tokenizer.ggml.model" && value.as_string()) model = *value.as_string();
+    if (key == "tokenizer.ggml.tokens" && value.is_array()) tokens = value.array_size();
+  }
+  return "in the file: " + model + ", " + std::to_string(tokens) + " tokens";
+}
+
 void run_info(const std::string& path) {
   auto model = Model::load(path);
   const Weights& w = model->weights();
@@ -52,6 +64,7 @@ void run_info(const std::string& path) {
   else std::printf("heads:         %d x %d (head size)\n", hp.n_head, hp.head_size);
   std::printf("ffn width:     %d\n", hp.dim_ffn);
   std::printf("vocabulary:    %d\n", hp.vocab_size);
+  std::printf("tokenizer:     %s\n", tokenizer_summary(w).c_str());
   if (hp.arch == Arch::RWKV6) std::printf("low-rank:      mix %d, decay %d\n", hp.lora_mix, hp.lora_decay);
   if (hp.arch == Arch::RWKV7)
     std::printf("low-rank:      decay %d, learning rate %d, value %d, gate %d\n", hp.lora_w, hp.lora_a, hp.lora_v, hp.lora_g);

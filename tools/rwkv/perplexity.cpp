@@ -42,7 +42,7 @@ void run_perplexity(const PerplexityOptions& o) {
   const std::string text = read_text(o.text_file);
   cpu::set_threads(o.threads);
   auto model = Model::load(o.model);
-  auto tokenizer = resolve_tokenizer(o.tokenizer, model->hparams().vocab_size, o.model);
+  auto tokenizer = resolve_tokenizer(o.tokenizer, model->weights());
   const std::vector<int32_t> tokens = tokenizer->encode(text);
 
   const bool tty = ::isatty(STDERR_FILENO);

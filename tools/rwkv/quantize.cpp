@@ -12,11 +12,12 @@
 #include "io/quantize.hpp"
 #include "model/gguf_model.hpp"
 #include "model/model.hpp"
+#include "tokenizer_flag.hpp"
 
 namespace rwkv::cli {
 
 void register_quantize(CLI::App& app) {
-  static std::string in, out, type, head_type, embd_type;
+  static std::string in, out, type, head_type, embd_type, tokenizer;
   static const std::vector<std::string> kTypes = {"q8_0", "q5_0", "q5_1", "q4_0", "q4_1", "q4_k",
                                                   "q5_k", "q6_k", "f16",  "bf16", "f32"};
   auto* cmd = app.add_subcommand("quantize", "Write a model (.pth, rwkv.cpp .bin, .gguf) as a quantized GGUF");
@@ -28,6 +29,7 @@ void register_quantize(CLI::App& app) {
   cmd->add_option("--head-type", head_type, "Type of the head (output.weight); default: TYPE")->check(CLI::IsMember(kTypes));
   cmd->add_option("--embd-type", embd_type, "Type of the embedding (token_embd.weight); default: TYPE")
       ->check(CLI::IsMember(kTypes));
+  add_tokenizer_flag(cmd, tokenizer);
   cmd->callback([] {
     QuantizeTypes q;
     q.type = storable_type_from_name(type);
@@ -36,6 +38,7 @@ void register_quantize(CLI::App& app) {
     std::fprintf(stderr, "reading %s\n", in.c_str());
     Weights w = load_weights(in);
     Model::from_weights(w);  // refuse to write a model that would not load
+    attach_tokenizer_or_warn(w, tokenizer, in);
     const bool terminal = ::isatty(STDERR_FILENO);
     std::map<std::string, size_t> counts;  // "q4_k", "q5_0 (fallback)", ...
     save_gguf(w, out, q, [&](size_t i, size_t n, const Tensor& t, DType to) {

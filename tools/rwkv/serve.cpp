@@ -96,7 +96,7 @@ void register_serve(CLI::App& app) {
 
     cpu::set_threads(threads);
     auto model = Model::load(model_path);
-    auto tokenizer = resolve_tokenizer(tokenizer_spec, model->hparams().vocab_size, model_path);
+    auto tokenizer = resolve_tokenizer(tokenizer_spec, model->weights());
 
     SignalsToPipe signals;
 
