@@ -19,7 +19,7 @@ struct TrainOptions {
   int64_t ctx = 256, batch = 16;
 
   // ---- optimisation
-  int64_t steps = 2000;
+  int64_t steps = 0;  // 0: 2000 for a new run, the checkpoint's when resuming
   double lr = 6e-4, lr_final = 6e-5;
   int64_t warmup = 10;
   std::string schedule = "cosine";  // or "exp"
