@@ -35,7 +35,7 @@ size_t lines_of(const std::string& path) {
 TEST(TrainCli, TrainsAModelThatGenerateLoads) {
   TempDir dir;
   const std::string data = small_corpus(dir);
-  const auto r = run_cli("train --arch rwkv7 --data " + data + tiny_flags() + " -o " + dir.file("m.gguf"));
+  const auto r = run_cli("train --arch rwkv7 --data " + data + tiny_flags() + " --export-pth -o " + dir.file("m.gguf"));
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("step 4/4"), std::string::npos) << r.output;  // plain log lines off a terminal
   EXPECT_NE(r.output.find("tok/s"), std::string::npos);
@@ -45,6 +45,10 @@ TEST(TrainCli, TrainsAModelThatGenerateLoads) {
   EXPECT_EQ(g.exit_code, 0) << g.output;
   const auto info = run_cli("info " + dir.file("m.ckpt.gguf"));
   EXPECT_EQ(info.exit_code, 0) << info.output;
+  // The official .pth export loads as the same model.
+  const auto pth = run_cli("generate -m " + dir.file("m.pth") + " -p 'ROMEO:' -n 8 --seed 1", true);
+  EXPECT_EQ(pth.exit_code, 0) << pth.output;
+  EXPECT_EQ(pth.output, run_cli("generate -m " + dir.file("m.gguf") + " -p 'ROMEO:' -n 8 --seed 1", true).output);
 
   // RWKV-4 with the exponential schedule, and a JSONL corpus.
   std::ofstream(dir.file("c.jsonl")) << "{\"text\": \"" << std::string(300, 'a') << "\"}\n{\"text\": \"b b b b\"}\n";

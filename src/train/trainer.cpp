@@ -13,6 +13,7 @@
 #include "kernels/cpu/thread_pool.hpp"
 #include "model/gguf_model.hpp"
 #include "model/init.hpp"
+#include "model/state_dict.hpp"
 #include "text/tokenizer.hpp"
 #include "train/checkpoint.hpp"
 #include "train/dataset.hpp"
@@ -287,9 +288,16 @@ TrainResult train(const TrainOptions& given, const TrainCallbacks& cb) {
   w.path = o.output;
   save_gguf(w, o.output, SaveType::F32);
   result.written.push_back(o.output);
-  result.written.push_back(log_path);
   std::ostringstream s;
-  s << "wrote " << o.output << " (step " << state.step << "), checkpoint " << ckpt_path << ", log " << log_path;
+  s << "wrote " << o.output << " (step " << state.step << ")";
+  if (o.export_pth) {
+    const std::string pth = default_path(o.output, ".pth");
+    save_pth(w, pth);
+    result.written.push_back(pth);
+    s << ", " << pth;
+  }
+  result.written.push_back(log_path);
+  s << ", checkpoint " << ckpt_path << ", log " << log_path;
   note(s.str());
   return result;
 }
