@@ -106,6 +106,18 @@ void expect_resume_is_exact(const std::string& arch) {
 TEST(TrainResume, Rwkv7TwentyPlusTwentyEqualsForty) { expect_resume_is_exact("rwkv7"); }
 TEST(TrainResume, Rwkv4TwentyPlusTwentyEqualsForty) { expect_resume_is_exact("rwkv4"); }
 
+TEST(TrainResume, StopRequestEndsWithACheckpoint) {
+  TempDir dir;
+  TrainOptions o = tiny_run("rwkv7", small_corpus(dir), dir.file("s.gguf"));
+  TrainCallbacks cb;
+  int steps = 0;
+  cb.on_step = [&](const StepReport&) { ++steps; };
+  cb.stop_requested = [&] { return steps >= 2; };  // as Ctrl-C in rwkv train
+  EXPECT_EQ(train(o, cb).step, 2);
+  EXPECT_EQ(load_checkpoint(dir.file("s.ckpt.gguf")).state.step, 2);
+  EXPECT_TRUE(std::filesystem::exists(dir.file("s.gguf")));
+}
+
 TEST(TrainResume, CheckpointIsAModelAndKeepsTheSettings) {
   TempDir dir;
   const std::string data = small_corpus(dir);

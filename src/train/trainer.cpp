@@ -177,9 +177,9 @@ TrainResult train(const TrainOptions& given, const TrainCallbacks& cb) {
   Parameters<float>& params = model.parameters();
 
   // ---- data
-  const Corpus corpus = read_corpus(o.data, *tokenizer, cb.on_reading);
+  Corpus corpus = read_corpus(o.data, *tokenizer, cb.on_reading);
   const size_t B = size_t(o.batch), T = size_t(o.ctx);
-  Dataset data(corpus.tokens, o.val_fraction, T, size_t(hp.vocab_size), o.data);
+  Dataset data(std::move(corpus.tokens), o.val_fraction, T, size_t(hp.vocab_size), o.data);
   const size_t val_windows = data.validation_windows(size_t(o.val_batches) * B);
   {
     std::ostringstream s;
@@ -287,6 +287,10 @@ TrainResult train(const TrainOptions& given, const TrainCallbacks& cb) {
     result.loss = r.loss;
     if (!std::isnan(r.val_loss)) result.val_loss = r.val_loss;
     if (o.checkpoint_every > 0 && state.step % o.checkpoint_every == 0 && state.step < end) save(false);
+    if (cb.stop_requested && cb.stop_requested() && state.step < end) {
+      note("stopped at step " + std::to_string(state.step) + "; continue with --resume " + ckpt_path);
+      break;
+    }
   }
   if (train_seconds > 0) {
     result.tokens_per_s = double(state.step - first_step) * double(B * T) / train_seconds;

@@ -27,6 +27,8 @@ struct TrainCallbacks {
   std::function<void(const StepReport&)> on_step;         // after every step
   std::function<void(const std::string&)> on_message;     // one-line notes: data, model, files written
   std::function<void(uint64_t done, uint64_t total)> on_reading;  // tokenizing a text corpus
+  // Asked after every step; true ends the run there as --stop-at would (checkpoint, model).
+  std::function<bool()> stop_requested;
 };
 
 struct TrainResult {

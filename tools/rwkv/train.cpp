@@ -2,6 +2,7 @@
 // (train/trainer.hpp does the work; this file maps flags and shows progress).
 #include <unistd.h>
 
+#include <csignal>
 #include <cstdio>
 
 #include "commands.hpp"
@@ -10,6 +11,15 @@
 #include "train/trainer.hpp"
 
 namespace rwkv::cli {
+
+namespace {
+// The first Ctrl-C ends the run after the current step, with a checkpoint; a second one kills.
+volatile std::sig_atomic_t interrupted = 0;
+void on_interrupt(int) {
+  interrupted = 1;
+  std::signal(SIGINT, SIG_DFL);
+}
+}  // namespace
 
 void register_train(CLI::App& app) {
   static train::TrainOptions o;
@@ -64,7 +74,10 @@ void register_train(CLI::App& app) {
         if (done == total) std::fprintf(stderr, "\r\x1b[K");
         std::fflush(stderr);
       };
+    cb.stop_requested = [] { return interrupted != 0; };
+    std::signal(SIGINT, on_interrupt);
     const train::TrainResult r = train::train(o, cb);
+    std::signal(SIGINT, SIG_DFL);
     std::fprintf(stderr, "done: %lld steps, loss %.4f, validation loss %.4f, %.0f tokens/s, %.2f GFLOP/s\n",
                  static_cast<long long>(r.step), r.loss, r.val_loss, r.tokens_per_s, r.gflops);
   });
