@@ -268,11 +268,12 @@ TrainResult train(const TrainOptions& given, const TrainCallbacks& cb) {
     const double dt = seconds(t0, t1);
     train_seconds += dt;
 
+    const bool stopping = cb.stop_requested && cb.stop_requested() && state.step < end;
     StepReport r;
     r.step = state.step;
     r.steps = o.steps;
     r.loss = loss.cross_entropy;
-    r.val_loss = state.step % val_every == 0 || state.step == end ? validate() : kNaN;
+    r.val_loss = state.step % val_every == 0 || state.step == end || stopping ? validate() : kNaN;
     r.lr = lr;
     r.grad_norm = norm;
     r.tokens_per_s = double(B * T) / dt;
@@ -287,7 +288,7 @@ TrainResult train(const TrainOptions& given, const TrainCallbacks& cb) {
     result.loss = r.loss;
     if (!std::isnan(r.val_loss)) result.val_loss = r.val_loss;
     if (o.checkpoint_every > 0 && state.step % o.checkpoint_every == 0 && state.step < end) save(false);
-    if (cb.stop_requested && cb.stop_requested() && state.step < end) {
+    if (stopping) {
       note("stopped at step " + std::to_string(state.step) + "; continue with --resume " + ckpt_path);
       break;
     }
