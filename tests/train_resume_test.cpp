@@ -3,6 +3,7 @@
 // thread); a checkpoint loads as a model; a resume refuses other data.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -110,10 +111,12 @@ TEST(TrainResume, StopRequestEndsWithACheckpoint) {
   TempDir dir;
   TrainOptions o = tiny_run("rwkv7", small_corpus(dir), dir.file("s.gguf"));
   TrainCallbacks cb;
-  int steps = 0;
-  cb.on_step = [&](const StepReport&) { ++steps; };
-  cb.stop_requested = [&] { return steps >= 2; };  // as Ctrl-C in rwkv train
+  int asked = 0;
+  double last_val = 0;
+  cb.on_step = [&](const StepReport& r) { last_val = r.val_loss; };
+  cb.stop_requested = [&] { return ++asked == 2; };  // asked after each step, as Ctrl-C in rwkv train
   EXPECT_EQ(train(o, cb).step, 2);
+  EXPECT_FALSE(std::isnan(last_val));  // the last step validates
   EXPECT_EQ(load_checkpoint(dir.file("s.ckpt.gguf")).state.step, 2);
   EXPECT_TRUE(std::filesystem::exists(dir.file("s.gguf")));
 }
