@@ -15,6 +15,7 @@
 #include <sstream>
 #include <unordered_set>
 
+#include "io/atomic_file.hpp"
 #include "io/error.hpp"
 
 namespace rwkv {
@@ -674,51 +675,6 @@ GgufFile read_gguf(const std::string& path) {
 
 // ---- writing
 
-namespace {
-
-// Removes the temporary file unless the write completed.
-class TempFile {
- public:
-  explicit TempFile(std::string path) : path_(std::move(path)) {
-    file_ = std::fopen(path_.c_str(), "wb");
-    if (!file_) fail(path_, ": cannot create: ", std::strerror(errno));
-  }
-  ~TempFile() {
-    if (file_) std::fclose(file_);
-    if (!done_) std::remove(path_.c_str());
-  }
-  TempFile(const TempFile&) = delete;
-  TempFile& operator=(const TempFile&) = delete;
-
-  void write(const void* p, size_t n) {
-    if (n && std::fwrite(p, 1, n, file_) != n) fail(path_, ": write failed: ", std::strerror(errno));
-  }
-  void write_zeros(uint64_t n) {
-    static constexpr uint8_t kZeros[4096] = {};
-    while (n) {
-      size_t k = static_cast<size_t>(std::min<uint64_t>(n, sizeof kZeros));
-      write(kZeros, k);
-      n -= k;
-    }
-  }
-  // Closes and renames onto `target`; after this the destructor leaves the file alone.
-  void commit(const std::string& target) {
-    std::FILE* f = file_;
-    file_ = nullptr;
-    if (std::fclose(f) != 0) fail(path_, ": write failed: ", std::strerror(errno));
-    if (std::rename(path_.c_str(), target.c_str()) != 0)
-      fail(target, ": cannot rename ", path_, " onto it: ", std::strerror(errno));
-    done_ = true;
-  }
-
- private:
-  std::string path_;
-  std::FILE* file_ = nullptr;
-  bool done_ = false;
-};
-
-}  // namespace
-
 void write_gguf(const std::string& path, const GgufMetadata& metadata,
                 const std::vector<Tensor>& tensors, uint32_t alignment) {
   if (!is_power_of_two_at_least_8(alignment))
@@ -781,13 +737,13 @@ void write_gguf(const std::string& path, const GgufMetadata& metadata,
   }
   head.resize(static_cast<size_t>(align_up(head.size(), alignment)), 0);
 
-  TempFile out(path + ".tmp");
+  AtomicFile out(path);
   out.write(head.data(), head.size());
   for (size_t i = 0; i < tensors.size(); ++i) {
     out.write(tensors[i].data, static_cast<size_t>(sizes[i]));
     out.write_zeros(align_up(sizes[i], alignment) - sizes[i]);
   }
-  out.commit(path);
+  out.commit();
 }
 
 }  // namespace rwkv

@@ -152,7 +152,8 @@ std::vector<Tensor> file_tensors(const Weights& w) {
 
 using Converter = std::function<Tensor(size_t index, size_t count, const Tensor&)>;
 
-void write_model(const Weights& w, const std::string& path, const Converter& convert) {
+void write_model(const Weights& w, const std::string& path, const Converter& convert,
+                 const GgufMetadata& extra_metadata = {}, const std::vector<Tensor>& extra_tensors = {}) {
   const Hparams& hp = w.hp;
   const std::string a = arch_key(hp.arch);
   std::vector<Tensor> tensors = file_tensors(w);
@@ -203,6 +204,8 @@ void write_model(const Weights& w, const std::string& path, const Converter& con
       if (!key.starts_with("tokenizer.")) fail(path, ": tokenizer metadata key ", key, " is outside tokenizer.*");
       md.emplace_back(key, value);
     }
+  md.insert(md.end(), extra_metadata.begin(), extra_metadata.end());
+  tensors.insert(tensors.end(), extra_tensors.begin(), extra_tensors.end());
   write_gguf(path, md, tensors);
 }
 
@@ -259,6 +262,12 @@ DType quantized_type(const Tensor& t, const QuantizeTypes& q) {
 
 void save_gguf(const Weights& w, const std::string& path, SaveType type) {
   write_model(w, path, [&](size_t, size_t, const Tensor& t) { return converted(t, type); });
+}
+
+void save_gguf(const Weights& w, const std::string& path, const GgufMetadata& extra_metadata,
+               const std::vector<Tensor>& extra_tensors) {
+  write_model(
+      w, path, [](size_t, size_t, const Tensor& t) { return t; }, extra_metadata, extra_tensors);
 }
 
 void save_gguf(const Weights& w, const std::string& path, const QuantizeTypes& q, const SaveProgress& progress) {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "io/gguf.hpp"
 #include "model/weights.hpp"
 
 namespace rwkv {
@@ -21,6 +22,11 @@ SaveType save_type_from_string(const std::string& s);  // "keep", "f32", "f16", 
 // llama.cpp's converter does (formats.md §2.5). The tokenizer metadata `w` carries (its
 // `tokenizer`, e.g. from text/tokenizer_gguf's attach_tokenizer) is written after the model's keys.
 void save_gguf(const Weights& w, const std::string& path, SaveType type);
+
+// The same with every tensor as it is (SaveType::Keep), and more metadata keys and tensors after
+// the model's: the file still loads as the model (training checkpoints, train/checkpoint.hpp).
+void save_gguf(const Weights& w, const std::string& path, const GgufMetadata& extra_metadata,
+               const std::vector<Tensor>& extra_tensors);
 
 // Types of a quantized file (rwkv quantize): `type` for the large matrices, `head` for
 // output.weight, `embd` for token_embd.weight. Any type `quantize` (io/quantize.hpp) writes.

@@ -8,10 +8,11 @@
 namespace rwkv::train {
 
 template <typename F>
-LossValue cross_entropy(const F* logits, const int32_t* targets, size_t R, size_t V, F* dlogits, bool l2wrap) {
+LossValue cross_entropy(const F* logits, const int32_t* targets, size_t R, size_t V, F* dlogits, bool l2wrap,
+                        size_t mean_over) {
   LossValue out;
   if (R == 0) return out;
-  const double inv_R = 1.0 / double(R);
+  const double inv_R = 1.0 / double(mean_over ? mean_over : R);
   double ce = 0, penalty = 0;
   for (size_t row = 0; row < R; ++row) {
     const F* y = logits + row * V;
@@ -38,7 +39,7 @@ LossValue cross_entropy(const F* logits, const int32_t* targets, size_t R, size_
   return out;
 }
 
-template LossValue cross_entropy(const float*, const int32_t*, size_t, size_t, float*, bool);
-template LossValue cross_entropy(const double*, const int32_t*, size_t, size_t, double*, bool);
+template LossValue cross_entropy(const float*, const int32_t*, size_t, size_t, float*, bool, size_t);
+template LossValue cross_entropy(const double*, const int32_t*, size_t, size_t, double*, bool, size_t);
 
 }  // namespace rwkv::train

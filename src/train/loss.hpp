@@ -19,8 +19,11 @@ constexpr double kL2WrapFactor = 1e-4;
 // logits: R rows of V. When dlogits is not null it receives ∂(mean cross-entropy)/∂logits =
 // (softmax − onehot(target))/R, plus, with l2wrap, 1e-4/R·y_max at each row's first argmax
 // (ties go to the smallest index, as the fused RWKV-7 kernel). dlogits may equal logits.
+// mean_over (0 = R) replaces R as the number of positions the mean is over, for a part of a
+// larger batch: the values and gradients of the parts then add up to those of the whole.
 // Throws rwkv::Error on a target outside [0, V).
 template <typename F>
-LossValue cross_entropy(const F* logits, const int32_t* targets, size_t R, size_t V, F* dlogits, bool l2wrap);
+LossValue cross_entropy(const F* logits, const int32_t* targets, size_t R, size_t V, F* dlogits, bool l2wrap,
+                        size_t mean_over = 0);
 
 }  // namespace rwkv::train

@@ -4,6 +4,8 @@
 #include <cmath>
 #include <regex>
 
+#include "io/error.hpp"
+
 namespace rwkv::train {
 
 ParameterGroup official_group(Arch arch, const std::string& name) {
@@ -57,6 +59,14 @@ void AdamW<F>::step(double lr) {
     }
     ++i;
   }
+}
+
+template <typename F>
+void AdamW<F>::restore(size_t i, std::vector<double> m, std::vector<double> v) {
+  if (m.size() != m_.at(i).size() || v.size() != v_.at(i).size())
+    fail("optimizer state of ", params_.all().at(i).name, ": ", m.size(), " values, expected ", m_[i].size());
+  m_[i] = std::move(m);
+  v_[i] = std::move(v);
 }
 
 template <typename F>

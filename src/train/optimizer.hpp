@@ -44,6 +44,12 @@ class AdamW {
   void step(double lr);
 
   long long steps() const { return t_; }
+  // The moments of parameter i (in Parameters order), and setting them and the step count
+  // back, for checkpoints. restore() throws rwkv::Error when a size differs.
+  const std::vector<double>& first_moment(size_t i) const { return m_.at(i); }
+  const std::vector<double>& second_moment(size_t i) const { return v_.at(i); }
+  void restore(size_t i, std::vector<double> m, std::vector<double> v);
+  void set_steps(long long t) { t_ = t; }
   const ParameterGroup& group(size_t i) const { return groups_[i]; }
 
  private:

@@ -21,6 +21,9 @@ void gemm(bool ta, bool tb, size_t m, size_t n, size_t k, double alpha, const do
 
 }  // namespace
 
+void set_blas_threads(int n) { openblas_set_num_threads(n > 0 ? n : 1); }
+int blas_threads() { return openblas_get_num_threads(); }
+
 template <typename F>
 void linear(const F* X, size_t R, const F* W, size_t out, size_t in, F* Y) {
   if (R == 0 || out == 0) return;

@@ -16,6 +16,10 @@ F sigmoid(F x) {
 
 // ---- linear layers (W is (out, in), as every canonical matrix)
 
+// Threads BLAS may use for one matrix product (1 while model replicas share the cores).
+void set_blas_threads(int n);
+int blas_threads();
+
 // Y = X·Wᵀ: X is R×in, Y is R×out.
 template <typename F>
 void linear(const F* X, size_t R, const F* W, size_t out, size_t in, F* Y);

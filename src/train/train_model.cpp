@@ -125,7 +125,8 @@ template <typename F>
 LossValue TrainModel<F>::loss(const Batch& batch, bool l2wrap) {
   check_targets(batch);
   forward(batch.B, batch.T, batch.inputs);
-  return cross_entropy<F>(logits_.data(), batch.targets.data(), batch.B * batch.T, hp_.vocab_size, nullptr, l2wrap);
+  return cross_entropy<F>(logits_.data(), batch.targets.data(), batch.B * batch.T, hp_.vocab_size, nullptr, l2wrap,
+                          batch.mean_over);
 }
 
 template <typename F>
@@ -133,7 +134,8 @@ LossValue TrainModel<F>::forward_backward(const Batch& batch, bool l2wrap) {
   check_targets(batch);
   forward(batch.B, batch.T, batch.inputs);
   const LossValue v =
-      cross_entropy<F>(logits_.data(), batch.targets.data(), batch.B * batch.T, hp_.vocab_size, logits_.data(), l2wrap);
+      cross_entropy<F>(logits_.data(), batch.targets.data(), batch.B * batch.T, hp_.vocab_size, logits_.data(), l2wrap,
+                       batch.mean_over);
   backward();
   return v;
 }

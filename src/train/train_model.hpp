@@ -20,6 +20,9 @@ namespace rwkv::train {
 struct Batch {
   size_t B = 0, T = 0;
   std::span<const int32_t> inputs, targets;
+  // The positions the loss is a mean over (0 = B·T): a part of a larger batch gives the larger
+  // count, so that the losses and gradients of the parts add up to the whole's (data_parallel).
+  size_t mean_over = 0;
 };
 
 template <typename F>

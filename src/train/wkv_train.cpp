@@ -1,9 +1,14 @@
-// WKV-4 and WKV-7 forward and backward for training, scalar loops (correctness first; the
-// fast versions belong to the CPU-speed work). Same arithmetic order as kernels/cpu/wkv.
+// WKV-4 and WKV-7 forward and backward for training: scalar loops templated on the number type
+// (the reference; WKV-4 always), spread over the thread pool by channel (WKV-4) or by
+// (sequence, head) (WKV-7, float through the SIMD kernels of wkv7_train_simd).
 #include "train/wkv_train.hpp"
 
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
+
+#include "kernels/cpu/thread_pool.hpp"
+#include "train/wkv7_train_simd.hpp"
 
 namespace rwkv::train {
 
@@ -14,10 +19,13 @@ constexpr double kMinP = -1e30;
 
 // ---- RWKV-4
 
+namespace {
+
 template <typename F>
-void wkv4_forward(size_t B, size_t T, size_t A, const F* k, const F* v, const F* w, const F* u, F* y) {
+void wkv4_forward_channels(size_t B, size_t T, size_t A, size_t c0, size_t c1, const F* k, const F* v, const F* w,
+                           const F* u, F* y) {
   for (size_t s = 0; s < B; ++s)
-    for (size_t c = 0; c < A; ++c) {
+    for (size_t c = c0; c < c1; ++c) {
       F a = 0, b = 0, p = F(kMinP);
       const F wc = w[c], uc = u[c];
       for (size_t t = 0; t < T; ++t) {
@@ -36,12 +44,14 @@ void wkv4_forward(size_t B, size_t T, size_t A, const F* k, const F* v, const F*
     }
 }
 
+// Channels [c0, c1) of every sequence: each channel's dw, du are summed over the sequences in
+// order, so splitting by channel keeps the result independent of the threads.
 template <typename F>
-void wkv4_backward(size_t B, size_t T, size_t A, const F* k, const F* v, const F* w, const F* u, const F* y,
-                   const F* dy, F* dk, F* dv, F* dw, F* du) {
+void wkv4_backward_channels(size_t B, size_t T, size_t A, size_t c0, size_t c1, const F* k, const F* v, const F* w,
+                            const F* u, const F* y, const F* dy, F* dk, F* dv, F* dw, F* du) {
   std::vector<F> Q(T), Rv(T);  // Q_t = g_t·e^q/D_t and R_t = u + k_t − q (spec §2.7)
   for (size_t s = 0; s < B; ++s)
-    for (size_t c = 0; c < A; ++c) {
+    for (size_t c = c0; c < c1; ++c) {
       const F wc = w[c], uc = u[c];
       auto at = [&](size_t t) { return (s * T + t) * A + c; };
       // 1. Forward re-run with the scaled derivatives of A and B by w: A' = ga·e^p, B' = gb·e^p.
@@ -86,6 +96,21 @@ void wkv4_backward(size_t B, size_t T, size_t A, const F* k, const F* v, const F
         p = m;
       }
     }
+}
+
+}  // namespace
+
+template <typename F>
+void wkv4_forward(size_t B, size_t T, size_t A, const F* k, const F* v, const F* w, const F* u, F* y) {
+  cpu::parallel_for(A, 8, [&](size_t c0, size_t c1) { wkv4_forward_channels(B, T, A, c0, c1, k, v, w, u, y); });
+}
+
+template <typename F>
+void wkv4_backward(size_t B, size_t T, size_t A, const F* k, const F* v, const F* w, const F* u, const F* y,
+                   const F* dy, F* dk, F* dv, F* dw, F* du) {
+  cpu::parallel_for(A, 8, [&](size_t c0, size_t c1) {
+    wkv4_backward_channels(B, T, A, c0, c1, k, v, w, u, y, dy, dk, dv, dw, du);
+  });
 }
 
 // ---- RWKV-7
@@ -134,8 +159,8 @@ size_t chunks_of(size_t T) { return (T + kWkv7Chunk - 1) / kWkv7Chunk; }
 }  // namespace
 
 template <typename F>
-void wkv7_forward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
-                  const F* a, const F* b, F* y, Wkv7Saved<F>& saved) {
+void wkv7_forward_reference(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
+                            const F* a, const F* b, F* y, Wkv7Saved<F>& saved) {
   const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
   saved.states.assign(B * H * n_chunks * NN, F(0));
   std::vector<F> ST(NN), sa(N);
@@ -152,9 +177,9 @@ void wkv7_forward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w
 }
 
 template <typename F>
-void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
-                   const F* a, const F* b, const Wkv7Saved<F>& saved, const F* dy, F* dr, F* dw, F* dk, F* dv, F* da,
-                   F* db) {
+void wkv7_backward_reference(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k,
+                             const F* v, const F* a, const F* b, const Wkv7Saved<F>& saved, const F* dy, F* dr,
+                             F* dw, F* dk, F* dv, F* da, F* db) {
   const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
   // states[τ] = S before step t0 + τ of the chunk (so states[τ+1] is the state after it).
   std::vector<F> states((kWkv7Chunk + 1) * NN), sa(kWkv7Chunk * N), y_unused(N), dST(NN), dsa(N), dv_step(N);
@@ -207,6 +232,47 @@ void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* 
     }
 }
 
+template <typename F>
+void wkv7_forward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
+                  const F* a, const F* b, F* y, Wkv7Saved<F>& saved) {
+  if constexpr (std::is_same_v<F, float>) {
+    if (simd::wkv7_supports(N)) {
+      const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
+      saved.states.resize(B * H * n_chunks * NN);
+      cpu::parallel_for(B * H, 1, [&](size_t u0, size_t u1) {
+        for (size_t u = u0; u < u1; ++u) {  // unit u = sequence u / H, head u % H
+          const size_t o = (u / H) * T * C + (u % H) * N;
+          simd::wkv7_forward_head(T, C, N, kWkv7Chunk, r + o, w + o, k + o, v + o, a + o, b + o, y + o,
+                                  &saved.states[u * n_chunks * NN]);
+        }
+      });
+      return;
+    }
+  }
+  wkv7_forward_reference(B, T, H, N, r, w, k, v, a, b, y, saved);
+}
+
+template <typename F>
+void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
+                   const F* a, const F* b, const Wkv7Saved<F>& saved, const F* dy, F* dr, F* dw, F* dk, F* dv, F* da,
+                   F* db) {
+  if constexpr (std::is_same_v<F, float>) {
+    if (simd::wkv7_supports(N)) {
+      const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
+      cpu::parallel_for(B * H, 1, [&](size_t u0, size_t u1) {
+        for (size_t u = u0; u < u1; ++u) {
+          const size_t o = (u / H) * T * C + (u % H) * N;
+          simd::wkv7_backward_head(T, C, N, kWkv7Chunk, r + o, w + o, k + o, v + o, a + o, b + o,
+                                   &saved.states[u * n_chunks * NN], dy + o, dr + o, dw + o, dk + o, dv + o, da + o,
+                                   db + o);
+        }
+      });
+      return;
+    }
+  }
+  wkv7_backward_reference(B, T, H, N, r, w, k, v, a, b, saved, dy, dr, dw, dk, dv, da, db);
+}
+
 #define RWKV_TRAIN_INSTANTIATE(F)                                                                                 \
   template void wkv4_forward(size_t, size_t, size_t, const F*, const F*, const F*, const F*, F*);                 \
   template void wkv4_backward(size_t, size_t, size_t, const F*, const F*, const F*, const F*, const F*, const F*, \
@@ -214,7 +280,11 @@ void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* 
   template void wkv7_forward(size_t, size_t, size_t, size_t, const F*, const F*, const F*, const F*, const F*,    \
                              const F*, F*, Wkv7Saved<F>&);                                                        \
   template void wkv7_backward(size_t, size_t, size_t, size_t, const F*, const F*, const F*, const F*, const F*,   \
-                              const F*, const Wkv7Saved<F>&, const F*, F*, F*, F*, F*, F*, F*);
+                              const F*, const Wkv7Saved<F>&, const F*, F*, F*, F*, F*, F*, F*);                   \
+  template void wkv7_forward_reference(size_t, size_t, size_t, size_t, const F*, const F*, const F*, const F*,     \
+                                       const F*, const F*, F*, Wkv7Saved<F>&);                                    \
+  template void wkv7_backward_reference(size_t, size_t, size_t, size_t, const F*, const F*, const F*, const F*,    \
+                                        const F*, const F*, const Wkv7Saved<F>&, const F*, F*, F*, F*, F*, F*, F*);
 RWKV_TRAIN_INSTANTIATE(float)
 RWKV_TRAIN_INSTANTIATE(double)
 #undef RWKV_TRAIN_INSTANTIATE

@@ -8,6 +8,7 @@
 namespace rwkv::train {
 
 // ---- RWKV-4 (spec §2.3): per channel, w = −exp(time_decay) < 0, u = time_first. y: R×A.
+// Spread over the threads by channel.
 template <typename F>
 void wkv4_forward(size_t B, size_t T, size_t A, const F* k, const F* v, const F* w, const F* u, F* y);
 
@@ -27,6 +28,8 @@ struct Wkv7Saved {
   std::vector<F> states;  // [B][H][chunks][N][N], key-major: element [j][i] holds S[i=value][j=key]
 };
 
+// float runs the SIMD kernels (wkv7_train_simd) when they take N, spread over the threads by
+// (sequence, head); double, and float with other N, the scalar reference below.
 template <typename F>
 void wkv7_forward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
                   const F* a, const F* b, F* y, Wkv7Saved<F>& saved);
@@ -36,5 +39,14 @@ template <typename F>
 void wkv7_backward(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
                    const F* a, const F* b, const Wkv7Saved<F>& saved, const F* dy, F* dr, F* dw, F* dk, F* dv, F* da,
                    F* db);
+
+// The scalar loops, one thread (what the SIMD kernels are tested against).
+template <typename F>
+void wkv7_forward_reference(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k, const F* v,
+                            const F* a, const F* b, F* y, Wkv7Saved<F>& saved);
+template <typename F>
+void wkv7_backward_reference(size_t B, size_t T, size_t H, size_t N, const F* r, const F* w, const F* k,
+                             const F* v, const F* a, const F* b, const Wkv7Saved<F>& saved, const F* dy, F* dr,
+                             F* dw, F* dk, F* dv, F* da, F* db);
 
 }  // namespace rwkv::train

@@ -15,6 +15,8 @@ void register_commands(CLI::App& app) {
   register_serve(app);
   register_perplexity(app);
   register_bench(app);
+  register_tokenize_dataset(app);
+  register_train(app);
 }
 
 }  // namespace rwkv::cli

@@ -17,5 +17,7 @@ void register_chat(CLI::App& app);
 void register_serve(CLI::App& app);
 void register_bench(CLI::App& app);
 void register_perplexity(CLI::App& app);
+void register_tokenize_dataset(CLI::App& app);
+void register_train(CLI::App& app);
 
 }  // namespace rwkv::cli
