@@ -142,6 +142,7 @@ TEST(QuantSimd, QuantizedActivationsAreBitIdentical) {
     for (size_t i = 0; i < a.size(); ++i) {
       ASSERT_EQ(a[i].d, b[i].d) << i;
       ASSERT_EQ(a[i].s, b[i].s) << i;
+      ASSERT_EQ(a[i].level_sum, b[i].level_sum) << i;
       ASSERT_EQ(0, std::memcmp(a[i].q, b[i].q, 32)) << i;
     }
     std::vector<cpu::Q8KBlock> c(x.size() / 256), e(x.size() / 256);

@@ -156,6 +156,7 @@ void quantize_q8(const float* x, size_t n, Q8Block* out) {
     }
     out[b].d = fp16_to_fp32(fp32_to_fp16(d));
     out[b].s = fp16_to_fp32(fp32_to_fp16(static_cast<float>(sum) * d));
+    out[b].level_sum = static_cast<float>(sum);
   }
 }
 

@@ -22,8 +22,9 @@ HWY_BEFORE_NAMESPACE();
 namespace rwkv::cpu::simd::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
-// Unpacking makes kN levels per vector (16, or 1 on HWY_SCALAR); products use int16 lanes.
-using D8 = hn::CappedTag<uint8_t, 16>;
+// Unpacking makes kN levels per vector (32 with AVX2, 16 with SSE4, 1 on HWY_SCALAR); products
+// use int16 lanes.
+using D8 = hn::CappedTag<uint8_t, 32>;
 using V8 = hn::Vec<D8>;
 constexpr size_t kN = hn::MaxLanes(D8());
 using D16 = hn::CappedTag<int16_t, 16>;
@@ -45,25 +46,17 @@ HWY_INLINE float half(const uint8_t* p) {
 
 // ---- 32 levels of one block in registers, and their dot product with 32 activations
 
-// Levels as bytes: int8_t, or uint8_t below 64. On AVX2 one 256-bit vector, else 32 / kN vectors.
+// Levels as bytes (int8_t, or uint8_t below 64) in 32 / kN vectors.
 struct Levels {
-#if RWKV_X86_AVX2
-  __m256i v;
-#else
   V8 v[32 / kN];
-#endif
 };
 
 // Builds the levels from chunk(j), the vector of levels j .. j + kN − 1.
 template <class Chunk>
 HWY_INLINE Levels make_levels(const Chunk& chunk) {
-#if RWKV_X86_AVX2
-  return {_mm256_set_m128i(chunk(16).raw, chunk(0).raw)};
-#else
   Levels q;
   for (size_t j = 0; j < 32; j += kN) q.v[j / kN] = chunk(j);
   return q;
-#endif
 }
 
 // Multipliers of the products: none (1), one per 32 values, or one per 16 (values 0–15, 16–31).
@@ -76,12 +69,13 @@ HWY_INLINE VI32 dot32(const Levels& q, const int8_t* x, int16_t s0, int16_t s1) 
 #if RWKV_X86_AVX2
   // pmaddubsw (unsigned × signed bytes, pairs added to int16) then pmaddwd (pairs to int32).
   // No int16 overflow: |x| ≤ 127 and levels < 64, or |level| ≤ 128 after the sign trick.
-  const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  static_assert(kN == 32);
+  const __m256i w = q.v[0].raw, xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
   __m256i pairs;
   if constexpr (std::is_signed_v<L>)
-    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(q.v, q.v), _mm256_sign_epi8(xv, q.v));
+    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
   else
-    pairs = _mm256_maddubs_epi16(q.v, xv);
+    pairs = _mm256_maddubs_epi16(w, xv);
   // int16 lane i holds values 2i and 2i + 1: lanes 0–7 values 0–15, lanes 8–15 values 16–31.
   __m256i scale = _mm256_set1_epi16(1);
   if constexpr (kScaled == Scaled::kPer32) scale = _mm256_set1_epi16(s0);
@@ -112,72 +106,87 @@ HWY_INLINE V8 low_nibbles(V8 v) { return hn::And(v, hn::Set(D8(), uint8_t{15}));
 HWY_INLINE V8 high_nibbles(V8 v) { return hn::ShiftRight<4>(v); }
 HWY_INLINE V8 nibbles(V8 v, bool high) { return high ? high_nibbles(v) : low_nibbles(v); }
 
+// Levels j .. j + kN − 1 of a block whose levels 0–15 are the low nibbles of the 16 bytes qs
+// and levels 16–31 the high nibbles.
+HWY_INLINE V8 packed_nibbles(const uint8_t* qs, size_t j) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (kN == 32) {  // one 16-byte load, the high nibbles shifted into the upper half
+    const hn::Half<D8> dh;
+    const hn::Repartition<uint16_t, decltype(dh)> dw;
+    const auto v = hn::LoadU(dh, qs);
+    return low_nibbles(hn::Combine(D8(), hn::BitCast(dh, hn::ShiftRight<4>(hn::BitCast(dw, v))), v));
+  }
+#endif
+  return nibbles(hn::LoadU(D8(), qs + j % 16), j >= 16);
+}
+
 // Lane i is 16 where bit j + i of `bits` is set, else 0 (j + i < 32): the 5th bit of Q5 levels.
 HWY_INLINE V8 fifth_bits(uint32_t bits, size_t j) {
   const D8 d;
-  alignas(16) static constexpr uint8_t kBit[16] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+  alignas(32) static constexpr uint8_t kBit[32] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
+                                                   1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
 #if HWY_TARGET == HWY_SCALAR
   const V8 spread = hn::Set(d, static_cast<uint8_t>(bits >> (j / 8 * 8)));
 #else
-  static_assert(kN == 16);
-  alignas(16) static constexpr uint8_t kByte[2][16] = {{0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1},
-                                                      {2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3}};
+  // Every 4 bytes of `bytes` are the 4 bytes of `bits`; lane i picks byte (j + i) / 8.
+  alignas(32) static constexpr uint8_t kByte[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
   const V8 bytes = hn::BitCast(d, hn::Set(hn::Repartition<uint32_t, D8>(), bits));
-  const V8 spread = hn::TableLookupBytes(bytes, hn::Load(d, kByte[j / 16]));
+  const V8 spread = hn::TableLookupBytes(bytes, hn::LoadU(d, kByte + j));
 #endif
-  return hn::IfThenElseZero(hn::TestBit(spread, hn::LoadU(d, kBit + j % 8)), hn::Set(d, uint8_t{16}));
+  return hn::IfThenElseZero(hn::TestBit(spread, hn::LoadU(d, kBit + j)), hn::Set(d, uint8_t{16}));
 }
 
-// The 32-value block types (GG ggml-common.h): bytes per block, the level type (int8_t for
-// the types without a minimum, whose levels are centred) and the 32 levels of a block. The
-// fp16 scale d is at byte 0, the fp16 minimum m (kMin) at byte 2. Levels j < 16 are in the
-// low nibbles of the 16 bytes qs, levels j ≥ 16 in the high nibbles of byte j − 16.
+// The 32-value block types (GG ggml-common.h): bytes per block, the level type, whether the
+// block has a minimum, the offset subtracted from the unsigned levels (done once per block on
+// the activation sums: Σ(u − k)·x = Σu·x − k·Σx, cheaper than centring every level) and the 32
+// levels of a block. The fp16 scale d is at byte 0, the fp16 minimum m (kMin) at byte 2.
+// Levels j < 16 are in the low nibbles of the 16 bytes qs, levels j ≥ 16 in the high nibbles.
 struct Q4_0B {
   static constexpr size_t kBytes = 18;
   static constexpr bool kMin = false;
-  using L = int8_t;
+  static constexpr int kOffset = 8;
+  using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
-    return make_levels([b](size_t j) {
-      const V8 v = hn::LoadU(D8(), b + 2 + j % 16);
-      return hn::Sub(nibbles(v, j >= 16), hn::Set(D8(), uint8_t{8}));  // wraps to int8
-    });
+    return make_levels([b](size_t j) { return packed_nibbles(b + 2, j); });
   }
 };
 struct Q4_1B {
   static constexpr size_t kBytes = 20;
   static constexpr bool kMin = true;
+  static constexpr int kOffset = 0;
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
-    return make_levels([b](size_t j) { return nibbles(hn::LoadU(D8(), b + 4 + j % 16), j >= 16); });
+    return make_levels([b](size_t j) { return packed_nibbles(b + 4, j); });
   }
 };
 struct Q5_0B {  // the 5th bit of level j is bit j of the 32 bits qh
   static constexpr size_t kBytes = 22;
   static constexpr bool kMin = false;
-  using L = int8_t;
+  static constexpr int kOffset = 16;
+  using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     uint32_t qh;
     std::memcpy(&qh, b + 2, 4);
-    return make_levels([b, qh](size_t j) {
-      const V8 v = hn::Or(nibbles(hn::LoadU(D8(), b + 6 + j % 16), j >= 16), fifth_bits(qh, j));
-      return hn::Sub(v, hn::Set(D8(), uint8_t{16}));
-    });
+    return make_levels([b, qh](size_t j) { return hn::Or(packed_nibbles(b + 6, j), fifth_bits(qh, j)); });
   }
 };
 struct Q5_1B {
   static constexpr size_t kBytes = 24;
   static constexpr bool kMin = true;
+  static constexpr int kOffset = 0;
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     uint32_t qh;
     std::memcpy(&qh, b + 4, 4);
     return make_levels(
-        [b, qh](size_t j) { return hn::Or(nibbles(hn::LoadU(D8(), b + 8 + j % 16), j >= 16), fifth_bits(qh, j)); });
+        [b, qh](size_t j) { return hn::Or(packed_nibbles(b + 8, j), fifth_bits(qh, j)); });
   }
 };
 struct Q8_0B {
   static constexpr size_t kBytes = 34;
   static constexpr bool kMin = false;
+  static constexpr int kOffset = 0;
   using L = int8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     return make_levels([b](size_t j) { return hn::LoadU(D8(), b + 2 + j); });
@@ -186,14 +195,14 @@ struct Q8_0B {
 
 // ---- 32-value blocks: rows × tiles of TT tokens
 
-// Σ_b d_b·x_b.d·Σ q·x (+ m_b·x_b.s, where x_b.s = x_b.d·Σx) for one row and TT tokens
+// Σ_b d_b·x_b.d·Σ (u − k)·x (+ m_b·x_b.s, where x_b.s = x_b.d·Σx) for one row and TT tokens
 // (x[t·blocks + b]), into y[t·ldy]. Each block is unpacked once for the TT tokens.
 template <class B, size_t TT>
 HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, float* y, size_t ldy) {
   using L = typename B::L;
   const DF df;
   VF acc[2][TT];  // two chains per token hide the latency of the multiply-add
-  float min_sum[TT] = {};
+  float min_sum[TT] = {}, offset_sum[TT] = {};
   for (size_t t = 0; t < TT; ++t) acc[0][t] = acc[1][t] = hn::Zero(df);
   auto block = [&](size_t b, VF* a) {
     const uint8_t* wb = w + b * B::kBytes;
@@ -201,7 +210,9 @@ HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, floa
     const float d = half(wb);
     for (size_t t = 0; t < TT; ++t) {
       const Q8Block& xb = x[t * blocks + b];
-      a[t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, Scaled::kNo>(q, xb.q, 1, 1)), hn::Set(df, d * xb.d), a[t]);
+      const float dd = d * xb.d;
+      a[t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, Scaled::kNo>(q, xb.q, 1, 1)), hn::Set(df, dd), a[t]);
+      if constexpr (B::kOffset != 0) offset_sum[t] += dd * xb.level_sum;
     }
     if constexpr (B::kMin) {
       const float m = half(wb + 2);
@@ -215,7 +226,8 @@ HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, floa
   }
   if (b < blocks) block(b, acc[0]);
   for (size_t t = 0; t < TT; ++t)
-    y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][t], acc[1][t]))) + min_sum[t];
+    y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][t], acc[1][t]))) + min_sum[t] -
+                 static_cast<float>(B::kOffset) * offset_sum[t];
 }
 
 // ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
@@ -281,14 +293,21 @@ struct Q6_KB {
 
 // The integer scales of sub-block j: Q4_K/Q5_K's 6-bit scales (scale[j]) with their minimums;
 // Q6_K's two int8 scales per sub-block (scale[2j], scale[2j + 1]).
+// The 6-bit fields of Q4_K/Q5_K, four at a time (io/k_quants.hpp): with words a, b, c of the 12
+// bytes, scales 0–3 are the low 6 bits of a's bytes, minimums 0–3 those of b; scales 4–7 are
+// c's low nibbles with the top 2 bits of a's bytes above, minimums 4–7 c's high nibbles with
+// the top 2 bits of b's bytes.
 template <class K>
 HWY_INLINE void k_scales(const uint8_t* b, int16_t* scale, int16_t* min) {
   if constexpr (K::kMin) {
-    uint8_t sc[8], mn[8];
-    kquant::unpack_scales(b + 4, sc, mn);
+    uint32_t w[3];
+    std::memcpy(w, b + 4, 12);
+    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x30303030;
+    const uint32_t sc[2] = {w[0] & low6, (w[2] & low4) | ((w[0] >> 2) & top2)};
+    const uint32_t mn[2] = {w[1] & low6, ((w[2] >> 4) & low4) | ((w[1] >> 2) & top2)};
     for (int j = 0; j < 8; ++j) {
-      scale[j] = sc[j];
-      min[j] = mn[j];
+      scale[j] = static_cast<int16_t>((sc[j / 4] >> (8 * (j % 4))) & 0xff);
+      min[j] = static_cast<int16_t>((mn[j / 4] >> (8 * (j % 4))) & 0xff);
     }
   } else {
     const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
@@ -450,6 +469,7 @@ void QuantizeQ8(const float* x, size_t n, Q8Block* out) {
     const int32_t sum = store_levels(x, 32, id, round_half_away, out[b].q);
     out[b].d = fp16_to_fp32(fp32_to_fp16(d));
     out[b].s = fp16_to_fp32(fp32_to_fp16(static_cast<float>(sum) * d));
+    out[b].level_sum = static_cast<float>(sum);
   }
 }
 
