@@ -32,13 +32,16 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y);
 // The obvious version (weights decoded row by row, double sums), for tests.
 void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y);
 
-// The block-quantized product alone (W.type must be a block type).
+// The block-quantized product alone (W.type must be a block type): SIMD kernels on the thread
+// pool, and the scalar version they are tested against (the same integer sums per block).
 void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y);
+void matmul_quantized_reference(const float* X, size_t T, const Matrix& W, float* Y);
 
 // ggml's 8-bit activation blocks: Q8_0 (d, q[32]) and Q8_1 (d, s = d·Σq, q[32]); d and s
-// are rounded to fp16 as ggml stores them. Exposed for tests.
+// are rounded to fp16 as ggml stores them. level_sum = Σq exactly, for the SIMD kernels that
+// take levels without their offset (Σ(u − 8)·q = Σu·q − 8·Σq). Exposed for tests.
 struct Q8Block {
-  float d, s;
+  float d, s, level_sum;
   int8_t q[32];
 };
 void quantize_q8(const float* x, size_t n, Q8Block* out);

@@ -2,8 +2,9 @@
 // 8 bits (Q8_0 for the symmetric types, Q8_1 for Q4_1/Q5_1), integer dot products per block,
 // scaled by the two block scales (GG src/ggml-quants.c, vec_dot_*). K-quant weights take
 // activations quantized per 256 values (Q8_K) and sum integer dots per sub-block times the
-// sub-block's integer scale. Scalar reference code; the vectorised kernels belong to the
-// CPU-speed work.
+// sub-block's integer scale. matmul_quantized_reference is the scalar reference; matmul_quantized
+// quantizes the activations once per call and runs the SIMD kernels of simd_quant.hpp on the
+// thread pool.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -12,6 +13,8 @@
 #include "io/error.hpp"
 #include "io/k_quants.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd_quant.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 
 namespace rwkv::cpu {
 
@@ -101,7 +104,7 @@ float dot_q6_k(const uint8_t* w, const Q8KBlock& x) {
 
 bool is_k_quant(DType t) { return t == DType::Q4_K || t == DType::Q5_K || t == DType::Q6_K; }
 
-void matmul_k_quant(const float* X, size_t T, const Matrix& W, float* Y) {
+void matmul_k_quant_reference(const float* X, size_t T, const Matrix& W, float* Y) {
   const size_t nb = W.cols / kquant::kBlock, block_bytes = dtype_block_bytes(W.type);
   if (nb * kquant::kBlock != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of 256");
   float (*dot)(const uint8_t*, const Q8KBlock&) =
@@ -153,11 +156,12 @@ void quantize_q8(const float* x, size_t n, Q8Block* out) {
     }
     out[b].d = fp16_to_fp32(fp32_to_fp16(d));
     out[b].s = fp16_to_fp32(fp32_to_fp16(static_cast<float>(sum) * d));
+    out[b].level_sum = static_cast<float>(sum);
   }
 }
 
-void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
-  if (is_k_quant(W.type)) return matmul_k_quant(X, T, W, Y);
+void matmul_quantized_reference(const float* X, size_t T, const Matrix& W, float* Y) {
+  if (is_k_quant(W.type)) return matmul_k_quant_reference(X, T, W, Y);
   const size_t nb = W.cols / 32, row_bytes = nb * dtype_block_bytes(W.type);
   if (nb * 32 != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of 32");
   const bool has_min = W.type == DType::Q4_1 || W.type == DType::Q5_1;
@@ -179,6 +183,34 @@ void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
       Y[t * W.rows + o] = sum;
     }
   }
+}
+
+// ---- the fast path: activations quantized once per call, rows shared out over the threads
+
+void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
+  const size_t block = is_k_quant(W.type) ? kquant::kBlock : 32, blocks = W.cols / block;
+  // Each block of activations is quantized once and serves every row.
+  if (blocks * block != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of ", block);
+  if (is_k_quant(W.type)) {
+    std::vector<Q8KBlock> xq(T * blocks);
+    parallel_for(T, 1, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) simd::quantize_q8_k(X + t * W.cols, W.cols, xq.data() + t * blocks);
+    });
+    parallel_for(W.rows, 16, [&](size_t r0, size_t r1) {
+      simd::q8k_rows(W.type, W.data, W.cols, r0, r1, xq.data(), T, Y, W.rows);
+    });
+    return;
+  }
+  if (W.type != DType::Q4_0 && W.type != DType::Q4_1 && W.type != DType::Q5_0 && W.type != DType::Q5_1 &&
+      W.type != DType::Q8_0)
+    fail("matmul: ", dtype_name(W.type), " is not a block type");
+  std::vector<Q8Block> xq(T * blocks);
+  parallel_for(T, 1, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) simd::quantize_q8(X + t * W.cols, W.cols, xq.data() + t * blocks);
+  });
+  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) {
+    simd::q8_rows(W.type, W.data, W.cols, r0, r1, xq.data(), T, Y, W.rows);
+  });
 }
 
 }  // namespace rwkv::cpu

@@ -1,0 +1,91 @@
+// Matrix-vector products (cpu::matmul, one token) for each weight type at the shapes of
+// RWKV-7 0.1B (768×768 projections, 3072×768 FFN key, 65536×768 head), with 1 and 2 threads.
+// Reports the weights' bytes per second, to set against the machine's read bandwidth (rwkv bench
+// prints it). Enough copies of the matrix are cycled through that the weights come from DRAM,
+// as in decoding a whole model, rather than from the last-level cache.
+//   build/rwkv_bench --benchmark_filter=Matvec
+#include <benchmark/benchmark.h>
+
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "kernels/cpu/ops.hpp"
+
+namespace {
+
+using rwkv::DType;
+
+// Random weights with sane scales: fp16 values for F16, random levels for the block types.
+std::vector<uint8_t> random_matrix(DType type, size_t rows, size_t cols, std::mt19937& rng) {
+  std::vector<uint8_t> W(rows * rwkv::dtype_bytes(type, cols));
+  std::uniform_int_distribution<int> byte(0, 255);
+  if (type == DType::F16) {
+    std::normal_distribution<float> gauss(0.0f, 0.05f);
+    for (size_t i = 0; i < W.size() / 2; ++i) {
+      const uint16_t h = rwkv::fp32_to_fp16(gauss(rng));
+      std::memcpy(&W[2 * i], &h, 2);
+    }
+    return W;
+  }
+  for (auto& b : W) b = static_cast<uint8_t>(byte(rng));
+  const size_t bb = rwkv::dtype_block_bytes(type);
+  const uint16_t d = rwkv::fp32_to_fp16(0.01f);
+  for (size_t b = 0; b < W.size() / bb; ++b)  // fp16 d (Q6_K: at the end), then any minimum
+    std::memcpy(&W[b * bb + (type == DType::Q6_K ? 208 : 0)], &d, 2);
+  return W;
+}
+
+// `in_cache`: one copy of the weights, small enough for the core's L2 cache, measures the
+// kernel's arithmetic alone.
+void matvec(benchmark::State& st, DType type, bool in_cache) {
+  const size_t rows = static_cast<size_t>(st.range(0)), cols = 768;
+  rwkv::cpu::set_threads(static_cast<int>(st.range(1)));
+  std::mt19937 rng(1);
+  const size_t bytes = rows * rwkv::dtype_bytes(type, cols);
+  const size_t copies = in_cache ? 1 : std::max<size_t>(1, (size_t(256) << 20) / bytes);
+  const std::vector<std::vector<uint8_t>> W(copies, random_matrix(type, rows, cols, rng));
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(cols), y(rows);
+  for (float& v : x) v = gauss(rng);
+  size_t c = 0;
+  for (auto _ : st) {
+    rwkv::cpu::matmul(x.data(), 1, {type, W[c].data(), rows, cols}, y.data());
+    benchmark::DoNotOptimize(y.data());
+    c = (c + 1) % copies;
+  }
+  st.SetBytesProcessed(static_cast<int64_t>(bytes) * st.iterations());
+  rwkv::cpu::set_threads(0);
+}
+
+void Matvec(benchmark::State& st, DType type) { matvec(st, type, false); }
+void MatvecInCache(benchmark::State& st, DType type) { matvec(st, type, true); }
+
+void Shapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "threads"})->ArgsProduct({{768, 3072, 65536}, {1, 2}})->UseRealTime();
+}
+void SmallShape(benchmark::internal::Benchmark* b) { b->ArgNames({"rows", "threads"})->Args({256, 1}); }
+
+BENCHMARK_CAPTURE(Matvec, f16, DType::F16)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q8_0, DType::Q8_0)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q5_1, DType::Q5_1)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q5_0, DType::Q5_0)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q4_1, DType::Q4_1)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q4_0, DType::Q4_0)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q6_k, DType::Q6_K)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q5_k, DType::Q5_K)->Apply(Shapes);
+BENCHMARK_CAPTURE(Matvec, q4_k, DType::Q4_K)->Apply(Shapes);
+
+}  // namespace
+
+namespace {
+BENCHMARK_CAPTURE(MatvecInCache, f16, DType::F16)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q8_0, DType::Q8_0)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q5_1, DType::Q5_1)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q5_0, DType::Q5_0)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q4_1, DType::Q4_1)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q4_0, DType::Q4_0)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q6_k, DType::Q6_K)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q5_k, DType::Q5_K)->Apply(SmallShape);
+BENCHMARK_CAPTURE(MatvecInCache, q4_k, DType::Q4_K)->Apply(SmallShape);
+}  // namespace

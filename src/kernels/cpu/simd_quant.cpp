@@ -1,0 +1,524 @@
+// Highway kernels for block-quantized weights × 8-bit activations (see simd_quant.hpp). This file
+// is compiled once per target (foreach_target.h re-includes it); HWY_DYNAMIC_DISPATCH picks one.
+//
+// Each block of weights is unpacked in registers to one byte per weight (its integer level) and
+// dotted with the activations of up to 4 tokens: integer products summed exactly per block,
+// scaled in float per block (32-value types) or per super-block (K-quants, in the reference's
+// order).
+#undef HWY_TARGET_INCLUDE
+#define HWY_TARGET_INCLUDE "kernels/cpu/simd_quant.cpp"
+#include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/highway.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "io/k_quants.hpp"
+#include "kernels/cpu/simd_quant.hpp"
+
+HWY_BEFORE_NAMESPACE();
+namespace rwkv::cpu::simd::HWY_NAMESPACE {
+namespace hn = hwy::HWY_NAMESPACE;
+
+// Unpacking makes kN levels per vector (32 with AVX2, 16 with SSE4, 1 on HWY_SCALAR); products
+// use int16 lanes.
+using D8 = hn::CappedTag<uint8_t, 32>;
+using V8 = hn::Vec<D8>;
+constexpr size_t kN = hn::MaxLanes(D8());
+using D16 = hn::CappedTag<int16_t, 16>;
+using D32 = hn::Repartition<int32_t, D16>;
+using DF = hn::Repartition<float, D16>;
+using VI32 = hn::Vec<D32>;
+using VF = hn::Vec<DF>;
+
+#define RWKV_X86_AVX2 (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2)
+
+uint16_t u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+// An fp16 value in the weights (F16C where there is one).
+HWY_INLINE float half(const uint8_t* p) {
+  const hn::CappedTag<float, 1> d;
+  const auto* h = reinterpret_cast<const hwy::float16_t*>(p);
+  return hn::GetLane(hn::PromoteTo(d, hn::LoadU(hn::Rebind<hwy::float16_t, decltype(d)>(), h)));
+}
+
+// ---- 32 levels of one block in registers, and their dot product with 32 activations
+
+// Levels as bytes (int8_t, or uint8_t below 64) in 32 / kN vectors.
+struct Levels {
+  V8 v[32 / kN];
+};
+
+// Builds the levels from chunk(j), the vector of levels j .. j + kN − 1.
+template <class Chunk>
+HWY_INLINE Levels make_levels(const Chunk& chunk) {
+  Levels q;
+  for (size_t j = 0; j < 32; j += kN) q.v[j / kN] = chunk(j);
+  return q;
+}
+
+// Multipliers of the products: none (1), one per 32 values, or one per 16 (values 0–15, 16–31).
+enum class Scaled { kNo, kPer32, kPer16 };
+
+// Σ q·x over the 32 values (times the sub-block scales) as int32 partial sums: the lanes add up
+// to the dot product. L is the type of the levels.
+template <class L, Scaled kScaled>
+HWY_INLINE VI32 dot32(const Levels& q, const int8_t* x, int16_t s0, int16_t s1) {
+#if RWKV_X86_AVX2
+  // pmaddubsw (unsigned × signed bytes, pairs added to int16) then pmaddwd (pairs to int32).
+  // No int16 overflow: |x| ≤ 127 and levels < 64, or |level| ≤ 128 after the sign trick.
+  static_assert(kN == 32);
+  const __m256i w = q.v[0].raw, xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  __m256i pairs;
+  if constexpr (std::is_signed_v<L>)
+    pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xv, w));
+  else
+    pairs = _mm256_maddubs_epi16(w, xv);
+  // int16 lane i holds values 2i and 2i + 1: lanes 0–7 values 0–15, lanes 8–15 values 16–31.
+  __m256i scale = _mm256_set1_epi16(1);
+  if constexpr (kScaled == Scaled::kPer32) scale = _mm256_set1_epi16(s0);
+  if constexpr (kScaled == Scaled::kPer16) scale = _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1));
+  return VI32{_mm256_madd_epi16(pairs, scale)};
+#else
+  // Portable: widen both to int16 and multiply-add pairs into int32.
+  alignas(32) L w[32];
+  for (size_t j = 0; j < 32; j += kN) hn::Store(q.v[j / kN], D8(), reinterpret_cast<uint8_t*>(w) + j);
+  const D16 d16;
+  const D32 d32;
+  VI32 sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
+  for (size_t j = 0; j < 32; j += hn::Lanes(d16)) {
+    auto wv = hn::PromoteTo(d16, hn::LoadU(hn::Rebind<L, D16>(), w + j));
+    if constexpr (kScaled != Scaled::kNo) wv = hn::Mul(wv, hn::Set(d16, j < 16 ? s0 : s1));
+    const auto xv = hn::PromoteTo(d16, hn::LoadU(hn::Rebind<int8_t, D16>(), x + j));
+    sum0 = hn::ReorderWidenMulAccumulate(d32, wv, xv, sum0, sum1);
+  }
+  return hn::Add(sum0, sum1);
+#endif
+}
+
+HWY_INLINE int32_t sum_lanes(VI32 v) { return hn::GetLane(hn::SumOfLanes(D32(), v)); }
+
+// ---- unpacking
+
+HWY_INLINE V8 low_nibbles(V8 v) { return hn::And(v, hn::Set(D8(), uint8_t{15})); }
+HWY_INLINE V8 high_nibbles(V8 v) { return hn::ShiftRight<4>(v); }
+HWY_INLINE V8 nibbles(V8 v, bool high) { return high ? high_nibbles(v) : low_nibbles(v); }
+
+// Levels j .. j + kN − 1 of a block whose levels 0–15 are the low nibbles of the 16 bytes qs
+// and levels 16–31 the high nibbles.
+HWY_INLINE V8 packed_nibbles(const uint8_t* qs, size_t j) {
+#if HWY_TARGET != HWY_SCALAR
+  if constexpr (kN == 32) {  // one 16-byte load, the high nibbles shifted into the upper half
+    const hn::Half<D8> dh;
+    const hn::Repartition<uint16_t, decltype(dh)> dw;
+    const auto v = hn::LoadU(dh, qs);
+    return low_nibbles(hn::Combine(D8(), hn::BitCast(dh, hn::ShiftRight<4>(hn::BitCast(dw, v))), v));
+  }
+#endif
+  return nibbles(hn::LoadU(D8(), qs + j % 16), j >= 16);
+}
+
+// Lane i is 16 where bit j + i of `bits` is set, else 0 (j + i < 32): the 5th bit of Q5 levels.
+HWY_INLINE V8 fifth_bits(uint32_t bits, size_t j) {
+  const D8 d;
+  alignas(32) static constexpr uint8_t kBit[32] = {1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128,
+                                                   1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128};
+#if HWY_TARGET == HWY_SCALAR
+  const V8 spread = hn::Set(d, static_cast<uint8_t>(bits >> (j / 8 * 8)));
+#else
+  // Every 4 bytes of `bytes` are the 4 bytes of `bits`; lane i picks byte (j + i) / 8.
+  alignas(32) static constexpr uint8_t kByte[32] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1,
+                                                    2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3};
+  const V8 bytes = hn::BitCast(d, hn::Set(hn::Repartition<uint32_t, D8>(), bits));
+  const V8 spread = hn::TableLookupBytes(bytes, hn::LoadU(d, kByte + j));
+#endif
+  return hn::IfThenElseZero(hn::TestBit(spread, hn::LoadU(d, kBit + j)), hn::Set(d, uint8_t{16}));
+}
+
+// The 32-value block types (GG ggml-common.h): bytes per block, the level type, whether the
+// block has a minimum, the offset subtracted from the unsigned levels (done once per block on
+// the activation sums: Σ(u − k)·x = Σu·x − k·Σx, cheaper than centring every level) and the 32
+// levels of a block. The fp16 scale d is at byte 0, the fp16 minimum m (kMin) at byte 2.
+// Levels j < 16 are in the low nibbles of the 16 bytes qs, levels j ≥ 16 in the high nibbles.
+struct Q4_0B {
+  static constexpr size_t kBytes = 18;
+  static constexpr bool kMin = false;
+  static constexpr int kOffset = 8;
+  using L = uint8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b) {
+    return make_levels([b](size_t j) { return packed_nibbles(b + 2, j); });
+  }
+};
+struct Q4_1B {
+  static constexpr size_t kBytes = 20;
+  static constexpr bool kMin = true;
+  static constexpr int kOffset = 0;
+  using L = uint8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b) {
+    return make_levels([b](size_t j) { return packed_nibbles(b + 4, j); });
+  }
+};
+struct Q5_0B {  // the 5th bit of level j is bit j of the 32 bits qh
+  static constexpr size_t kBytes = 22;
+  static constexpr bool kMin = false;
+  static constexpr int kOffset = 16;
+  using L = uint8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b) {
+    uint32_t qh;
+    std::memcpy(&qh, b + 2, 4);
+    return make_levels([b, qh](size_t j) { return hn::Or(packed_nibbles(b + 6, j), fifth_bits(qh, j)); });
+  }
+};
+struct Q5_1B {
+  static constexpr size_t kBytes = 24;
+  static constexpr bool kMin = true;
+  static constexpr int kOffset = 0;
+  using L = uint8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b) {
+    uint32_t qh;
+    std::memcpy(&qh, b + 4, 4);
+    return make_levels(
+        [b, qh](size_t j) { return hn::Or(packed_nibbles(b + 8, j), fifth_bits(qh, j)); });
+  }
+};
+struct Q8_0B {
+  static constexpr size_t kBytes = 34;
+  static constexpr bool kMin = false;
+  static constexpr int kOffset = 0;
+  using L = int8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b) {
+    return make_levels([b](size_t j) { return hn::LoadU(D8(), b + 2 + j); });
+  }
+};
+
+// ---- 32-value blocks: rows × tiles of TT tokens
+
+// Σ_b d_b·x_b.d·Σ (u − k)·x (+ m_b·x_b.s, where x_b.s = x_b.d·Σx) for one row and TT tokens
+// (x[t·blocks + b]), into y[t·ldy]. Each block is unpacked once for the TT tokens.
+template <class B, size_t TT>
+HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, float* y, size_t ldy) {
+  using L = typename B::L;
+  const DF df;
+  VF acc[2][TT];  // two chains per token hide the latency of the multiply-add
+  float min_sum[TT] = {}, offset_sum[TT] = {};
+  for (size_t t = 0; t < TT; ++t) acc[0][t] = acc[1][t] = hn::Zero(df);
+  auto block = [&](size_t b, VF* a) {
+    const uint8_t* wb = w + b * B::kBytes;
+    const Levels q = B::unpack(wb);
+    const float d = half(wb);
+    for (size_t t = 0; t < TT; ++t) {
+      const Q8Block& xb = x[t * blocks + b];
+      const float dd = d * xb.d;
+      a[t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, Scaled::kNo>(q, xb.q, 1, 1)), hn::Set(df, dd), a[t]);
+      if constexpr (B::kOffset != 0) offset_sum[t] += dd * xb.level_sum;
+    }
+    if constexpr (B::kMin) {
+      const float m = half(wb + 2);
+      for (size_t t = 0; t < TT; ++t) min_sum[t] += m * x[t * blocks + b].s;
+    }
+  };
+  size_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    block(b, acc[0]);
+    block(b + 1, acc[1]);
+  }
+  if (b < blocks) block(b, acc[0]);
+  for (size_t t = 0; t < TT; ++t)
+    y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][t], acc[1][t]))) + min_sum[t] -
+                 static_cast<float>(B::kOffset) * offset_sum[t];
+}
+
+// ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
+
+// Q4_K and Q5_K: 6-bit scale and minimum per sub-block; levels 64c + l in the low nibbles of
+// qs[32c + l], 64c + 32 + l in the high nibbles (Q5_K: 5th bit = bit 2c or 2c + 1 of qh[l]).
+struct Q4_KB {
+  static constexpr size_t kBytes = kquant::kQ4KBytes;
+  static constexpr bool kMin = true;
+  static constexpr Scaled kScaled = Scaled::kPer32;
+  using L = uint8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b, size_t sub) {
+    const uint8_t* qs = b + 16 + 32 * (sub / 2);
+    return make_levels([qs, sub](size_t j) { return nibbles(hn::LoadU(D8(), qs + j), sub % 2); });
+  }
+  static float d(const uint8_t* b) { return half(b); }
+  static float dmin(const uint8_t* b) { return half(b + 2); }
+};
+
+struct Q5_KB {
+  static constexpr size_t kBytes = kquant::kQ5KBytes;
+  static constexpr bool kMin = true;
+  static constexpr Scaled kScaled = Scaled::kPer32;
+  using L = uint8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b, size_t sub) {
+    const uint8_t *qh = b + 16, *qs = b + 48 + 32 * (sub / 2);
+    const D8 d8;
+    const V8 bit = hn::Set(d8, static_cast<uint8_t>(1u << sub)), sixteen = hn::Set(d8, uint8_t{16});
+    return make_levels([=](size_t j) {
+      const V8 high = hn::IfThenElseZero(hn::TestBit(hn::LoadU(d8, qh + j), bit), sixteen);
+      return hn::Or(nibbles(hn::LoadU(d8, qs + j), sub % 2), high);
+    });
+  }
+  static float d(const uint8_t* b) { return half(b); }
+  static float dmin(const uint8_t* b) { return half(b + 2); }
+};
+
+// Q6_K: levels 128h + 32s + l (s = 0..3): 4 low bits in ql[64h + 32(s % 2) + l] (low nibble for
+// s < 2), 2 high bits at bits 2s, 2s + 1 of qh[32h + l]; minus 32. One int8 scale per 16.
+struct Q6_KB {
+  static constexpr size_t kBytes = kquant::kQ6KBytes;
+  static constexpr bool kMin = false;
+  static constexpr Scaled kScaled = Scaled::kPer16;
+  using L = int8_t;
+  static HWY_INLINE Levels unpack(const uint8_t* b, size_t sub) {
+    const size_t h = sub / 4, s = sub % 4;
+    const uint8_t *ql = b + 64 * h + 32 * (s % 2), *qh = b + 128 + 32 * h;
+    const D8 d8;
+    return make_levels([=](size_t j) {
+      const V8 hv = hn::LoadU(d8, qh + j);
+      // bits 2s, 2s + 1 of qh moved to bits 4–5
+      const V8 high = hn::And(s == 0   ? hn::ShiftLeft<4>(hv)
+                              : s == 1 ? hn::ShiftLeft<2>(hv)
+                              : s == 2 ? hv
+                                       : hn::ShiftRight<2>(hv),
+                              hn::Set(d8, uint8_t{0x30}));
+      return hn::Sub(hn::Or(nibbles(hn::LoadU(d8, ql + j), s >= 2), high), hn::Set(d8, uint8_t{32}));
+    });
+  }
+  static float d(const uint8_t* b) { return half(b + 208); }
+  static float dmin(const uint8_t*) { return 0.0f; }
+};
+
+// The integer scales of sub-block j: Q4_K/Q5_K's 6-bit scales (scale[j]) with their minimums;
+// Q6_K's two int8 scales per sub-block (scale[2j], scale[2j + 1]).
+// The 6-bit fields of Q4_K/Q5_K, four at a time (io/k_quants.hpp): with words a, b, c of the 12
+// bytes, scales 0–3 are the low 6 bits of a's bytes, minimums 0–3 those of b; scales 4–7 are
+// c's low nibbles with the top 2 bits of a's bytes above, minimums 4–7 c's high nibbles with
+// the top 2 bits of b's bytes.
+template <class K>
+HWY_INLINE void k_scales(const uint8_t* b, int16_t* scale, int16_t* min) {
+  if constexpr (K::kMin) {
+    uint32_t w[3];
+    std::memcpy(w, b + 4, 12);
+    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x30303030;
+    const uint32_t sc[2] = {w[0] & low6, (w[2] & low4) | ((w[0] >> 2) & top2)};
+    const uint32_t mn[2] = {w[1] & low6, ((w[2] >> 4) & low4) | ((w[1] >> 2) & top2)};
+    for (int j = 0; j < 8; ++j) {
+      scale[j] = static_cast<int16_t>((sc[j / 4] >> (8 * (j % 4))) & 0xff);
+      min[j] = static_cast<int16_t>((mn[j / 4] >> (8 * (j % 4))) & 0xff);
+    }
+  } else {
+    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
+    for (int g = 0; g < 16; ++g) scale[g] = sc[g];
+  }
+}
+
+// As the reference, per super-block and token: the integer sum Σ_j scale_j·Σ q·x, minus for
+// Q4_K/Q5_K Σ_j min_j·Σx (from the 16-value sums of the activations), scaled in float.
+template <class K, size_t TT>
+HWY_INLINE void row_tile_k(const uint8_t* w, size_t blocks, const Q8KBlock* x, float* y, size_t ldy) {
+  using L = typename K::L;
+  float sum[TT] = {};
+  for (size_t b = 0; b < blocks; ++b, w += K::kBytes) {
+    int16_t scale[16], min[8];
+    k_scales<K>(w, scale, min);
+    VI32 acc[TT];
+    for (size_t t = 0; t < TT; ++t) acc[t] = hn::Zero(D32());
+    for (size_t j = 0; j < 8; ++j) {
+      const Levels q = K::unpack(w, j);
+      const int16_t s0 = K::kMin ? scale[j] : scale[2 * j], s1 = K::kMin ? scale[j] : scale[2 * j + 1];
+      for (size_t t = 0; t < TT; ++t)
+        acc[t] = hn::Add(acc[t], dot32<L, K::kScaled>(q, x[t * blocks + b].q + 32 * j, s0, s1));
+    }
+    const float d = K::d(w), dmin = K::dmin(w);
+    for (size_t t = 0; t < TT; ++t) {
+      const Q8KBlock& xb = x[t * blocks + b];
+      sum[t] += d * xb.d * static_cast<float>(sum_lanes(acc[t]));
+      if constexpr (K::kMin) {
+        int min_sum = 0;
+        for (size_t j = 0; j < 8; ++j) min_sum += min[j] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
+        sum[t] -= dmin * xb.d * static_cast<float>(min_sum);
+      }
+    }
+  }
+  for (size_t t = 0; t < TT; ++t) y[t * ldy] = sum[t];
+}
+
+// ---- rows × tokens
+
+// Tokens per pass over the rows: their activations (`token_bytes` each) should stay in the
+// core's L2 cache while the rows stream past.
+size_t token_block(size_t token_bytes) { return std::max<size_t>(1, (128 * 1024) / std::max<size_t>(token_bytes, 1)); }
+
+// Rows [r0, r1) against T tokens (activations x[t·blocks + b]): tiles of up to 4 tokens, so
+// each weight block is unpacked once per 4 tokens and read from memory once per token block.
+// Tile(w, x, y) computes one row against TT tokens.
+template <class Block, size_t kBlockValues, template <size_t> class Tile>
+void rows(const uint8_t* W, size_t cols, size_t r0, size_t r1, const Block* x, size_t T, float* Y, size_t ldy,
+          size_t row_bytes) {
+  const size_t blocks = cols / kBlockValues, tb = token_block(blocks * sizeof(Block));
+  for (size_t t0 = 0; t0 < T; t0 += tb) {
+    const size_t t1 = std::min(T, t0 + tb);
+    for (size_t r = r0; r < r1; ++r) {
+      const uint8_t* w = W + r * row_bytes;
+      size_t t = t0;
+      for (; t + 4 <= t1; t += 4) Tile<4>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy);
+      switch (t1 - t) {
+        case 3: Tile<3>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy); break;
+        case 2: Tile<2>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy); break;
+        case 1: Tile<1>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy); break;
+        default: break;
+      }
+    }
+  }
+}
+
+template <class B>
+struct Tile32 {
+  template <size_t TT>
+  struct T {
+    static void run(const uint8_t* w, size_t blocks, const Q8Block* x, float* y, size_t ldy) {
+      row_tile<B, TT>(w, blocks, x, y, ldy);
+    }
+  };
+};
+template <class K>
+struct TileK {
+  template <size_t TT>
+  struct T {
+    static void run(const uint8_t* w, size_t blocks, const Q8KBlock* x, float* y, size_t ldy) {
+      row_tile_k<K, TT>(w, blocks, x, y, ldy);
+    }
+  };
+};
+
+template <class B>
+void q8_rows_b(const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y, size_t ldy) {
+  rows<Q8Block, 32, Tile32<B>::template T>(static_cast<const uint8_t*>(W), cols, r0, r1, x, T, Y, ldy,
+                                           cols / 32 * B::kBytes);
+}
+
+template <class K>
+void q8k_rows_k(const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,
+                size_t ldy) {
+  rows<Q8KBlock, 256, TileK<K>::template T>(static_cast<const uint8_t*>(W), cols, r0, r1, x, T, Y, ldy,
+                                            cols / 256 * K::kBytes);
+}
+
+void Q8Rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y,
+            size_t ldy) {
+  switch (type) {
+    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, cols, r0, r1, x, T, Y, ldy);
+    default: return;  // callers pass these types only
+  }
+}
+
+void Q8KRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,
+             size_t ldy) {
+  switch (type) {
+    case DType::Q4_K: return q8k_rows_k<Q4_KB>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q5_K: return q8k_rows_k<Q5_KB>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q6_K: return q8k_rows_k<Q6_KB>(W, cols, r0, r1, x, T, Y, ldy);
+    default: return;  // callers pass these types only
+  }
+}
+
+// ---- quantizing the activations (bit for bit as quantize_q8 / quantize_q8_k in ops.hpp)
+
+using DI = hn::Repartition<int32_t, DF>;
+using D8I = hn::Rebind<int8_t, DI>;
+
+HWY_INLINE float max_abs(const float* x, size_t n) {
+  const DF df;
+  VF m = hn::Zero(df);
+  for (size_t j = 0; j < n; j += hn::Lanes(df)) m = hn::Max(m, hn::Abs(hn::LoadU(df, x + j)));
+  return hn::GetLane(hn::MaxOfLanes(df, m));
+}
+
+// std::round: to nearest, halfway cases away from zero (the difference v − trunc(v) is exact).
+HWY_INLINE VF round_half_away(VF v) {
+  const DF df;
+  const VF t = hn::Trunc(v);
+  const VF away = hn::IfThenElseZero(hn::Ge(hn::Abs(hn::Sub(v, t)), hn::Set(df, 0.5f)), hn::CopySign(hn::Set(df, 1.0f), v));
+  return hn::Add(t, away);
+}
+
+// Stores the levels of n values (a multiple of the lane count) and returns their sum.
+template <class Round>
+HWY_INLINE int32_t store_levels(const float* x, size_t n, float scale, const Round& round, int8_t* q) {
+  const DF df;
+  const DI di;
+  hn::Vec<DI> sum = hn::Zero(di);
+  for (size_t j = 0; j < n; j += hn::Lanes(df)) {
+    const auto level = hn::ConvertTo(di, round(hn::Mul(hn::LoadU(df, x + j), hn::Set(df, scale))));
+    sum = hn::Add(sum, level);
+    hn::StoreU(hn::DemoteTo(D8I(), level), D8I(), q + j);
+  }
+  return hn::GetLane(hn::SumOfLanes(di, sum));
+}
+
+void QuantizeQ8(const float* x, size_t n, Q8Block* out) {
+  for (size_t b = 0; b < n / 32; ++b, x += 32) {
+    const float d = max_abs(x, 32) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const int32_t sum = store_levels(x, 32, id, round_half_away, out[b].q);
+    out[b].d = fp16_to_fp32(fp32_to_fp16(d));
+    out[b].s = fp16_to_fp32(fp32_to_fp16(static_cast<float>(sum) * d));
+    out[b].level_sum = static_cast<float>(sum);
+  }
+}
+
+void QuantizeQ8K(const float* x, size_t n, Q8KBlock* out) {
+  const DF df;
+  for (size_t b = 0; b < n / kquant::kBlock; ++b, x += kquant::kBlock) {
+    // The value of largest magnitude (the first one, as the reference scans) maps to −127.
+    const float amax = max_abs(x, kquant::kBlock);
+    float max = 0;
+    for (size_t j = 0; amax != 0 && j < kquant::kBlock; j += hn::Lanes(df)) {
+      const intptr_t at = hn::FindFirstTrue(df, hn::Eq(hn::Abs(hn::LoadU(df, x + j)), hn::Set(df, amax)));
+      if (at >= 0) {
+        max = x[j + static_cast<size_t>(at)];
+        break;
+      }
+    }
+    const float iscale = amax != 0 ? -127.0f / max : 0.0f;
+    auto round_to_127 = [df](VF v) { return hn::Min(hn::Round(v), hn::Set(df, 127.0f)); };  // as nearbyint
+    for (size_t g = 0; g < 16; ++g)
+      out[b].bsums[g] = static_cast<int16_t>(store_levels(x + 16 * g, 16, iscale, round_to_127, out[b].q + 16 * g));
+    out[b].d = amax != 0 ? 1 / iscale : 0.0f;
+  }
+}
+
+#undef RWKV_X86_AVX2
+
+}  // namespace rwkv::cpu::simd::HWY_NAMESPACE
+HWY_AFTER_NAMESPACE();
+
+#if HWY_ONCE
+namespace rwkv::cpu::simd {
+
+HWY_EXPORT(Q8Rows);
+HWY_EXPORT(Q8KRows);
+HWY_EXPORT(QuantizeQ8);
+HWY_EXPORT(QuantizeQ8K);
+
+void quantize_q8(const float* x, size_t n, Q8Block* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8)(x, n, out); }
+void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8K)(x, n, out); }
+
+void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y,
+             size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, cols, r0, r1, x, T, Y, ldy);
+}
+
+void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,
+              size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(Q8KRows)(type, W, cols, r0, r1, x, T, Y, ldy);
+}
+
+}  // namespace rwkv::cpu::simd
+#endif

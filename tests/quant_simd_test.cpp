@@ -1,0 +1,169 @@
+// The SIMD, multi-threaded products of block-quantized weights (matmul_quantized) against the
+// scalar reference (matmul_quantized_reference): the integer sums per block are the same, so the
+// results differ only by the order of float additions.
+#include <hwy/targets.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+#include "io/error.hpp"
+#include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd_quant.hpp"
+#include "test_util.hpp"
+
+namespace rwkv {
+namespace {
+
+const DType kBlockTypes[] = {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1,
+                             DType::Q8_0, DType::Q4_K, DType::Q5_K, DType::Q6_K};
+
+// Sane fp16 scales (and minimums) in block number b.
+void set_scales(DType type, uint8_t* block, size_t b) {
+  const uint16_t d = fp32_to_fp16(0.01f * (1 + b % 5)), m = fp32_to_fp16(-0.05f);
+  switch (type) {
+    case DType::Q6_K: std::memcpy(block + 208, &d, 2); break;
+    case DType::Q4_1: case DType::Q5_1: case DType::Q4_K: case DType::Q5_K:
+      std::memcpy(block, &d, 2);
+      std::memcpy(block + 2, &m, 2);
+      break;
+    default: std::memcpy(block, &d, 2); break;
+  }
+}
+
+// Random levels and bits in every block, with sane scales in place.
+std::vector<uint8_t> random_weights(DType type, size_t rows, size_t cols, std::mt19937& rng) {
+  std::uniform_int_distribution<int> byte(0, 255);
+  std::vector<uint8_t> W(rows * dtype_bytes(type, cols));
+  for (auto& b : W) b = static_cast<uint8_t>(byte(rng));
+  const size_t bb = dtype_block_bytes(type);
+  for (size_t b = 0; b < W.size() / bb; ++b) set_scales(type, &W[b * bb], b);
+  return W;
+}
+
+void expect_fast_matches_reference(DType type, size_t rows, size_t cols, size_t T, std::mt19937& rng) {
+  const auto W = random_weights(type, rows, cols, rng);
+  std::normal_distribution<float> gauss;
+  std::vector<float> X(T * cols), fast(T * rows), ref(T * rows), Wf(rows * cols);
+  for (float& v : X) v = gauss(rng);
+  const cpu::Matrix M{type, W.data(), rows, cols};
+  cpu::matmul_quantized(X.data(), T, M, fast.data());
+  cpu::matmul_quantized_reference(X.data(), T, M, ref.data());
+  dequantize(type, W.data(), Wf.data(), Wf.size());
+  for (size_t t = 0; t < T; ++t)
+    for (size_t o = 0; o < rows; ++o) {
+      double magnitude = 0;
+      for (size_t i = 0; i < cols; ++i) magnitude += std::fabs(double(Wf[o * cols + i]) * X[t * cols + i]);
+      ASSERT_NEAR(fast[t * rows + o], ref[t * rows + o], 1e-5 * magnitude + 1e-6)
+          << dtype_name(type) << " rows=" << rows << " cols=" << cols << " T=" << T << " t=" << t << " o=" << o;
+    }
+}
+
+TEST(QuantSimd, EveryTypeMatchesTheScalarReference) {
+  std::mt19937 rng(11);
+  for (int threads : {1, 2}) {
+    cpu::set_threads(threads);
+    for (DType type : kBlockTypes)
+      for (size_t T : {1, 3, 17}) {
+        expect_fast_matches_reference(type, 37, 512, T, rng);
+        expect_fast_matches_reference(type, 5, 768, T, rng);
+      }
+  }
+  cpu::set_threads(0);
+}
+
+// Each instruction set compiled in: AVX2 (pmaddubsw), SSE4 and SSSE3 (the portable Highway
+// code), scalar; as far as this CPU runs them.
+TEST(QuantSimd, EveryInstructionSetMatchesTheScalarReference) {
+  std::mt19937 rng(14);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType type : kBlockTypes) expect_fast_matches_reference(type, 7, 512, 3, rng);
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+// Long rows: the tokens' activations no longer fit one pass, so rows are unpacked once per
+// block of tokens.
+TEST(QuantSimd, ManyTokensOverLongRows) {
+  std::mt19937 rng(12);
+  cpu::set_threads(2);
+  for (DType type : kBlockTypes) expect_fast_matches_reference(type, 19, 8192, 17, rng);
+  cpu::set_threads(0);
+}
+
+// Levels at the ends of their ranges (Q8_0's −128, all fifth bits set, Q6_K's −32) against
+// activations at ±127, where an int16 pair sum is closest to overflowing.
+TEST(QuantSimd, ExtremeLevelsAndActivations) {
+  for (DType type : kBlockTypes) {
+    const size_t rows = 3, cols = 256, bb = dtype_block_bytes(type);
+    std::vector<uint8_t> W(rows * dtype_bytes(type, cols));
+    for (size_t b = 0; b < W.size() / bb; ++b) {  // every level byte 0x80 or 0xff
+      std::memset(&W[b * bb], b % 2 ? 0xff : 0x80, bb);
+      set_scales(type, &W[b * bb], b);
+    }
+    std::vector<float> X(2 * cols), fast(2 * rows), ref(2 * rows);
+    for (size_t i = 0; i < cols; ++i) {
+      X[i] = i % 2 ? 1.0f : -1.0f;
+      X[cols + i] = -1.0f;
+    }
+    const cpu::Matrix M{type, W.data(), rows, cols};
+    cpu::matmul_quantized(X.data(), 2, M, fast.data());
+    cpu::matmul_quantized_reference(X.data(), 2, M, ref.data());
+    for (size_t i = 0; i < fast.size(); ++i)
+      EXPECT_NEAR(fast[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-4) << dtype_name(type) << " " << i;
+  }
+}
+
+// Activations to quantize: random, with halfway cases (levels exactly k + 0.5), equal
+// magnitudes of both signs, zeros.
+std::vector<float> activations_to_quantize(std::mt19937& rng) {
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(1024);
+  for (float& v : x) v = gauss(rng);
+  for (size_t i = 0; i < 256; ++i) x[256 + i] = i == 0 ? 127.0f : (static_cast<float>(i % 40) - 20.0f) + 0.5f;
+  for (size_t i = 0; i < 256; ++i) x[512 + i] = i == 3 ? -127.0f : i == 9 ? 127.0f : static_cast<float>(i % 7) - 3.5f;
+  std::fill(x.begin() + 768, x.begin() + 800, 0.0f);
+  return x;
+}
+
+TEST(QuantSimd, QuantizedActivationsAreBitIdentical) {
+  std::mt19937 rng(15);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    const auto x = activations_to_quantize(rng);
+    std::vector<cpu::Q8Block> a(x.size() / 32), b(x.size() / 32);
+    cpu::quantize_q8(x.data(), x.size(), a.data());
+    cpu::simd::quantize_q8(x.data(), x.size(), b.data());
+    for (size_t i = 0; i < a.size(); ++i) {
+      ASSERT_EQ(a[i].d, b[i].d) << i;
+      ASSERT_EQ(a[i].s, b[i].s) << i;
+      ASSERT_EQ(a[i].level_sum, b[i].level_sum) << i;
+      ASSERT_EQ(0, std::memcmp(a[i].q, b[i].q, 32)) << i;
+    }
+    std::vector<cpu::Q8KBlock> c(x.size() / 256), e(x.size() / 256);
+    cpu::quantize_q8_k(x.data(), x.size(), c.data());
+    cpu::simd::quantize_q8_k(x.data(), x.size(), e.data());
+    for (size_t i = 0; i < c.size(); ++i) {
+      ASSERT_EQ(c[i].d, e[i].d) << i;
+      ASSERT_EQ(0, std::memcmp(c[i].q, e[i].q, 256)) << i;
+      ASSERT_EQ(0, std::memcmp(c[i].bsums, e[i].bsums, sizeof(c[i].bsums))) << i;
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
+TEST(QuantSimd, RejectsRowsThatAreNotWholeBlocksAndFloatTypes) {
+  std::vector<uint8_t> W(1024);
+  std::vector<float> X(64), Y(1);
+  EXPECT_THROW(cpu::matmul_quantized(X.data(), 1, {DType::Q8_0, W.data(), 1, 48}, Y.data()), Error);
+  EXPECT_THROW(cpu::matmul_quantized(X.data(), 1, {DType::Q6_K, W.data(), 1, 64}, Y.data()), Error);
+  EXPECT_THROW(cpu::matmul_quantized(X.data(), 1, {DType::F16, W.data(), 1, 64}, Y.data()), Error);
+}
+
+}  // namespace
+}  // namespace rwkv
