@@ -16,6 +16,11 @@ namespace {
 
 unsigned cores() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+// Set while this thread runs a part of a job: a parallel_for inside it (training runs the WKV
+// scans inside model replicas that are themselves parts of a job) runs serially right there,
+// instead of the caller trying to lock the pool it already holds.
+thread_local bool t_in_job = false;
+
 class Pool {
  public:
   ~Pool() { resize(1); }
@@ -35,6 +40,10 @@ class Pool {
   }
 
   void run(size_t n, size_t grain, detail::RangeFn fn, void* ctx) {
+    if (t_in_job) {
+      fn(ctx, 0, n);
+      return;
+    }
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
     const size_t chunks = (n + grain - 1) / grain;
     if (!lock.owns_lock() || workers_.empty() || chunks < 2) {
@@ -63,6 +72,10 @@ class Pool {
     const size_t chunks = (job_.n + job_.grain - 1) / job_.grain;
     const size_t b = chunks * p / job_.parts * job_.grain;
     const size_t e = std::min(job_.n, chunks * (p + 1) / job_.parts * job_.grain);
+    struct InJob {
+      InJob() { t_in_job = true; }
+      ~InJob() { t_in_job = false; }
+    } in_job;
     if (b < e) job_.fn(job_.ctx, b, e);
   }
 
