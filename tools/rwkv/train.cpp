@@ -2,6 +2,7 @@
 // (train/trainer.hpp does the work; this file maps flags and shows progress).
 #include <unistd.h>
 
+#include <cmath>
 #include <csignal>
 #include <cstdio>
 
@@ -78,8 +79,10 @@ void register_train(CLI::App& app) {
     std::signal(SIGINT, on_interrupt);
     const train::TrainResult r = train::train(o, cb);
     std::signal(SIGINT, SIG_DFL);
-    std::fprintf(stderr, "done: %lld steps, loss %.4f, validation loss %.4f, %.0f tokens/s, %.2f GFLOP/s\n",
-                 static_cast<long long>(r.step), r.loss, r.val_loss, r.tokens_per_s, r.gflops);
+    char val[32] = "-";
+    if (!std::isnan(r.val_loss)) std::snprintf(val, sizeof val, "%.4f", r.val_loss);
+    std::fprintf(stderr, "done: %lld steps, loss %.4f, validation loss %s, %.0f tokens/s, %.2f GFLOP/s\n",
+                 static_cast<long long>(r.step), r.loss, val, r.tokens_per_s, r.gflops);
   });
 }
 

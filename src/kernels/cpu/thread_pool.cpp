@@ -16,6 +16,11 @@ namespace {
 
 unsigned cores() { return std::max(1u, std::thread::hardware_concurrency()); }
 
+// Set while this thread runs a part of a job: a parallel_for inside it (training runs the WKV
+// scans inside model replicas that are themselves parts of a job) runs serially right there,
+// instead of the caller trying to lock the pool it already holds.
+thread_local bool t_in_job = false;
+
 class Pool {
  public:
   ~Pool() { resize(1); }
@@ -38,6 +43,10 @@ class Pool {
   // pieces until none are left. A worker that the OS has not scheduled (other processes on
   // the cores) then only delays the piece it holds, and the caller does the rest.
   void run(size_t n, size_t grain, detail::RangeFn fn, void* ctx) {
+    if (t_in_job) {
+      fn(ctx, 0, n);
+      return;
+    }
     std::unique_lock<std::mutex> lock(busy_, std::try_to_lock);
     const size_t chunks = (n + grain - 1) / grain;
     if (!lock.owns_lock() || workers_.empty() || chunks < 2) {
@@ -77,7 +86,11 @@ class Pool {
       const size_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed);
       const size_t chunks = (n + grain - 1) / grain;
       const size_t b = chunks * p / parts * grain, e = std::min(n, chunks * (p + 1) / parts * grain);
-      if (b < e) fn(ctx, b, e);
+      if (b < e) {
+        t_in_job = true;
+        fn(ctx, b, e);
+        t_in_job = false;
+      }
       done_.fetch_add(1, std::memory_order_acq_rel);
       c = claim_.load(std::memory_order_acquire);
     }

@@ -2,7 +2,7 @@
 // The caller takes part in the work. Workers spin briefly between jobs (one token's forward
 // pass issues a hundred jobs a few microseconds apart) and then sleep, so an idle engine costs
 // nothing. Calls from several threads at once are safe: one runs on the pool, the others run
-// serially on their own thread.
+// serially on their own thread; so does a call made inside a part of a job.
 #pragma once
 #include <cstddef>
 
