@@ -202,12 +202,16 @@ TEST(Kernels, Wkv4StaysFiniteForHugeKeys) {
 }
 
 // RWKV-5/6 WKV against the per-head recurrence written with explicit indices in double.
+// Head sizes below and above a vector (SIMD body plus scalar tail); 3 heads on the pool.
 TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
   std::mt19937 rng(5);
-  const size_t T = 9, H = 2, N = 4, C = H * N;
+  for (size_t N : {size_t(4), size_t(20), size_t(64)})
+  for (size_t stride_kind : {0, 1}) {
+  const size_t T = 9, H = 3, C = H * N;
+  const size_t stride = stride_kind ? C : 0;
   auto r = random_vec(T * C, rng), k = random_vec(T * C, rng), v = random_vec(T * C, rng);
   auto u = random_vec(C, rng), wtok = random_vec(T * C, rng, 0.3f, 0.99f);
-  for (size_t stride : {size_t(0), C}) {
+  {
     std::vector<float> S(H * N * N, 0), y(T * C);
     cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), wtok.data(), stride, u.data(), S.data(), y.data());
     std::vector<double> R(H * N * N, 0);
@@ -219,7 +223,7 @@ TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
             const size_t cj = h * N + j, ci = h * N + i;
             out += r[t * C + cj] * (u[cj] * k[t * C + cj] * v[t * C + ci] + R[(h * N + j) * N + i]);
           }
-          ASSERT_NEAR(y[t * C + h * N + i], out, 1e-5);
+          ASSERT_NEAR(y[t * C + h * N + i], out, 1e-4) << "N " << N;
         }
       // state update after all outputs of the token
       for (size_t h = 0; h < H; ++h)
@@ -230,16 +234,22 @@ TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
             s = double(k[t * C + cj]) * v[t * C + ci] + double(wtok[t * stride + cj]) * s;
           }
     }
-    for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-5);
+    for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4) << "N " << N;
+  }
   }
 }
 
 // RWKV-7 WKV in matrix form (spec §3.3): S ← S(diag(ω) + a bᵀ) + v kᵀ, y = S r.
 TEST(Kernels, Wkv7MatchesMatrixForm) {
   std::mt19937 rng(6);
-  const size_t T = 11, H = 2, N = 5, C = H * N;
+  for (size_t N : {size_t(5), size_t(20), size_t(64)}) {
+  const size_t T = 11, H = 3, C = H * N;
   auto r = random_vec(T * C, rng), w = random_vec(T * C, rng, 0.55f, 1.0f), k = random_vec(T * C, rng);
   auto v = random_vec(T * C, rng), a = random_vec(T * C, rng), b = random_vec(T * C, rng);
+  for (size_t i = 0; i < T * C; ++i) {  // keep aᵀb small, as in the model (a = −κ, b = κ⊙α)
+    a[i] /= std::sqrt(float(N));
+    b[i] /= std::sqrt(float(N));
+  }
   std::vector<float> S(H * N * N), y(T * C);
   auto s0 = random_vec(S.size(), rng);
   S = s0;
@@ -263,10 +273,11 @@ TEST(Kernels, Wkv7MatchesMatrixForm) {
           R[h * N * N + i * N + j] = next[i * N + j];
           yi += next[i * N + j] * r[o + j];
         }
-        ASSERT_NEAR(y[o + i], yi, 1e-4) << t;
+        ASSERT_NEAR(y[o + i], yi, 1e-4 * (1 + std::abs(yi))) << t << " N " << N;
       }
     }
-  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4);
+  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4 * (1 + std::abs(R[i]))) << "N " << N;
+  }
 }
 
 }  // namespace

@@ -283,6 +283,41 @@ void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w,
   }
 }
 
+// RWKV-5/6 for one head: y_i = (Σ_j r_j u_j k_j)·v_i + Σ_j r_j S_ji, then S_j ← k_j v + w_j S_j.
+// The state rows j are walked once per vector of values i, with y accumulated in a register.
+void Wkv5Head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k, const float* v,
+              const float* w, const float* u, float* S, float* y) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  for (size_t t = 0; t < T; ++t) {
+    const float *rt = r + t * stride, *kt = k + t * stride, *vt = v + t * stride, *wt = w + t * w_stride;
+    float* yt = y + t * stride;
+    float bonus = 0;
+    for (size_t j = 0; j < N; ++j) bonus += rt[j] * u[j] * kt[j];
+    size_t i = 0;
+    for (; i + L <= N; i += L) {
+      const VF vi = hn::LoadU(d, vt + i);
+      VF acc = hn::Mul(hn::Set(d, bonus), vi);
+      for (size_t j = 0; j < N; ++j) {
+        float* sj = S + j * N + i;
+        const VF s = hn::LoadU(d, sj);
+        acc = hn::MulAdd(hn::Set(d, rt[j]), s, acc);
+        hn::StoreU(hn::MulAdd(hn::Set(d, wt[j]), s, hn::Mul(hn::Set(d, kt[j]), vi)), d, sj);
+      }
+      hn::StoreU(acc, d, yt + i);
+    }
+    for (; i < N; ++i) {
+      float acc = bonus * vt[i];
+      for (size_t j = 0; j < N; ++j) {
+        float& s = S[j * N + i];
+        acc += rt[j] * s;
+        s = wt[j] * s + kt[j] * vt[i];
+      }
+      yt[i] = acc;
+    }
+  }
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace rwkv::cpu::simd::HWY_NAMESPACE
@@ -296,6 +331,7 @@ HWY_EXPORT(TokenGroup);
 HWY_EXPORT(PackTokens);
 HWY_EXPORT(PackedRows);
 HWY_EXPORT(Wkv7Head);
+HWY_EXPORT(Wkv5Head);
 HWY_EXPORT(TargetName);
 
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
@@ -317,6 +353,11 @@ void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, c
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* S, float* y) {
   HWY_DYNAMIC_DISPATCH(Wkv7Head)(T, stride, N, r, w, k, v, a, b, S, y);
+}
+
+void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k, const float* v,
+               const float* w, const float* u, float* S, float* y) {
+  HWY_DYNAMIC_DISPATCH(Wkv5Head)(T, stride, w_stride, N, r, k, v, w, u, S, y);
 }
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

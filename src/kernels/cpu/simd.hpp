@@ -31,6 +31,10 @@ void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, c
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k,
                const float* v, const float* a, const float* b, float* S, float* y);
 
+// The RWKV-5/6 scan for one head (see wkv5 in wkv.hpp): r, k, v, y advance by `stride` per
+// token, w by `w_stride` (0: one decay for all tokens); S is the head's N×N state [key j][value i].
+void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k,
+               const float* v, const float* w, const float* u, float* S, float* y);
 // The instruction set the kernels run with here (e.g. "AVX2", "AVX3").
 const char* target_name();
 

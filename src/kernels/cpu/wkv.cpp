@@ -1,4 +1,5 @@
-// The WKV scans on the CPU: straightforward loops for RWKV-4/5/6, the SIMD kernel for RWKV-7.
+// The WKV scans on the CPU: a straightforward loop per channel for RWKV-4, the SIMD kernels
+// (simd.hpp) for RWKV-5/6 and RWKV-7, heads shared out over the thread pool.
 #include "kernels/cpu/wkv.hpp"
 
 #include <algorithm>
@@ -6,6 +7,7 @@
 #include <vector>
 
 #include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 
 namespace rwkv::cpu {
 
@@ -34,39 +36,27 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
   }
 }
 
+// Heads are independent: they are shared out over the thread pool.
 void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const float* v,
           const float* w, size_t w_stride, const float* u, float* S, float* y) {
   const size_t C = H * N;
-  for (size_t t = 0; t < T; ++t) {
-    const float* rt = r + t * C;
-    const float* kt = k + t * C;
-    const float* vt = v + t * C;
-    const float* wt = w + t * w_stride;
-    float* yt = y + t * C;
-    for (size_t h = 0; h < H; ++h) {
-      float* s = S + h * N * N;
+  parallel_for(H, 1, [&](size_t h0, size_t h1) {
+    for (size_t h = h0; h < h1; ++h) {
       const size_t o = h * N;
-      for (size_t i = 0; i < N; ++i) yt[o + i] = 0.0f;
-      for (size_t j = 0; j < N; ++j) {
-        const float rj = rt[o + j], kj = kt[o + j], uj = u[o + j], wj = wt[o + j];
-        float* sj = s + j * N;
-        for (size_t i = 0; i < N; ++i) {
-          const float kv = kj * vt[o + i];
-          yt[o + i] += rj * (uj * kv + sj[i]);
-          sj[i] = kv + wj * sj[i];
-        }
-      }
+      simd::wkv5_head(T, C, w_stride, N, r + o, k + o, v + o, w + o, u + o, S + h * N * N, y + o);
     }
-  }
+  });
 }
 
 void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const float* k,
           const float* v, const float* a, const float* b, float* S, float* y) {
   const size_t C = H * N;
-  for (size_t h = 0; h < H; ++h) {
-    const size_t o = h * N;
-    simd::wkv7_head(T, C, N, r + o, w + o, k + o, v + o, a + o, b + o, S + h * N * N, y + o);
-  }
+  parallel_for(H, 1, [&](size_t h0, size_t h1) {
+    for (size_t h = h0; h < h1; ++h) {
+      const size_t o = h * N;
+      simd::wkv7_head(T, C, N, r + o, w + o, k + o, v + o, a + o, b + o, S + h * N * N, y + o);
+    }
+  });
 }
 
 }  // namespace rwkv::cpu
