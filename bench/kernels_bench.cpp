@@ -89,3 +89,45 @@ BENCHMARK_CAPTURE(MatvecInCache, q6_k, DType::Q6_K)->Apply(SmallShape);
 BENCHMARK_CAPTURE(MatvecInCache, q5_k, DType::Q5_K)->Apply(SmallShape);
 BENCHMARK_CAPTURE(MatvecInCache, q4_k, DType::Q4_K)->Apply(SmallShape);
 }  // namespace
+
+// Matrix-matrix (prefill): T = 512 tokens against the 0.1B shapes, f16 and f32 weights,
+// 1 and 2 threads; reports GFLOP/s (2 per weight per token), to set against the FMA peak
+// that `rwkv bench` measures.
+//   build/rwkv_bench --benchmark_filter=Matmul
+namespace {
+void Matmul(benchmark::State& st, DType type) {
+  const size_t rows = static_cast<size_t>(st.range(0)), cols = static_cast<size_t>(st.range(1)), T = 512;
+  rwkv::cpu::set_threads(static_cast<int>(st.range(2)));
+  std::mt19937 rng(1);
+  std::vector<uint8_t> W(rows * rwkv::dtype_bytes(type, cols));
+  std::normal_distribution<float> gauss(0.0f, 0.05f);
+  for (size_t i = 0; i < rows * cols; ++i) {
+    const float v = gauss(rng);
+    if (type == DType::F16) {
+      const uint16_t h = rwkv::fp32_to_fp16(v);
+      std::memcpy(&W[2 * i], &h, 2);
+    } else {
+      std::memcpy(&W[4 * i], &v, 4);
+    }
+  }
+  std::vector<float> x(T * cols), y(T * rows);
+  for (float& v : x) v = gauss(rng);
+  for (auto _ : st) {
+    rwkv::cpu::matmul(x.data(), T, {type, W.data(), rows, cols}, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  rwkv::cpu::set_threads(0);
+}
+void GemmShapes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "cols", "threads"})
+      ->ArgsProduct({{768, 3072}, {768}, {1, 2}})
+      ->Args({768, 3072, 1})
+      ->Args({768, 3072, 2})
+      ->UseRealTime()
+      ->Unit(benchmark::kMillisecond);
+}
+BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
+BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
+}  // namespace
