@@ -2,6 +2,7 @@
 #include <atomic>
 #include <cmath>
 #include <thread>
+#include <functional>
 #include <random>
 #include <vector>
 
@@ -166,6 +167,38 @@ TEST(Kernels, LayerNormAndGroupNorm) {
     norm(0, C, 1e-5, y);
     for (size_t h = 0; h < H; ++h) norm(h * N, N, 64e-5, g);
   }
+}
+
+// The SIMD activations against their definitions in double: rows longer than a vector (body
+// and tail), with and without a bias, and extreme inputs where exp would overflow.
+TEST(Kernels, ActivationsMatchTheirDefinitions) {
+  std::mt19937 rng(7);
+  const size_t T = 5, n = 37;
+  auto x = random_vec(T * n, rng, -12, 12), bias = random_vec(n, rng, -2, 2);
+  x[0] = -500, x[1] = 500, x[2] = 0, x[3] = -88.5f, x[4] = 95, x[5] = -1e30f, x[6] = 1e30f;
+  const double kDecay7 = std::exp(-0.5);
+  auto sig = [](double v) { return 1 / (1 + std::exp(-v)); };
+  const std::pair<cpu::Act, std::function<double(double)>> acts[] = {
+      {cpu::Act::Sigmoid, sig},
+      {cpu::Act::Tanh, [](double v) { return std::tanh(v); }},
+      {cpu::Act::ReluSq, [](double v) { return v > 0 ? v * v : 0.0; }},
+      {cpu::Act::DecayRwkv7, [&](double v) { return std::exp(-kDecay7 * sig(v)); }},
+      {cpu::Act::DecayRwkv6, [](double v) { return std::exp(-std::exp(v)); }},
+  };
+  for (const auto& [act, f] : acts)
+    for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+      std::vector<float> y(T * n);
+      cpu::activate(act, x.data(), b, T, n, y.data());
+      for (size_t i = 0; i < T * n; ++i) {
+        const double in = double(float(x[i] + (b ? b[i % n] : 0.0f)));
+        const double want = f(in);
+        if (act == cpu::Act::ReluSq && std::abs(in) > 1e18) continue;  // overflows float either way
+        ASSERT_NEAR(y[i], want, 4e-6 * std::max(1.0, std::abs(want))) << int(act) << " x " << in;
+      }
+      std::vector<float> inplace = x;  // y may be x
+      cpu::activate(act, inplace.data(), b, T, n, inplace.data());
+      EXPECT_EQ(inplace, y);
+    }
 }
 
 // RWKV-4 WKV: the stable kernel against the definition (spec §2.3) in double.

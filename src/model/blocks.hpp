@@ -41,10 +41,11 @@ inline void gated_channel_mix(const GatedFfn& f, const float* z, const float* pr
   mix(z, prev, f.mix_k, T, C, xk.data());
   mix(z, prev, f.mix_r, T, C, xr.data());
   cpu::matmul(xk.data(), T, f.Wk, k.data());
-  for (float& x : k) x = cpu::relu_sq(x);
+  cpu::activate(cpu::Act::ReluSq, k.data(), nullptr, T, F, k.data());
   cpu::matmul(xr.data(), T, f.Wr, r.data());
   cpu::matmul(k.data(), T, f.Wv, out);
-  for (size_t i = 0; i < T * C; ++i) out[i] *= cpu::sigmoid(r[i]);
+  cpu::activate(cpu::Act::Sigmoid, r.data(), nullptr, T, C, r.data());
+  for (size_t i = 0; i < T * C; ++i) out[i] *= r[i];
 }
 
 }  // namespace rwkv

@@ -61,7 +61,8 @@ class Rwkv4 final : public Model {
       const size_t o = run.begin * A;
       cpu::wkv4(run.count, A, &k[o], &v[o], y.w.data(), y.u, st, st + A, st + 2 * A, &wkv[o]);
     }
-    for (size_t i = 0; i < T * A; ++i) wkv[i] *= cpu::sigmoid(r[i]);
+    cpu::activate(cpu::Act::Sigmoid, r.data(), nullptr, T, A, r.data());
+    for (size_t i = 0; i < T * A; ++i) wkv[i] *= r[i];
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 

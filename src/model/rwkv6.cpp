@@ -57,7 +57,7 @@ class Rwkv6 final : public Model {
     std::vector<float> xx(T * C), m(T * 5 * D), part(T * D), mj(T * C);
     mix7(z, prev.data(), y.maa_x, T, C, xx.data());
     cpu::matmul(xx.data(), T, y.maa_w1, m.data());
-    for (float& v : m) v = std::tanh(v);
+    cpu::activate(cpu::Act::Tanh, m.data(), nullptr, T, 5 * D, m.data());
     // Five branches in the LoRA's chunk order w, k, v, r, g: x_j = z + dx⊙(maa_j + m_j).
     std::vector<float> xs[5];
     for (size_t j = 0; j < 5; ++j) {
@@ -74,10 +74,9 @@ class Rwkv6 final : public Model {
     // Decay per channel and token: w = exp(−exp(d + tanh(xw·W1)·W2)), in float32.
     std::vector<float> dl(T * Dd), w(T * C);
     cpu::matmul(xw.data(), T, y.decay_w1, dl.data());
-    for (float& v : dl) v = std::tanh(v);
+    cpu::activate(cpu::Act::Tanh, dl.data(), nullptr, T, Dd, dl.data());
     cpu::matmul(dl.data(), T, y.decay_w2, w.data());
-    for (size_t t = 0; t < T; ++t)
-      for (size_t c = 0; c < C; ++c) w[t * C + c] = std::exp(-std::exp(y.decay[c] + w[t * C + c]));
+    cpu::activate(cpu::Act::DecayRwkv6, w.data(), y.decay, T, C, w.data());
     std::vector<float> r(T * C), k(T * C), v(T * C), g(T * C), wkv(T * C);
     cpu::matmul(xr.data(), T, y.Wr, r.data());
     cpu::matmul(xk.data(), T, y.Wk, k.data());

@@ -10,9 +10,6 @@
 namespace rwkv {
 namespace {
 
-// ω = exp(−e^{−1/2}·σ(zw)) (spec §3.2, §9.3).
-constexpr float kDecayScale = 0.60653065971263342f;
-
 class Rwkv7 final : public Model {
  public:
   explicit Rwkv7(Weights w) : Model(std::move(w)) {
@@ -57,16 +54,15 @@ class Rwkv7 final : public Model {
     cpu::Matrix w1, w2, a1, a2, v1, v2, g1, g2, Wr, Wk, Wv, Wo, ffn_Wk, ffn_Wv;
   };
 
-  // y = W2·f(W1·x) for T tokens: the low-rank paths.
+  // y = W2·f(W1·x) for T tokens: the low-rank paths (f: tanh, σ or none).
   static void lora(const float* x, size_t T, const cpu::Matrix& W1, const cpu::Matrix& W2,
-                   float (*f)(float), float* y) {
+                   const cpu::Act* f, float* y) {
     std::vector<float> h(T * W1.rows);
     cpu::matmul(x, T, W1, h.data());
-    if (f)
-      for (float& v : h) v = f(v);
+    if (f) cpu::activate(*f, h.data(), nullptr, T, W1.rows, h.data());
     cpu::matmul(h.data(), T, W2, y);
   }
-  static float tanh_f(float x) { return std::tanh(x); }
+  static constexpr cpu::Act kTanh = cpu::Act::Tanh, kSigmoid = cpu::Act::Sigmoid;
 
   void time_mix(int l, const float* z, size_t T, Runs runs, Scratch& sc, float* out) const override {
     const Layer& y = layers_[l];
@@ -80,13 +76,13 @@ class Rwkv7 final : public Model {
     }
     std::vector<float> r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
     cpu::matmul(xs[0].data(), T, y.Wr, r.data());
-    lora(xs[1].data(), T, y.w1, y.w2, tanh_f, w.data());
-    for (size_t i = 0; i < TC; ++i) w[i] = std::exp(-kDecayScale * cpu::sigmoid(y.w0[i % C] + w[i]));
+    lora(xs[1].data(), T, y.w1, y.w2, &kTanh, w.data());
+    cpu::activate(cpu::Act::DecayRwkv7, w.data(), y.w0, T, C, w.data());  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
     cpu::matmul(xs[2].data(), T, y.Wk, k.data());
     cpu::matmul(xs[3].data(), T, y.Wv, v.data());
     lora(xs[4].data(), T, y.a1, y.a2, nullptr, a.data());
-    for (size_t i = 0; i < TC; ++i) a[i] = cpu::sigmoid(y.a0[i % C] + a[i]);
-    lora(xs[5].data(), T, y.g1, y.g2, cpu::sigmoid, g.data());
+    cpu::activate(cpu::Act::Sigmoid, a.data(), y.a0, T, C, a.data());
+    lora(xs[5].data(), T, y.g1, y.g2, &kSigmoid, g.data());
 
     // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
     for (size_t i = 0; i < TC; ++i) kk[i] = k[i] * y.k_k[i % C];
@@ -106,7 +102,8 @@ class Rwkv7 final : public Model {
     } else {
       std::vector<float> gate(TC);
       lora(xs[3].data(), T, y.v1, y.v2, nullptr, gate.data());
-      for (size_t i = 0; i < TC; ++i) v[i] += (sc.v_first[i] - v[i]) * cpu::sigmoid(y.v0[i % C] + gate[i]);
+      cpu::activate(cpu::Act::Sigmoid, gate.data(), y.v0, T, C, gate.data());
+      for (size_t i = 0; i < TC; ++i) v[i] += (sc.v_first[i] - v[i]) * gate[i];
     }
 
     // WKV with a = −κ, b = κ⊙α.
@@ -138,7 +135,7 @@ class Rwkv7 final : public Model {
     std::vector<float> xk(T * C), k(T * F);
     mix7(z, prev.data(), y.ffn_x_k, T, C, xk.data());
     cpu::matmul(xk.data(), T, y.ffn_Wk, k.data());
-    for (float& v : k) v = cpu::relu_sq(v);
+    cpu::activate(cpu::Act::ReluSq, k.data(), nullptr, T, F, k.data());
     cpu::matmul(k.data(), T, y.ffn_Wv, out);
   }
 

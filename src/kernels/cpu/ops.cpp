@@ -1,4 +1,4 @@
-// Matrix products through CBLAS (OpenBLAS) and the normalisations.
+// Matrix products, element-wise activations and the normalisations, on the thread pool.
 #include "kernels/cpu/ops.hpp"
 
 #include <algorithm>
@@ -22,9 +22,20 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   }
   thread_local std::vector<float> packed;
   packed.resize((T + G - 1) / G * G * W.cols);
-  simd::pack_tokens(X, T, W.cols, packed.data());
-  const float* Xp = packed.data();
+  // (The workers see their own thread_local buffer: hand them this thread's by pointer.)
+  float* const Xp = packed.data();
+  const size_t groups = (T + G - 1) / G;
+  parallel_for(groups, 4, [&](size_t g0, size_t g1) {
+    simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, Xp + g0 * G * W.cols);
+  });
   parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
+}
+
+void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {
+  if (T == 0 || n == 0) return;
+  parallel_for(T, std::max<size_t>(1, 16384 / n), [&](size_t t0, size_t t1) {
+    simd::activate(act, x + t0 * n, bias, t1 - t0, n, y + t0 * n);
+  });
 }
 
 void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y) {

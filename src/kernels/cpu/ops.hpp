@@ -1,4 +1,4 @@
-// CPU kernels for the per-token work of every RWKV version: matrix products (OpenBLAS),
+// CPU kernels for the per-token work of every RWKV version: matrix products (SIMD, simd.hpp),
 // normalisations and element-wise helpers. The WKV recurrences are in wkv.hpp.
 // All arrays are row-major float32; T is the number of tokens (rows).
 #pragma once
@@ -6,6 +6,7 @@
 #include <cstddef>
 
 #include "io/tensor.hpp"
+#include "kernels/cpu/simd.hpp"         // Act
 #include "kernels/cpu/thread_pool.hpp"  // set_threads
 
 namespace rwkv::cpu {
@@ -63,6 +64,11 @@ void layer_norm(const float* x, size_t T, size_t n, const float* weight, const f
 // GroupNorm: each row of H·N values is normalised per group of N, then scaled per channel.
 void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weight,
                 const float* bias, float eps, float* y);
+
+// y = act(x + bias) element-wise over T rows of n (bias per column, may be null; y may be x):
+// SIMD (simd::activate), rows shared out over the thread pool.
+using simd::Act;
+void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y);
 
 inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }

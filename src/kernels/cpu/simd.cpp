@@ -5,6 +5,7 @@
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
+#include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
 #include <cstdint>
@@ -344,6 +345,53 @@ void Wkv5Head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r
   }
 }
 
+// ---- element-wise activations (Highway's vector Exp and Tanh, 1–4 ulp)
+
+template <class D, class V>
+HWY_INLINE V SigmoidV(D d, V x) {
+  // exp(−x) is finite for −x ≤ 88 (Exp is valid up to 104); below that σ is 0 in float anyway.
+  const V e = hn::Exp(d, hn::Min(hn::Neg(x), hn::Set(d, 88.0f)));
+  return hn::Div(hn::Set(d, 1.0f), hn::Add(hn::Set(d, 1.0f), e));
+}
+
+template <Act kAct, class D, class V>
+HWY_INLINE V ActV(D d, V x) {
+  if constexpr (kAct == Act::Sigmoid) return SigmoidV(d, x);
+  if constexpr (kAct == Act::Tanh) return hn::Tanh(d, x);
+  if constexpr (kAct == Act::ReluSq) {
+    const V m = hn::Max(x, hn::Zero(d));
+    return hn::Mul(m, m);
+  }
+  if constexpr (kAct == Act::DecayRwkv7) return hn::Exp(d, hn::Mul(hn::Set(d, -0.60653065971263342f), SigmoidV(d, x)));
+  if constexpr (kAct == Act::DecayRwkv6) return hn::Exp(d, hn::Neg(hn::Exp(d, hn::Min(x, hn::Set(d, 88.0f)))));
+}
+
+template <Act kAct>
+void activate_k(const float* x, const float* bias, size_t T, size_t n, float* y) {
+  const DF d;
+  const hn::CappedTag<float, 1> d1;  // the tail, with the same arithmetic
+  const size_t L = hn::Lanes(d);
+  for (size_t t = 0; t < T; ++t, x += n, y += n) {
+    size_t i = 0;
+    for (; i + L <= n; i += L) {
+      VF v = hn::LoadU(d, x + i);
+      if (bias) v = hn::Add(v, hn::LoadU(d, bias + i));
+      hn::StoreU(ActV<kAct>(d, v), d, y + i);
+    }
+    for (; i < n; ++i) hn::StoreU(ActV<kAct>(d1, hn::Set(d1, x[i] + (bias ? bias[i] : 0.0f))), d1, y + i);
+  }
+}
+
+void Activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {
+  switch (act) {
+    case Act::Sigmoid: return activate_k<Act::Sigmoid>(x, bias, T, n, y);
+    case Act::Tanh: return activate_k<Act::Tanh>(x, bias, T, n, y);
+    case Act::ReluSq: return activate_k<Act::ReluSq>(x, bias, T, n, y);
+    case Act::DecayRwkv7: return activate_k<Act::DecayRwkv7>(x, bias, T, n, y);
+    case Act::DecayRwkv6: return activate_k<Act::DecayRwkv6>(x, bias, T, n, y);
+  }
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace rwkv::cpu::simd::HWY_NAMESPACE
@@ -358,6 +406,7 @@ HWY_EXPORT(PackTokens);
 HWY_EXPORT(PackedRows);
 HWY_EXPORT(Wkv7Head);
 HWY_EXPORT(Wkv5Head);
+HWY_EXPORT(Activate);
 HWY_EXPORT(TargetName);
 
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
@@ -384,6 +433,10 @@ void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w
 void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k, const float* v,
                const float* w, const float* u, float* S, float* y) {
   HWY_DYNAMIC_DISPATCH(Wkv5Head)(T, stride, w_stride, N, r, k, v, w, u, S, y);
+}
+
+void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {
+  HWY_DYNAMIC_DISPATCH(Activate)(act, x, bias, T, n, y);
 }
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

@@ -35,6 +35,10 @@ void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w
 // token, w by `w_stride` (0: one decay for all tokens); S is the head's N×N state [key j][value i].
 void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k,
                const float* v, const float* w, const float* u, float* S, float* y);
+// Element-wise activations: y[t·n + i] = act(x[t·n + i] + bias[i]) for T rows of n (bias may
+// be null; y may be x). The decays: RWKV-7 exp(−e^{−1/2}·σ(x)) (spec §3.2), RWKV-6 exp(−exp(x)).
+enum class Act { Sigmoid, Tanh, ReluSq, DecayRwkv7, DecayRwkv6 };
+void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y);
 // The instruction set the kernels run with here (e.g. "AVX2", "AVX3").
 const char* target_name();
 

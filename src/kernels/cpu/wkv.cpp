@@ -11,9 +11,12 @@
 
 namespace rwkv::cpu {
 
-void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, const float* u,
-          float* aa, float* bb, float* pp, float* y) {
-  for (size_t c = 0; c < A; ++c) {
+namespace {
+
+// RWKV-4 channels [c0, c1): each channel is its own scan.
+void wkv4_channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, const float* v, const float* w,
+                   const float* u, float* aa, float* bb, float* pp, float* y) {
+  for (size_t c = c0; c < c1; ++c) {
     float a = aa[c], b = bb[c], p = pp[c];
     const float wc = w[c], uc = u[c];
     for (size_t t = 0; t < T; ++t) {
@@ -34,6 +37,13 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
     bb[c] = b;
     pp[c] = p;
   }
+}
+
+}  // namespace
+
+void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, const float* u,
+          float* aa, float* bb, float* pp, float* y) {
+  parallel_for(A, 64, [&](size_t c0, size_t c1) { wkv4_channels(T, A, c0, c1, k, v, w, u, aa, bb, pp, y); });
 }
 
 // Heads are independent: they are shared out over the thread pool.
