@@ -25,12 +25,13 @@ TEST(BenchCli, JsonHasTheRequiredKeys) {
     const auto j = nlohmann::json::parse(r.output);
     for (const char* key : {"decode_tok_s", "decode_ms_per_token", "prefill_tok_s", "weight_bytes_per_token",
                             "peak_rss_bytes", "bandwidth_gb_s", "fma_peak_gflop_s", "prefill_gflop_s", "decode_gb_s",
-                            "decode_pct_of_bandwidth_floor", "prefill_pct_of_fp32_peak"}) {
+                            "decode_pct_of_bandwidth_floor", "prefill_pct_of_fp32_peak", "decode_peak_rss_bytes"}) {
       ASSERT_TRUE(j.contains(key)) << key << "\n" << r.output;
       ASSERT_TRUE(j[key].is_number()) << key << "\n" << r.output;
       const double v = j[key];
       EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
     }
+    EXPECT_LE(double(j["decode_peak_rss_bytes"]), double(j["peak_rss_bytes"]));
     EXPECT_EQ(j["threads"], 1);
     EXPECT_EQ(j["batch"], std::stoi(batch));
     EXPECT_EQ(j["version"], "7");

@@ -74,7 +74,7 @@ class Status {
 
 struct Measured {
   double decode_s = 0, prefill_s = 0, bandwidth_gb_s = 0, fma_gflop_s = 0;
-  size_t peak_rss = 0;
+  size_t peak_rss = 0, decode_peak_rss = 0;
 };
 
 Measured measure(const Model& model, const BenchOptions& o, int threads) {
@@ -104,6 +104,7 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
       status.show("decode", i + 1, o.decode);
     }
     m.decode_s = seconds_since(t0);
+    m.decode_peak_rss = perf::peak_rss_bytes();  // before prefill's buffers
   }
 
   if (o.prefill > 0) {
@@ -214,6 +215,7 @@ void run_bench(const BenchOptions& o) {
         {"prefill_pct_of_fp32_peak", opt(pre, prefill_pct)},
         {"weight_bytes_per_token", integer(model->weight_bytes_per_token())},
         {"peak_rss_bytes", integer(m.peak_rss)},
+        {"decode_peak_rss_bytes", opt(dec, double(m.decode_peak_rss))},
         {"bandwidth_gb_s", number(m.bandwidth_gb_s)},
         {"fma_peak_gflop_s", number(m.fma_gflop_s)},
         {"fma_isa", json_string(perf::fma_isa())},
@@ -235,7 +237,9 @@ void run_bench(const BenchOptions& o) {
                 prefill_gflop_s, prefill_pct, o.prefill);
   std::printf("machine    DRAM read %.2f GB/s, fp32 FMA peak %.1f GFLOP/s (%s), threads %d\n", m.bandwidth_gb_s,
               m.fma_gflop_s, perf::fma_isa().c_str(), threads);
-  std::printf("memory     peak RSS %.1f MB\n", static_cast<double>(m.peak_rss) / 1e6);
+  std::printf("memory     peak RSS %.1f MB", static_cast<double>(m.peak_rss) / 1e6);
+  if (m.decode_peak_rss) std::printf(" (%.1f MB after decode)", static_cast<double>(m.decode_peak_rss) / 1e6);
+  std::printf("\n");
 }
 
 }  // namespace
