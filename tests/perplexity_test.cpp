@@ -131,7 +131,8 @@ TEST(PerplexityCli, TinyModelOnShakespeareIsFarBelowUniform) {
 
 // The model we ship (models/README.md), trained by `rwkv train` with the last 10 % of
 // tinyshakespeare held out: on that held-out text it must stay below the training issue's
-// goal of 1.8 nats per byte (it scored 1.483 over all 436 windows; uniform is ln 256 = 5.55).
+// goal of 1.8 nats per byte (it scored 1.483 over all 436 windows, 1.24 over the first 6;
+// uniform is ln 256 = 5.55). Few windows: the Debug + sanitizer build runs this too.
 TEST(PerplexityCli, ShippedShakespeareModelBeatsTheGoalOnHeldOutText) {
   test::TempDir dir;
   const auto text = test::read_bytes(test::data_path("corpus/tinyshakespeare_input.txt"));
@@ -140,11 +141,11 @@ TEST(PerplexityCli, ShippedShakespeareModelBeatsTheGoalOnHeldOutText) {
   // No --tokenizer: the GGUF carries its byte tokenizer.
   const auto r = test::run_cli(std::string("perplexity -m ") + RWKV_MODELS_DIR +
                                    "/shakespeare-rwkv7-4x256.gguf -f " + dir.file("val.txt") +
-                                   " --ctx 256 --windows 48 --json",
+                                   " --ctx 256 --windows 6 --json",
                                true);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
-  EXPECT_EQ(j["tokens_scored"], 48 * 255);
+  EXPECT_EQ(j["tokens_scored"], 6 * 255);
   EXPECT_LT(double(j["mean_nll"]), 1.6);
   EXPECT_GT(double(j["mean_nll"]), 1.0);
 }
