@@ -215,7 +215,7 @@ void run_bench(const BenchOptions& o) {
         {"prefill_pct_of_fp32_peak", opt(pre, prefill_pct)},
         {"weight_bytes_per_token", integer(model->weight_bytes_per_token())},
         {"peak_rss_bytes", integer(m.peak_rss)},
-        {"decode_peak_rss_bytes", opt(dec, double(m.decode_peak_rss))},
+        {"decode_peak_rss_bytes", dec ? integer(m.decode_peak_rss) : std::string("null")},
         {"bandwidth_gb_s", number(m.bandwidth_gb_s)},
         {"fma_peak_gflop_s", number(m.fma_gflop_s)},
         {"fma_isa", json_string(perf::fma_isa())},
