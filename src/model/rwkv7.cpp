@@ -70,10 +70,13 @@ class Rwkv7 final : public Model {
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, TC = T * C;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
     std::vector<float> xs[6];  // xr, xw, xk, xv, xa, xg
-    for (size_t j = 0; j < 6; ++j) {
-      xs[j].resize(TC);
-      mix7(z, prev.data(), y.mix + j * C, T, C, xs[j].data());
-    }
+    for (auto& x : xs) x.resize(TC);
+    // The element-wise passes are per token: each is shared out over the thread pool by tokens.
+    auto per_tokens = [T](auto&& fn) { cpu::parallel_for(T, 8, fn); };
+    per_tokens([&](size_t t0, size_t t1) {
+      for (size_t j = 0; j < 6; ++j)
+        mix7(z + t0 * C, prev.data() + t0 * C, y.mix + j * C, t1 - t0, C, xs[j].data() + t0 * C);
+    });
     std::vector<float> r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
     cpu::matmul(xs[0].data(), T, y.Wr, r.data());
     lora(xs[1].data(), T, y.w1, y.w2, &kTanh, w.data());
@@ -84,46 +87,52 @@ class Rwkv7 final : public Model {
     cpu::activate(cpu::Act::Sigmoid, a.data(), y.a0, T, C, a.data());
     lora(xs[5].data(), T, y.g1, y.g2, &kSigmoid, g.data());
 
-    // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
-    for (size_t i = 0; i < TC; ++i) kk[i] = k[i] * y.k_k[i % C];
-    for (size_t t = 0; t < T; ++t)
-      for (size_t h = 0; h < H; ++h) {
-        float* p = &kk[t * C + h * N];
-        double ss = 0;
-        for (size_t j = 0; j < N; ++j) ss += double(p[j]) * p[j];
-        const float inv = 1.0f / std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
-        for (size_t j = 0; j < N; ++j) p[j] *= inv;
-      }
-    for (size_t i = 0; i < TC; ++i) k[i] *= 1.0f + (a[i] - 1.0f) * y.k_a[i % C];
-
     // Value residual: layer 0 remembers its values; later layers mix towards them.
+    std::vector<float> gate;
     if (l == 0) {
       sc.v_first = v;
     } else {
-      std::vector<float> gate(TC);
+      gate.resize(TC);
       lora(xs[3].data(), T, y.v1, y.v2, nullptr, gate.data());
       cpu::activate(cpu::Act::Sigmoid, gate.data(), y.v0, T, C, gate.data());
-      for (size_t i = 0; i < TC; ++i) v[i] += (sc.v_first[i] - v[i]) * gate[i];
     }
-
-    // WKV with a = −κ, b = κ⊙α.
-    for (size_t i = 0; i < TC; ++i) {
-      b[i] = kk[i] * a[i];
-      kk[i] = -kk[i];
-    }
+    per_tokens([&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) {
+        // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
+        for (size_t h = 0; h < H; ++h) {
+          const size_t o = t * C + h * N;
+          double ss = 0;
+          for (size_t j = 0; j < N; ++j) {
+            kk[o + j] = k[o + j] * y.k_k[h * N + j];
+            ss += double(kk[o + j]) * kk[o + j];
+          }
+          const float inv = 1.0f / std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
+          for (size_t j = 0; j < N; ++j) kk[o + j] *= inv;
+        }
+        for (size_t c = 0, i = t * C; c < C; ++c, ++i) {
+          k[i] *= 1.0f + (a[i] - 1.0f) * y.k_a[c];
+          if (l > 0) v[i] += (sc.v_first[i] - v[i]) * gate[i];
+          // WKV with a = −κ, b = κ⊙α.
+          b[i] = kk[i] * a[i];
+          kk[i] = -kk[i];
+        }
+      }
+    });
     for (const Run& run : runs) {  // the scan continues each run's own state
       const size_t o = run.begin * C;
       cpu::wkv7(run.count, H, N, &r[o], &w[o], &k[o], &v[o], &kk[o], &b[o], run.state->wkv(l), &wkv[o]);
     }
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     // Bonus: per head (Σ_j r_j k_j r_k[j])·v, then the output gate.
-    for (size_t t = 0; t < T; ++t)
-      for (size_t h = 0; h < H; ++h) {
-        const size_t o = t * C + h * N;
-        float dot = 0;
-        for (size_t j = 0; j < N; ++j) dot += r[o + j] * k[o + j] * y.r_k[h * N + j];
-        for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
-      }
+    per_tokens([&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t)
+        for (size_t h = 0; h < H; ++h) {
+          const size_t o = t * C + h * N;
+          float dot = 0;
+          for (size_t j = 0; j < N; ++j) dot += r[o + j] * k[o + j] * y.r_k[h * N + j];
+          for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
+        }
+    });
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
@@ -133,7 +142,9 @@ class Rwkv7 final : public Model {
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
     auto prev = token_shift(z, C, runs, l, Shift::Ffn);
     std::vector<float> xk(T * C), k(T * F);
-    mix7(z, prev.data(), y.ffn_x_k, T, C, xk.data());
+    cpu::parallel_for(T, 8, [&](size_t t0, size_t t1) {
+      mix7(z + t0 * C, prev.data() + t0 * C, y.ffn_x_k, t1 - t0, C, xk.data() + t0 * C);
+    });
     cpu::matmul(xk.data(), T, y.ffn_Wk, k.data());
     cpu::activate(cpu::Act::ReluSq, k.data(), nullptr, T, F, k.data());
     cpu::matmul(k.data(), T, y.ffn_Wv, out);

@@ -63,19 +63,25 @@ void moments(const float* x, size_t n, double& mean, double& var) {
 }
 }  // namespace
 
+// Rows are independent: both norms share them out over the thread pool.
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,
                 float eps, float* y) {
-  for (size_t t = 0; t < T; ++t, x += n, y += n) {
-    double mean, var;
-    moments(x, n, mean, var);
-    const double inv = 1.0 / std::sqrt(var + eps);
-    for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((x[i] - mean) * inv) * weight[i] + bias[i];
-  }
+  parallel_for(T, std::max<size_t>(1, 8192 / std::max<size_t>(n, 1)), [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      const float* xt = x + t * n;
+      float* yt = y + t * n;
+      double mean, var;
+      moments(xt, n, mean, var);
+      const double inv = 1.0 / std::sqrt(var + eps);
+      for (size_t i = 0; i < n; ++i) yt[i] = static_cast<float>((xt[i] - mean) * inv) * weight[i] + bias[i];
+    }
+  });
 }
 
 void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weight,
                 const float* bias, float eps, float* y) {
-  for (size_t t = 0; t < T; ++t)
+  parallel_for(T, std::max<size_t>(1, 8192 / std::max<size_t>(H * N, 1)), [&](size_t t0, size_t t1) {
+  for (size_t t = t0; t < t1; ++t)
     for (size_t h = 0; h < H; ++h) {
       const size_t o = (t * H + h) * N, c0 = h * N;
       double mean, var;
@@ -84,6 +90,7 @@ void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weigh
       for (size_t i = 0; i < N; ++i)
         y[o + i] = static_cast<float>((x[o + i] - mean) * inv) * weight[c0 + i] + bias[c0 + i];
     }
+  });
 }
 
 }  // namespace rwkv::cpu

@@ -5,6 +5,7 @@
 // serially on their own thread; so does a call made inside a part of a job.
 #pragma once
 #include <cstddef>
+#include <type_traits>
 
 namespace rwkv::cpu {
 
@@ -25,7 +26,7 @@ void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx);
 template <class Fn>
 void parallel_for(size_t n, size_t grain, Fn&& fn) {
   detail::parallel_for(
-      n, grain, [](void* ctx, size_t b, size_t e) { (*static_cast<Fn*>(ctx))(b, e); },
+      n, grain, [](void* ctx, size_t b, size_t e) { (*static_cast<std::remove_reference_t<Fn>*>(ctx))(b, e); },
       const_cast<void*>(static_cast<const void*>(&fn)));
 }
 
