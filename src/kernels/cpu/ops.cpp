@@ -20,11 +20,11 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
     return;
   }
+  const size_t groups = (T + G - 1) / G;
   thread_local std::vector<float> packed;
-  packed.resize((T + G - 1) / G * G * W.cols);
+  packed.resize(groups * G * W.cols);
   // (The workers see their own thread_local buffer: hand them this thread's by pointer.)
   float* const Xp = packed.data();
-  const size_t groups = (T + G - 1) / G;
   parallel_for(groups, 4, [&](size_t g0, size_t g1) {
     simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, Xp + g0 * G * W.cols);
   });
@@ -61,35 +61,35 @@ void moments(const float* x, size_t n, double& mean, double& var) {
   for (size_t i = 0; i < n; ++i) q += (x[i] - mean) * (x[i] - mean);
   var = q / static_cast<double>(n);
 }
+
+// y = (x − mean) / sqrt(var + eps) · weight + bias over n values.
+void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
+  double mean, var;
+  moments(x, n, mean, var);
+  const double inv = 1.0 / std::sqrt(var + eps);
+  for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((x[i] - mean) * inv) * weight[i] + bias[i];
+}
+
+// Rows per piece of work for the norms: about 8k values.
+size_t norm_grain(size_t row) { return std::max<size_t>(1, 8192 / std::max<size_t>(row, 1)); }
 }  // namespace
 
 // Rows are independent: both norms share them out over the thread pool.
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,
                 float eps, float* y) {
-  parallel_for(T, std::max<size_t>(1, 8192 / std::max<size_t>(n, 1)), [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; ++t) {
-      const float* xt = x + t * n;
-      float* yt = y + t * n;
-      double mean, var;
-      moments(xt, n, mean, var);
-      const double inv = 1.0 / std::sqrt(var + eps);
-      for (size_t i = 0; i < n; ++i) yt[i] = static_cast<float>((xt[i] - mean) * inv) * weight[i] + bias[i];
-    }
+  parallel_for(T, norm_grain(n), [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) normalize(x + t * n, n, weight, bias, eps, y + t * n);
   });
 }
 
 void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weight,
                 const float* bias, float eps, float* y) {
-  parallel_for(T, std::max<size_t>(1, 8192 / std::max<size_t>(H * N, 1)), [&](size_t t0, size_t t1) {
-  for (size_t t = t0; t < t1; ++t)
-    for (size_t h = 0; h < H; ++h) {
-      const size_t o = (t * H + h) * N, c0 = h * N;
-      double mean, var;
-      moments(x + o, N, mean, var);
-      const double inv = 1.0 / std::sqrt(var + eps);
-      for (size_t i = 0; i < N; ++i)
-        y[o + i] = static_cast<float>((x[o + i] - mean) * inv) * weight[c0 + i] + bias[c0 + i];
-    }
+  parallel_for(T, norm_grain(H * N), [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t)
+      for (size_t h = 0; h < H; ++h) {
+        const size_t o = (t * H + h) * N;
+        normalize(x + o, N, weight + h * N, bias + h * N, eps, y + o);
+      }
   });
 }
 

@@ -70,8 +70,6 @@ void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weigh
 using simd::Act;
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y);
 
-inline float sigmoid(float x) { return 1.0f / (1.0f + std::exp(-x)); }
 inline float silu(float x) { return x / (1.0f + std::exp(-x)); }
-inline float relu_sq(float x) { return x > 0 ? x * x : 0.0f; }
 
 }  // namespace rwkv::cpu

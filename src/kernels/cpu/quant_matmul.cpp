@@ -187,30 +187,28 @@ void matmul_quantized_reference(const float* X, size_t T, const Matrix& W, float
 
 // ---- the fast path: activations quantized once per call, rows shared out over the threads
 
+namespace {
+// Each block of activations is quantized once (quantize(x, cols, out)) and serves every row
+// (rows(type, W, cols, r0, r1, xq, T, Y, ldy)).
+template <class Block, class Quantize, class Rows>
+void quantized_product(const float* X, size_t T, const Matrix& W, size_t blocks, Quantize quantize, Rows rows,
+                       float* Y) {
+  std::vector<Block> xq(T * blocks);
+  parallel_for(T, 1, [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) quantize(X + t * W.cols, W.cols, xq.data() + t * blocks);
+  });
+  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { rows(W.type, W.data, W.cols, r0, r1, xq.data(), T, Y, W.rows); });
+}
+}  // namespace
+
 void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
   const size_t block = is_k_quant(W.type) ? kquant::kBlock : 32, blocks = W.cols / block;
-  // Each block of activations is quantized once and serves every row.
   if (blocks * block != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of ", block);
-  if (is_k_quant(W.type)) {
-    std::vector<Q8KBlock> xq(T * blocks);
-    parallel_for(T, 1, [&](size_t t0, size_t t1) {
-      for (size_t t = t0; t < t1; ++t) simd::quantize_q8_k(X + t * W.cols, W.cols, xq.data() + t * blocks);
-    });
-    parallel_for(W.rows, 16, [&](size_t r0, size_t r1) {
-      simd::q8k_rows(W.type, W.data, W.cols, r0, r1, xq.data(), T, Y, W.rows);
-    });
-    return;
-  }
+  if (is_k_quant(W.type)) return quantized_product<Q8KBlock>(X, T, W, blocks, simd::quantize_q8_k, simd::q8k_rows, Y);
   if (W.type != DType::Q4_0 && W.type != DType::Q4_1 && W.type != DType::Q5_0 && W.type != DType::Q5_1 &&
       W.type != DType::Q8_0)
     fail("matmul: ", dtype_name(W.type), " is not a block type");
-  std::vector<Q8Block> xq(T * blocks);
-  parallel_for(T, 1, [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; ++t) simd::quantize_q8(X + t * W.cols, W.cols, xq.data() + t * blocks);
-  });
-  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) {
-    simd::q8_rows(W.type, W.data, W.cols, r0, r1, xq.data(), T, Y, W.rows);
-  });
+  quantized_product<Q8Block>(X, T, W, blocks, simd::quantize_q8, simd::q8_rows, Y);
 }
 
 }  // namespace rwkv::cpu
