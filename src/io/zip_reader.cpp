@@ -6,24 +6,20 @@
 #include <cstring>
 
 #include "io/error.hpp"
+#include "io/zip_format.hpp"
 
 namespace rwkv {
 
 namespace {
 
-constexpr uint32_t kLocalSignature = 0x04034b50;
-constexpr uint32_t kCentralSignature = 0x02014b50;
-constexpr uint32_t kEndSignature = 0x06054b50;
-constexpr uint32_t kZip64EndSignature = 0x06064b50;
-constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
+using namespace zip;
+
 constexpr size_t kEndSize = 22;  // end-of-central-directory record without its comment
 constexpr size_t kZip64LocatorSize = 20;
 constexpr size_t kZip64EndSize = 56;  // ZIP64 end record without its extensible data
 constexpr size_t kCentralSize = 46;
 constexpr size_t kLocalSize = 30;
 constexpr size_t kMaxComment = 0xffff;
-constexpr uint16_t kZip64ExtraId = 0x0001;
-constexpr uint32_t kSentinel32 = 0xffffffff;  // "the real value is in the ZIP64 extra field"
 
 uint32_t load_u32(const uint8_t* p) {
   uint32_t v;

@@ -8,21 +8,17 @@
 #include <type_traits>
 
 #include "io/error.hpp"
+#include "io/zip_format.hpp"
 
 namespace rwkv {
 
 namespace {
 
-constexpr uint32_t kLocalSignature = 0x04034b50;
-constexpr uint32_t kCentralSignature = 0x02014b50;
-constexpr uint32_t kEndSignature = 0x06054b50;
-constexpr uint32_t kZip64EndSignature = 0x06064b50;
-constexpr uint32_t kZip64LocatorSignature = 0x07064b50;
-constexpr uint16_t kZip64ExtraId = 0x0001;
+using namespace zip;
+
 constexpr uint16_t kPaddingExtraId = 0x4246;  // "FB", as PyTorch pads its entries
 constexpr uint16_t kVersion = 20, kVersionZip64 = 45;
 constexpr uint16_t kDosDate = (1 << 5) | 1;  // 1980-01-01: a valid date with no meaning
-constexpr uint32_t k32 = 0xffffffff;
 constexpr uint16_t k16 = 0xffff;
 
 class Bytes {
@@ -73,7 +69,7 @@ void ZipWriter::add(const std::string& name, std::span<const uint8_t> data, size
   e.crc = crc32(data);
   e.size = data.size();
   e.offset = file_.position();
-  const bool zip64 = force_zip64_ || e.size >= k32;
+  const bool zip64 = force_zip64_ || e.size >= kSentinel32;
 
   Bytes h;
   h.put(kLocalSignature);
@@ -83,8 +79,8 @@ void ZipWriter::add(const std::string& name, std::span<const uint8_t> data, size
   h.put<uint16_t>(0);  // time
   h.put(kDosDate);
   h.put(e.crc);
-  h.put(zip64 ? k32 : uint32_t(e.size));  // compressed size
-  h.put(zip64 ? k32 : uint32_t(e.size));
+  h.put(zip64 ? kSentinel32 : uint32_t(e.size));  // compressed size
+  h.put(zip64 ? kSentinel32 : uint32_t(e.size));
   h.put(uint16_t(name.size()));
   Bytes extra;
   if (zip64) {
@@ -113,7 +109,7 @@ void ZipWriter::finish() {
   const uint64_t directory_offset = file_.position();
   Bytes d;
   for (const Entry& e : entries_) {
-    const bool zip64 = force_zip64_ || e.size >= k32 || e.offset >= k32;
+    const bool zip64 = force_zip64_ || e.size >= kSentinel32 || e.offset >= kSentinel32;
     d.put(kCentralSignature);
     d.put(zip64 ? kVersionZip64 : kVersion);  // made by (MS-DOS attributes)
     d.put(zip64 ? kVersionZip64 : kVersion);  // needed
@@ -122,15 +118,15 @@ void ZipWriter::finish() {
     d.put<uint16_t>(0);
     d.put(kDosDate);
     d.put(e.crc);
-    d.put(zip64 ? k32 : uint32_t(e.size));
-    d.put(zip64 ? k32 : uint32_t(e.size));
+    d.put(zip64 ? kSentinel32 : uint32_t(e.size));
+    d.put(zip64 ? kSentinel32 : uint32_t(e.size));
     d.put(uint16_t(e.name.size()));
     d.put<uint16_t>(zip64 ? 4 + 24 : 0);  // extra length
     d.put<uint16_t>(0);                   // comment
     d.put<uint16_t>(0);                   // disk
     d.put<uint16_t>(0);                   // internal attributes
     d.put<uint32_t>(0);                   // external attributes
-    d.put(zip64 ? k32 : uint32_t(e.offset));
+    d.put(zip64 ? kSentinel32 : uint32_t(e.offset));
     d.put(e.name);
     if (zip64) {  // every 32-bit field above is the sentinel: all three follow, in order
       d.put(kZip64ExtraId);
@@ -142,7 +138,7 @@ void ZipWriter::finish() {
   }
   file_.write(d.data().data(), d.size());
   const uint64_t directory_size = d.size(), count = entries_.size();
-  const bool zip64 = force_zip64_ || count >= k16 || directory_offset >= k32 || directory_size >= k32;
+  const bool zip64 = force_zip64_ || count >= k16 || directory_offset >= kSentinel32 || directory_size >= kSentinel32;
   Bytes end;
   if (zip64) {
     const uint64_t record = file_.position();
@@ -166,8 +162,8 @@ void ZipWriter::finish() {
   end.put<uint16_t>(0);
   end.put(zip64 ? k16 : uint16_t(count));
   end.put(zip64 ? k16 : uint16_t(count));
-  end.put(zip64 ? k32 : uint32_t(directory_size));
-  end.put(zip64 ? k32 : uint32_t(directory_offset));
+  end.put(zip64 ? kSentinel32 : uint32_t(directory_size));
+  end.put(zip64 ? kSentinel32 : uint32_t(directory_offset));
   end.put<uint16_t>(0);  // comment
   file_.write(end.data().data(), end.size());
   file_.commit();
