@@ -1,6 +1,7 @@
 // Every CPU kernel against a slow, obvious reference computed in double.
 #include <atomic>
 #include <cmath>
+#include <string>
 #include <thread>
 #include <functional>
 #include <random>
@@ -234,48 +235,50 @@ TEST(Kernels, Wkv4StaysFiniteForHugeKeys) {
   for (float x : y) EXPECT_TRUE(std::isfinite(x));
 }
 
-// RWKV-5/6 WKV against the per-head recurrence written with explicit indices in double.
+// RWKV-5/6 WKV against the per-head recurrence written with explicit indices in double, for
+// H heads of size N; decay per channel (per_token false, stride 0) or per token and channel.
+void check_wkv5(std::mt19937& rng, size_t N, bool per_token) {
+  const size_t T = 9, H = 3, C = H * N, stride = per_token ? C : 0;
+  auto r = random_vec(T * C, rng), k = random_vec(T * C, rng), v = random_vec(T * C, rng);
+  auto u = random_vec(C, rng), wtok = random_vec(T * C, rng, 0.3f, 0.99f);
+  std::vector<float> S(H * N * N, 0), y(T * C);
+  cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), wtok.data(), stride, u.data(), S.data(), y.data());
+  std::vector<double> R(H * N * N, 0);
+  for (size_t t = 0; t < T; ++t) {
+    for (size_t h = 0; h < H; ++h)
+      for (size_t i = 0; i < N; ++i) {
+        double out = 0;
+        for (size_t j = 0; j < N; ++j) {
+          const size_t cj = h * N + j, ci = h * N + i;
+          out += r[t * C + cj] * (u[cj] * k[t * C + cj] * v[t * C + ci] + R[(h * N + j) * N + i]);
+        }
+        ASSERT_NEAR(y[t * C + h * N + i], out, 1e-4);
+      }
+    // state update after all outputs of the token
+    for (size_t h = 0; h < H; ++h)
+      for (size_t j = 0; j < N; ++j)
+        for (size_t i = 0; i < N; ++i) {
+          const size_t cj = h * N + j, ci = h * N + i;
+          double& s = R[(h * N + j) * N + i];
+          s = double(k[t * C + cj]) * v[t * C + ci] + double(wtok[t * stride + cj]) * s;
+        }
+  }
+  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4);
+}
+
 // Head sizes below and above a vector (SIMD body plus scalar tail); 3 heads on the pool.
 TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
   std::mt19937 rng(5);
   for (size_t N : {size_t(4), size_t(20), size_t(64)})
-  for (size_t stride_kind : {0, 1}) {
-  const size_t T = 9, H = 3, C = H * N;
-  const size_t stride = stride_kind ? C : 0;
-  auto r = random_vec(T * C, rng), k = random_vec(T * C, rng), v = random_vec(T * C, rng);
-  auto u = random_vec(C, rng), wtok = random_vec(T * C, rng, 0.3f, 0.99f);
-  {
-    std::vector<float> S(H * N * N, 0), y(T * C);
-    cpu::wkv5(T, H, N, r.data(), k.data(), v.data(), wtok.data(), stride, u.data(), S.data(), y.data());
-    std::vector<double> R(H * N * N, 0);
-    for (size_t t = 0; t < T; ++t) {
-      for (size_t h = 0; h < H; ++h)
-        for (size_t i = 0; i < N; ++i) {
-          double out = 0;
-          for (size_t j = 0; j < N; ++j) {
-            const size_t cj = h * N + j, ci = h * N + i;
-            out += r[t * C + cj] * (u[cj] * k[t * C + cj] * v[t * C + ci] + R[(h * N + j) * N + i]);
-          }
-          ASSERT_NEAR(y[t * C + h * N + i], out, 1e-4) << "N " << N;
-        }
-      // state update after all outputs of the token
-      for (size_t h = 0; h < H; ++h)
-        for (size_t j = 0; j < N; ++j)
-          for (size_t i = 0; i < N; ++i) {
-            const size_t cj = h * N + j, ci = h * N + i;
-            double& s = R[(h * N + j) * N + i];
-            s = double(k[t * C + cj]) * v[t * C + ci] + double(wtok[t * stride + cj]) * s;
-          }
+    for (bool per_token : {false, true}) {
+      SCOPED_TRACE("N " + std::to_string(N) + (per_token ? ", decay per token" : ", constant decay"));
+      check_wkv5(rng, N, per_token);
     }
-    for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4) << "N " << N;
-  }
-  }
 }
 
-// RWKV-7 WKV in matrix form (spec §3.3): S ← S(diag(ω) + a bᵀ) + v kᵀ, y = S r.
-TEST(Kernels, Wkv7MatchesMatrixForm) {
-  std::mt19937 rng(6);
-  for (size_t N : {size_t(5), size_t(20), size_t(64)}) {
+// RWKV-7 WKV in matrix form (spec §3.3): S ← S(diag(ω) + a bᵀ) + v kᵀ, y = S r, for H heads of
+// size N from a random state.
+void check_wkv7(std::mt19937& rng, size_t N) {
   const size_t T = 11, H = 3, C = H * N;
   auto r = random_vec(T * C, rng), w = random_vec(T * C, rng, 0.55f, 1.0f), k = random_vec(T * C, rng);
   auto v = random_vec(T * C, rng), a = random_vec(T * C, rng), b = random_vec(T * C, rng);
@@ -283,11 +286,9 @@ TEST(Kernels, Wkv7MatchesMatrixForm) {
     a[i] /= std::sqrt(float(N));
     b[i] /= std::sqrt(float(N));
   }
-  std::vector<float> S(H * N * N), y(T * C);
-  auto s0 = random_vec(S.size(), rng);
-  S = s0;
+  std::vector<float> S = random_vec(H * N * N, rng), y(T * C);
+  std::vector<double> R(S.begin(), S.end());
   cpu::wkv7(T, H, N, r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), S.data(), y.data());
-  std::vector<double> R(s0.begin(), s0.end());
   for (size_t t = 0; t < T; ++t)
     for (size_t h = 0; h < H; ++h) {
       const size_t o = t * C + h * N;
@@ -306,10 +307,17 @@ TEST(Kernels, Wkv7MatchesMatrixForm) {
           R[h * N * N + i * N + j] = next[i * N + j];
           yi += next[i * N + j] * r[o + j];
         }
-        ASSERT_NEAR(y[o + i], yi, 1e-4 * (1 + std::abs(yi))) << t << " N " << N;
+        ASSERT_NEAR(y[o + i], yi, 1e-4 * (1 + std::abs(yi))) << t;
       }
     }
-  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4 * (1 + std::abs(R[i]))) << "N " << N;
+  for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4 * (1 + std::abs(R[i])));
+}
+
+TEST(Kernels, Wkv7MatchesMatrixForm) {
+  std::mt19937 rng(6);
+  for (size_t N : {size_t(5), size_t(20), size_t(64)}) {
+    SCOPED_TRACE("N " + std::to_string(N));
+    check_wkv7(rng, N);
   }
 }
 

@@ -87,9 +87,11 @@ class Pool {
       const size_t chunks = (n + grain - 1) / grain;
       const size_t b = chunks * p / parts * grain, e = std::min(n, chunks * (p + 1) / parts * grain);
       if (b < e) {
-        t_in_job = true;
+        struct InJob {  // cleared however fn returns
+          InJob() { t_in_job = true; }
+          ~InJob() { t_in_job = false; }
+        } in_job;
         fn(ctx, b, e);
-        t_in_job = false;
       }
       done_.fetch_add(1, std::memory_order_acq_rel);
       c = claim_.load(std::memory_order_acquire);
