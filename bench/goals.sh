@@ -10,6 +10,7 @@
 # DECODE (default 64), PREFILL (default 512, f16 files only). Needs jq. The 1.5B model takes
 # 6 GB (f32) + 3 GB (f16) + ~3 GB (quantized) of disk.
 set -euo pipefail
+shopt -s inherit_errexit  # a failing step inside $(...) stops the script too
 die() { echo "goals: $*" >&2; exit 1; }
 command -v jq >/dev/null || die "needs jq (apt install jq)"
 dir=${1:-/tmp/rwkv-goals}
@@ -21,7 +22,6 @@ types=${TYPES:-"f16 q8_0 q4_0 q4_k"}
 batches=${BATCHES:-"1 4 16 64"}
 decode=${DECODE:-64}
 prefill=${PREFILL:-512}
-mkdir -p "$dir"
 
 shape() {
   case $1 in
@@ -32,6 +32,9 @@ shape() {
     *) die "unknown size '$1' (0.1B, 0.4B, 1.5B, r4-169M)" ;;
   esac
 }
+
+for size in $sizes; do shape "$size" >/dev/null; done  # unknown sizes stop here, before any work
+mkdir -p "$dir"
 
 # The model file of a size and type, made on first use.
 model() {
