@@ -13,7 +13,7 @@ echo "--- generating with $ours (trained by rwkv train, 23 minutes on 2 CPU core
 echo
 model="$data/rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"
 if [[ -r $model ]]; then
-  echo "--- an rwkv.cpp file: convert to GGUF, then the same logits both ways:"
+  echo "--- an rwkv.cpp file: convert to GGUF, then its logits in sequence mode and in RNN mode:"
   ./build/rwkv convert "$model" build/tiny-rwkv7.gguf
   ./build/rwkv logits -m build/tiny-rwkv7.gguf -t 34,105,110 --mode seq -o build/logits-seq.bin
   ./build/rwkv logits -m "$model" -t 34,105,110 --mode rnn -o build/logits-rnn.bin
