@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd.hpp"
 
 namespace {
 
@@ -130,4 +131,19 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
 BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
+}  // namespace
+namespace {
+void GemmInCache(benchmark::State& st) {
+  const size_t rows = 64, cols = 256, T = static_cast<size_t>(st.range(0));
+  std::vector<uint16_t> W(rows * cols);
+  for (size_t i = 0; i < W.size(); ++i) W[i] = rwkv::fp32_to_fp16(0.01f * float(i % 37));
+  std::vector<float> x(T * cols, 0.5f), y(T * rows);
+  for (auto _ : st) {
+    rwkv::cpu::simd::gemm_rows(DType::F16, W.data(), cols, 0, rows, x.data(), T, y.data(), rows);
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+}
+BENCHMARK(GemmInCache)->Arg(60)->Arg(240);
 }  // namespace

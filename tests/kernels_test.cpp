@@ -7,6 +7,8 @@
 #include <random>
 #include <vector>
 
+#include <hwy/targets.h>
+
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/wkv.hpp"
 #include "test_util.hpp"
@@ -39,26 +41,43 @@ TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
 }
 
 // The SIMD float kernels (f32, f16, bf16 weights) against the decoded double reference, for
-// shapes that exercise every row and token tail and several token blocks.
+// shapes that exercise every row and token tail, both paths (few tokens, and the packed GEMM
+// from 16 tokens), several column chunks (in = 3000) and several row blocks (out = 200).
+// The float matmul for one weight type and shape against the double reference.
+void expect_float_matmul_matches_reference(DType type, size_t in, size_t out, size_t T, std::mt19937& rng) {
+  auto w32 = random_vec(in * out, rng);
+  std::vector<uint16_t> w16(in * out);
+  for (size_t i = 0; i < w16.size(); ++i) w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
+  const void* data = type == DType::F32 ? static_cast<const void*>(w32.data()) : w16.data();
+  const cpu::Matrix W{type, data, out, in};
+  auto X = random_vec(T * in, rng);
+  std::vector<float> Y(T * out), R(T * out);
+  cpu::matmul(X.data(), T, W, Y.data());
+  cpu::matmul_reference(X.data(), T, W, R.data());
+  for (size_t i = 0; i < Y.size(); ++i)
+    ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T;
+}
+
 TEST(Kernels, MatmulFloatTypesMatchReference) {
   std::mt19937 rng(11);
   for (DType type : {DType::F32, DType::F16, DType::BF16})
     for (size_t in : {5, 64, 301, 3000})
-      for (size_t out : {1, 7, 33})
-        for (size_t T : {1, 2, 7, 13, 40}) {
-          auto w32 = random_vec(in * out, rng);
-          std::vector<uint16_t> w16(in * out);
-          for (size_t i = 0; i < w16.size(); ++i)
-            w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
-          const void* data = type == DType::F32 ? static_cast<const void*>(w32.data()) : w16.data();
-          const cpu::Matrix W{type, data, out, in};
-          auto X = random_vec(T * in, rng);
-          std::vector<float> Y(T * out), R(T * out);
-          cpu::matmul(X.data(), T, W, Y.data());
-          cpu::matmul_reference(X.data(), T, W, R.data());
-          for (size_t i = 0; i < Y.size(); ++i)
-            ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T;
-        }
+      for (size_t out : {1, 7, 33, 200})
+        for (size_t T : {1, 2, 7, 13, 16, 40, 101}) expect_float_matmul_matches_reference(type, in, out, T, rng);
+}
+
+// Each instruction set compiled in and run by this CPU (AVX-512, AVX2, SSE4, ..., emulated):
+// their vectors differ in width, and so do the GEMM's panels of rows.
+TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {
+  std::mt19937 rng(15);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType type : {DType::F32, DType::F16, DType::BF16})
+      for (size_t out : {5, 70})
+        for (size_t T : {1, 7, 40}) expect_float_matmul_matches_reference(type, 301, out, T, rng);
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Kernels, ThreadPoolCoversEveryIndexOnceWithAnyThreadCount) {

@@ -9,26 +9,22 @@
 
 namespace rwkv::cpu {
 
+namespace {
+constexpr size_t kGemmMinTokens = 16;  // below this, float_rows (measured: batched decode)
+}  // namespace
+
 bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (T == 0 || W.rows == 0) return;
   if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y);
-  // Rows are shared out over the threads; each thread reads its rows once per token block.
-  const size_t G = simd::token_group();
-  if (T < G) {
+  // Few tokens: each thread reads its rows once per block of tokens (float_rows). Many: the
+  // packed GEMM, whose threads take rows in multiples of 32 (whole panels of rows on every target).
+  if (T < kGemmMinTokens) {
     parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
     return;
   }
-  const size_t groups = (T + G - 1) / G;
-  thread_local std::vector<float> packed;
-  packed.resize(groups * G * W.cols);
-  // (The workers see their own thread_local buffer: hand them this thread's by pointer.)
-  float* const Xp = packed.data();
-  parallel_for(groups, 4, [&](size_t g0, size_t g1) {
-    simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, Xp + g0 * G * W.cols);
-  });
-  parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
+  parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
 }
 
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {

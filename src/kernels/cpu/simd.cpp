@@ -3,6 +3,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/simd.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/aligned_allocator.h>
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
 #include <hwy/contrib/math/math-inl.h>
@@ -138,58 +139,6 @@ void float_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, con
   }
 }
 
-// ---- matrix-matrix with tokens along the vector lanes
-// X is packed once per call, transposed in groups of G = 2 vectors of tokens:
-// Xp[g][i][0..G) = X[g·G + ·][i] (zero beyond T). Six weight rows are broadcast one value at a
-// time against two vectors of tokens, so 12 accumulators hold 6 × G finished outputs: no
-// horizontal sums, and each weight is widened to float32 once per token block.
-size_t TokenGroup() { return 2 * hn::Lanes(DF()); }
-
-void PackTokens(const float* X, size_t T, size_t cols, float* Xp) {
-  const size_t G = TokenGroup(), groups = (T + G - 1) / G;
-  for (size_t g = 0; g < groups; ++g) {
-    float* out = Xp + g * cols * G;
-    for (size_t i = 0; i < cols; ++i)
-      for (size_t j = 0; j < G; ++j) {
-        const size_t t = g * G + j;
-        out[i * G + j] = t < T ? X[t * cols + i] : 0.0f;
-      }
-  }
-}
-
-constexpr size_t kPackRows = 6;
-
-// acc[r][v] = Σ_i w[r][i] · xp[i][v·L + lane] for one group of tokens.
-HWY_INLINE void packed_tile(const float* const* w, const float* xp, size_t cols, float* out /* [6][G] */) {
-  const DF d;
-  const size_t L = hn::Lanes(d);
-  VF a00 = hn::Zero(d), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00,
-     a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4], *w5 = w[5];
-  for (size_t i = 0; i < cols; ++i) {
-    const VF x0 = hn::LoadU(d, xp + i * 2 * L), x1 = hn::LoadU(d, xp + i * 2 * L + L);
-    VF b = hn::Set(d, w0[i]);
-    a00 = hn::MulAdd(b, x0, a00), a01 = hn::MulAdd(b, x1, a01);
-    b = hn::Set(d, w1[i]);
-    a10 = hn::MulAdd(b, x0, a10), a11 = hn::MulAdd(b, x1, a11);
-    b = hn::Set(d, w2[i]);
-    a20 = hn::MulAdd(b, x0, a20), a21 = hn::MulAdd(b, x1, a21);
-    b = hn::Set(d, w3[i]);
-    a30 = hn::MulAdd(b, x0, a30), a31 = hn::MulAdd(b, x1, a31);
-    b = hn::Set(d, w4[i]);
-    a40 = hn::MulAdd(b, x0, a40), a41 = hn::MulAdd(b, x1, a41);
-    b = hn::Set(d, w5[i]);
-    a50 = hn::MulAdd(b, x0, a50), a51 = hn::MulAdd(b, x1, a51);
-  }
-  const size_t G = 2 * L;
-  hn::StoreU(a00, d, out), hn::StoreU(a01, d, out + L);
-  hn::StoreU(a10, d, out + G), hn::StoreU(a11, d, out + G + L);
-  hn::StoreU(a20, d, out + 2 * G), hn::StoreU(a21, d, out + 2 * G + L);
-  hn::StoreU(a30, d, out + 3 * G), hn::StoreU(a31, d, out + 3 * G + L);
-  hn::StoreU(a40, d, out + 4 * G), hn::StoreU(a41, d, out + 4 * G + L);
-  hn::StoreU(a50, d, out + 5 * G), hn::StoreU(a51, d, out + 5 * G + L);
-}
-
 // Widens n weights to float32.
 template <class K>
 HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst) {
@@ -200,60 +149,138 @@ HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst) {
   for (; i < n; ++i) dst[i] = K::one(src + i);
 }
 
-// Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
-// chunk stays in L2 (the weights of a row group are then read and widened once per block),
-// and six rows at a time; partial sums of later chunks are added to Y.
-constexpr size_t kChunk = 1024;
-constexpr size_t kBlockBytes = 256 * 1024;
+// ---- matrix-matrix (prefill): a packed GEMM in the manner of Goto and BLIS
+// Each thread packs its weight rows, widened to float32, in panels of 2 vectors of rows,
+// Wp[p][i][0..2L) = W[p·2L + ·][i], one chunk of columns at a time. The micro-kernel broadcasts
+// 6 tokens' activations (read in place, 6 streams) against two vectors of weights: 12
+// accumulators hold a finished 6 × 2L tile of Y, stored with whole vectors (Y is [token][row]).
+// The 6 tokens' chunk (kc × 6 floats) stays in L1 while the weight panels of a row block (in
+// L2) stream past it; each weight is widened once per call.
+constexpr size_t kMR = 6;
+constexpr size_t kKC = 256;                 // columns per chunk at most
+constexpr size_t kBlockBytes = 256 * 1024;  // packed weights of a row block
+
+// Y[t][0..2L) (+)= Σ_i x[t][i] · b[i][0..2L) for the 6 tokens t; only the first tn tokens and
+// rn rows are written.
+HWY_INLINE void micro_kernel(const float* const* x, const float* HWY_RESTRICT b, size_t kc, float* y, size_t ldy,
+                             size_t tn, size_t rn, bool add) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
+  VF c00 = hn::Zero(d), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+     c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  HWY_UNROLL(4)
+  for (size_t i = 0; i < kc; ++i, b += 2 * L) {
+    hwy::Prefetch(b + 16 * L);
+    const VF b0 = hn::Load(d, b), b1 = hn::Load(d, b + L);
+    VF a = hn::Set(d, x0[i]);
+    c00 = hn::MulAdd(a, b0, c00), c01 = hn::MulAdd(a, b1, c01);
+    a = hn::Set(d, x1[i]);
+    c10 = hn::MulAdd(a, b0, c10), c11 = hn::MulAdd(a, b1, c11);
+    a = hn::Set(d, x2[i]);
+    c20 = hn::MulAdd(a, b0, c20), c21 = hn::MulAdd(a, b1, c21);
+    a = hn::Set(d, x3[i]);
+    c30 = hn::MulAdd(a, b0, c30), c31 = hn::MulAdd(a, b1, c31);
+    a = hn::Set(d, x4[i]);
+    c40 = hn::MulAdd(a, b0, c40), c41 = hn::MulAdd(a, b1, c41);
+    a = hn::Set(d, x5[i]);
+    c50 = hn::MulAdd(a, b0, c50), c51 = hn::MulAdd(a, b1, c51);
+  }
+  const VF c[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
+  if (rn == 2 * L) {
+    for (size_t t = 0; t < tn; ++t) {
+      float* yt = y + t * ldy;
+      if (add) {
+        hn::StoreU(hn::Add(hn::LoadU(d, yt), c[t][0]), d, yt);
+        hn::StoreU(hn::Add(hn::LoadU(d, yt + L), c[t][1]), d, yt + L);
+      } else {
+        hn::StoreU(c[t][0], d, yt);
+        hn::StoreU(c[t][1], d, yt + L);
+      }
+    }
+    return;
+  }
+  HWY_ALIGN float tile[2 * HWY_MAX_BYTES / sizeof(float)];
+  for (size_t t = 0; t < tn; ++t) {
+    hn::Store(c[t][0], d, tile);
+    hn::Store(c[t][1], d, tile + L);
+    float* yt = y + t * ldy;
+    for (size_t r = 0; r < rn; ++r) yt[r] = add ? yt[r] + tile[r] : tile[r];
+  }
+}
+
+// Wp[p][i][v] = W[r0 + p·2L + v][k0 + i] as float32, zero for rows at or beyond r1. Four rows
+// at a time are widened a vector at a time and interleaved (a 4 × L block becomes L runs of 4
+// values), then each run is copied to its place in the panel.
+template <class K>
+void pack_weights(const typename K::T* W, size_t cols, size_t r0, size_t r1, size_t k0, size_t kc, float* Wp) {
+  const DF d;
+  const size_t L = hn::Lanes(d), NR = 2 * L;
+  HWY_ALIGN float quads[HWY_MAX_BYTES >= 16 ? HWY_MAX_BYTES : 16];  // 4 × L floats
+  for (size_t p = 0; r0 + p * NR < r1; ++p) {
+    float* panel = Wp + p * kc * NR;
+    for (size_t v0 = 0; v0 < NR; v0 += 4) {
+      const typename K::T* w[4];
+      bool valid[4];
+      for (size_t j = 0; j < 4; ++j) {
+        const size_t r = r0 + p * NR + v0 + j;
+        valid[j] = r < r1;
+        w[j] = W + (valid[j] ? r : r0) * cols + k0;
+      }
+      auto row_vec = [&](size_t j, size_t i) { return valid[j] ? K::load(d, w[j] + i) : hn::Zero(d); };
+      size_t i = 0;
+      for (; NR % 4 == 0 && i + L <= kc; i += L) {  // (one-lane targets have panels of 2 rows)
+        hn::StoreInterleaved4(row_vec(0, i), row_vec(1, i), row_vec(2, i), row_vec(3, i), d, quads);
+        for (size_t c = 0; c < L; ++c) std::memcpy(panel + (i + c) * NR + v0, quads + 4 * c, 4 * sizeof(float));
+      }
+      for (; i < kc; ++i)
+        for (size_t j = 0; j < 4 && v0 + j < NR; ++j) panel[i * NR + v0 + j] = valid[j] ? K::one(w[j] + i) : 0.0f;
+    }
+  }
+}
 
 template <class K>
-void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T,
-                   float* Y, size_t ldy) {
-  const size_t G = TokenGroup(), groups = (T + G - 1) / G;
-  const size_t kc_max = std::min(cols, kChunk);
-  const size_t block = std::max<size_t>(1, kBlockBytes / (kc_max * G * sizeof(float)));
-  thread_local std::vector<float> rows_buf, out_buf;
-  rows_buf.resize(kPackRows * kc_max);
-  out_buf.resize(kPackRows * G);
-  for (size_t k0 = 0; k0 < cols; k0 += kc_max) {
-    const size_t kc = std::min(kc_max, cols - k0);
-    for (size_t g0 = 0; g0 < groups; g0 += block) {
-      const size_t g1 = std::min(groups, g0 + block);
-      for (size_t r = r0; r < r1; r += kPackRows) {
-        const size_t n = std::min(kPackRows, r1 - r);
-        const float* w[kPackRows];
-        for (size_t j = 0; j < kPackRows; ++j) {
-          if (j < n && std::is_same_v<typename K::T, float>) {
-            w[j] = reinterpret_cast<const float*>(W + (r + j) * cols + k0);
-          } else {
-            float* dst = rows_buf.data() + j * kc;
-            if (j < n) widen<K>(W + (r + j) * cols + k0, kc, dst);
-            else std::fill(dst, dst + kc, 0.0f);
-            w[j] = dst;
-          }
-        }
-        for (size_t g = g0; g < g1; ++g) {
-          packed_tile(w, Xp + g * cols * G + k0 * G, kc, out_buf.data());
-          const size_t tn = std::min(G, T - g * G);
-          for (size_t j = 0; j < n; ++j)
-            for (size_t t = 0; t < tn; ++t) {
-              float& y = Y[(g * G + t) * ldy + r + j];
-              y = k0 == 0 ? out_buf[j * G + t] : y + out_buf[j * G + t];
-            }
-        }
+void gemm_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+                 size_t ldy) {
+  const DF d;
+  const size_t NR = 2 * hn::Lanes(d);
+  // Columns in even chunks of at most kKC; rows in even blocks of whole panels whose packed
+  // weights (rows × kc floats) stay within kBlockBytes.
+  const size_t chunks = (cols + kKC - 1) / kKC, kc_max = (cols + chunks - 1) / chunks;
+  const size_t n_rows = r1 - r0, max_rows = std::max(NR, kBlockBytes / (kc_max * sizeof(float)) / NR * NR);
+  const size_t blocks = (n_rows + max_rows - 1) / max_rows;
+  const size_t block_rows = ((n_rows + blocks - 1) / blocks + NR - 1) / NR * NR;
+  thread_local hwy::AlignedFreeUniquePtr<float[]> wp;
+  thread_local size_t wp_size = 0;
+  if (wp_size < block_rows * kc_max) {
+    wp_size = block_rows * kc_max;
+    wp = hwy::AllocateAligned<float>(wp_size);
+  }
+  for (size_t rb = r0; rb < r1; rb += block_rows) {
+    const size_t re = std::min(r1, rb + block_rows), panels = (re - rb + NR - 1) / NR;
+    for (size_t k0 = 0; k0 < cols; k0 += kc_max) {
+      const size_t kc = std::min(kc_max, cols - k0);
+      pack_weights<K>(W, cols, rb, re, k0, kc, wp.get());
+      for (size_t t0 = 0; t0 < T; t0 += kMR) {
+        const size_t tn = std::min(kMR, T - t0);
+        const float* x[kMR];  // a short last group repeats its last token (computed, not stored)
+        for (size_t j = 0; j < kMR; ++j) x[j] = X + (t0 + std::min(j, tn - 1)) * cols + k0;
+        float* y = Y + t0 * ldy + rb;
+        for (size_t p = 0; p < panels; ++p)
+          micro_kernel(x, wp.get() + p * kc * NR, kc, y + p * NR, ldy, tn, std::min(NR, re - rb - p * NR), k0 > 0);
       }
     }
   }
 }
 
-void PackedRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
-                size_t ldy) {
+void GemmRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+              size_t ldy) {
   switch (type) {
-    case DType::F32: return packed_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, Xp, T, Y, ldy);
+    case DType::F32: return gemm_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, X, T, Y, ldy);
     case DType::F16:
-      return packed_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, Xp, T, Y, ldy);
+      return gemm_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, X, T, Y, ldy);
     case DType::BF16:
-      return packed_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, Xp, T, Y, ldy);
+      return gemm_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, X, T, Y, ldy);
     default: return;
   }
 }
@@ -401,9 +428,7 @@ HWY_AFTER_NAMESPACE();
 namespace rwkv::cpu::simd {
 
 HWY_EXPORT(FloatRows);
-HWY_EXPORT(TokenGroup);
-HWY_EXPORT(PackTokens);
-HWY_EXPORT(PackedRows);
+HWY_EXPORT(GemmRows);
 HWY_EXPORT(Wkv7Head);
 HWY_EXPORT(Wkv5Head);
 HWY_EXPORT(Activate);
@@ -414,15 +439,9 @@ void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, co
   HWY_DYNAMIC_DISPATCH(FloatRows)(type, W, cols, r0, r1, X, T, Y, ldy);
 }
 
-size_t token_group() { return HWY_DYNAMIC_DISPATCH(TokenGroup)(); }
-
-void pack_tokens(const float* X, size_t T, size_t cols, float* Xp) {
-  HWY_DYNAMIC_DISPATCH(PackTokens)(X, T, cols, Xp);
-}
-
-void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
-                 size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(PackedRows)(type, W, cols, r0, r1, Xp, T, Y, ldy);
+void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+               size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(GemmRows)(type, W, cols, r0, r1, X, T, Y, ldy);
 }
 
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
