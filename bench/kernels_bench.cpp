@@ -132,6 +132,9 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
 BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 }  // namespace
+// The GEMM's ceiling: 64 f16 rows × 256 columns against T tokens, all in L1/L2, 1 thread (the
+// weights are widened and packed on every call, as in prefill).
+//   build/rwkv_bench --benchmark_filter=GemmInCache
 namespace {
 void GemmInCache(benchmark::State& st) {
   const size_t rows = 64, cols = 256, T = static_cast<size_t>(st.range(0));
@@ -146,4 +149,22 @@ void GemmInCache(benchmark::State& st) {
                                               benchmark::Counter::kIsRate);
 }
 BENCHMARK(GemmInCache)->Arg(60)->Arg(240);
+
+// The RWKV-7 scan, one head of 64 over T tokens, 1 thread: tokens/s (× heads × layers per model
+// token). T = 1 is decode (row-wise), T = 512 prefill (transposed state).
+//   build/rwkv_bench --benchmark_filter=Wkv7
+void Wkv7(benchmark::State& st) {
+  const size_t T = static_cast<size_t>(st.range(0)), N = 64;
+  std::mt19937 rng(3);
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f), decay(0.9f, 1.0f);
+  std::vector<float> r(T * N), w(T * N), k(T * N), v(T * N), a(T * N), b(T * N), S(N * N), y(T * N);
+  for (auto* vec : {&r, &k, &v, &a, &b, &S}) for (float& x : *vec) x = u(rng);
+  for (float& x : w) x = decay(rng);
+  for (auto _ : st) {
+    rwkv::cpu::simd::wkv7_head(T, N, N, r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), S.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["tokens/s"] = benchmark::Counter(double(T) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(Wkv7)->Arg(1)->Arg(512);
 }  // namespace

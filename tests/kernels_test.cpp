@@ -297,8 +297,8 @@ TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
 
 // RWKV-7 WKV in matrix form (spec §3.3): S ← S(diag(ω) + a bᵀ) + v kᵀ, y = S r, for H heads of
 // size N from a random state.
-void check_wkv7(std::mt19937& rng, size_t N) {
-  const size_t T = 11, H = 3, C = H * N;
+void check_wkv7(std::mt19937& rng, size_t N, size_t T) {
+  const size_t H = 3, C = H * N;
   auto r = random_vec(T * C, rng), w = random_vec(T * C, rng, 0.55f, 1.0f), k = random_vec(T * C, rng);
   auto v = random_vec(T * C, rng), a = random_vec(T * C, rng), b = random_vec(T * C, rng);
   for (size_t i = 0; i < T * C; ++i) {  // keep aᵀb small, as in the model (a = −κ, b = κ⊙α)
@@ -332,12 +332,19 @@ void check_wkv7(std::mt19937& rng, size_t N) {
   for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4 * (1 + std::abs(R[i])));
 }
 
+// Every instruction set: head sizes in whole vectors (the transposed scan for long runs, in
+// chunks of 4, 2 and 1 vectors) and not (the row-wise scan).
 TEST(Kernels, Wkv7MatchesMatrixForm) {
   std::mt19937 rng(6);
-  for (size_t N : {size_t(5), size_t(20), size_t(64)}) {
-    SCOPED_TRACE("N " + std::to_string(N));
-    check_wkv7(rng, N);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t N : {size_t(5), size_t(20), size_t(24), size_t(64)}) {
+      SCOPED_TRACE("N " + std::to_string(N));
+      for (size_t T : {3, 11}) check_wkv7(rng, N, T);  // few tokens, and a run long enough to transpose
+    }
   }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 }  // namespace

@@ -308,33 +308,114 @@ HWY_INLINE float dot(const float* x, const float* y, size_t n) {
   return s;
 }
 
+// One token, state S[value i][key j]: per row, sa = S_i·a, then the row's update and y_i.
+HWY_INLINE void wkv7_token_rows(size_t N, const float* r, const float* w, const float* k, const float* v,
+                                const float* a, const float* b, float* S, float* y) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  for (size_t i = 0; i < N; ++i) {
+    float* si = S + i * N;
+    const float sa = dot(si, a, N);  // S·a with the old state
+    const VF vsa = hn::Set(d, sa), vi = hn::Set(d, v[i]);
+    VF acc = hn::Zero(d);
+    size_t j = 0;
+    for (; j + L <= N; j += L) {
+      VF s = hn::Mul(hn::LoadU(d, si + j), hn::LoadU(d, w + j));
+      s = hn::MulAdd(vsa, hn::LoadU(d, b + j), s);
+      s = hn::MulAdd(vi, hn::LoadU(d, k + j), s);
+      hn::StoreU(s, d, si + j);
+      acc = hn::MulAdd(s, hn::LoadU(d, r + j), acc);
+    }
+    float yi = hn::GetLane(hn::SumOfLanes(d, acc));
+    for (; j < N; ++j) {
+      si[j] = si[j] * w[j] + sa * b[j] + v[i] * k[j];
+      yi += si[j] * r[j];
+    }
+    y[i] = yi;
+  }
+}
+
+// One token, state transposed, St[key j][value i], with the vector lanes along i: no sums
+// across lanes. sa (all N values) accumulates over j in NV-vector chunks, two chains each;
+// then each chunk of two vectors of rows is updated and its y accumulated.
+template <size_t NV>
+HWY_INLINE void wkv7_sa_chunk(size_t N, const float* St, const float* a, size_t i0, float* sa) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF even[NV], odd[NV];
+  for (size_t c = 0; c < NV; ++c) even[c] = odd[c] = hn::Zero(d);
+  size_t j = 0;
+  for (; j + 2 <= N; j += 2) {
+    const VF a0 = hn::Set(d, a[j]), a1 = hn::Set(d, a[j + 1]);
+    for (size_t c = 0; c < NV; ++c) {
+      even[c] = hn::MulAdd(hn::LoadU(d, St + j * N + i0 + c * L), a0, even[c]);
+      odd[c] = hn::MulAdd(hn::LoadU(d, St + (j + 1) * N + i0 + c * L), a1, odd[c]);
+    }
+  }
+  if (j < N)
+    for (size_t c = 0; c < NV; ++c) even[c] = hn::MulAdd(hn::LoadU(d, St + j * N + i0 + c * L), hn::Set(d, a[j]), even[c]);
+  for (size_t c = 0; c < NV; ++c) hn::StoreU(hn::Add(even[c], odd[c]), d, sa + i0 + c * L);
+}
+
+template <size_t NV>
+HWY_INLINE void wkv7_update_chunk(size_t N, const float* r, const float* w, const float* k, const float* v,
+                                  const float* b, const float* sa, size_t i0, float* St, float* y) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF vs[NV], sas[NV], acc[NV];
+  for (size_t c = 0; c < NV; ++c) {
+    vs[c] = hn::LoadU(d, v + i0 + c * L);
+    sas[c] = hn::LoadU(d, sa + i0 + c * L);
+    acc[c] = hn::Zero(d);
+  }
+  for (size_t j = 0; j < N; ++j) {
+    const VF wj = hn::Set(d, w[j]), bj = hn::Set(d, b[j]), kj = hn::Set(d, k[j]), rj = hn::Set(d, r[j]);
+    float* row = St + j * N + i0;
+    for (size_t c = 0; c < NV; ++c) {
+      VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
+      s = hn::MulAdd(sas[c], bj, s);
+      s = hn::MulAdd(vs[c], kj, s);
+      hn::StoreU(s, d, row + c * L);
+      acc[c] = hn::MulAdd(s, rj, acc[c]);
+    }
+  }
+  for (size_t c = 0; c < NV; ++c) hn::StoreU(acc[c], d, y + i0 + c * L);
+}
+
+HWY_INLINE void wkv7_token_lanes(size_t N, const float* r, const float* w, const float* k, const float* v,
+                                 const float* a, const float* b, float* St, float* sa, float* y) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  size_t i0 = 0;
+  for (; i0 + 4 * L <= N; i0 += 4 * L) wkv7_sa_chunk<4>(N, St, a, i0, sa);
+  for (; i0 < N; i0 += L) wkv7_sa_chunk<1>(N, St, a, i0, sa);
+  for (i0 = 0; i0 + 2 * L <= N; i0 += 2 * L) wkv7_update_chunk<2>(N, r, w, k, v, b, sa, i0, St, y);
+  for (; i0 < N; i0 += L) wkv7_update_chunk<1>(N, r, w, k, v, b, sa, i0, St, y);
+}
+
+// Long runs with whole vectors of rows work on the transposed state (transposed in and out
+// once per call); a few tokens, or odd head sizes, on the state as it is.
 void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
               const float* a, const float* b, float* S, float* y) {
   const DF d;
-  const size_t L = hn::Lanes(d);
+  if (T < 8 || N % hn::Lanes(d) != 0) {
+    for (size_t t = 0; t < T; ++t) {
+      const size_t o = t * stride;
+      wkv7_token_rows(N, r + o, w + o, k + o, v + o, a + o, b + o, S, y + o);
+    }
+    return;
+  }
+  thread_local std::vector<float> St, sa;
+  St.resize(N * N);
+  sa.resize(N);
+  for (size_t i = 0; i < N; ++i)
+    for (size_t j = 0; j < N; ++j) St[j * N + i] = S[i * N + j];
   for (size_t t = 0; t < T; ++t) {
     const size_t o = t * stride;
-    for (size_t i = 0; i < N; ++i) {
-      float* si = S + i * N;
-      const float sa = dot(si, a + o, N);  // S·a with the old state
-      const VF vsa = hn::Set(d, sa), vi = hn::Set(d, v[o + i]);
-      VF acc = hn::Zero(d);
-      size_t j = 0;
-      for (; j + L <= N; j += L) {
-        VF s = hn::Mul(hn::LoadU(d, si + j), hn::LoadU(d, w + o + j));
-        s = hn::MulAdd(vsa, hn::LoadU(d, b + o + j), s);
-        s = hn::MulAdd(vi, hn::LoadU(d, k + o + j), s);
-        hn::StoreU(s, d, si + j);
-        acc = hn::MulAdd(s, hn::LoadU(d, r + o + j), acc);
-      }
-      float yi = hn::GetLane(hn::SumOfLanes(d, acc));
-      for (; j < N; ++j) {
-        si[j] = si[j] * w[o + j] + sa * b[o + j] + v[o + i] * k[o + j];
-        yi += si[j] * r[o + j];
-      }
-      y[o + i] = yi;
-    }
+    wkv7_token_lanes(N, r + o, w + o, k + o, v + o, a + o, b + o, St.data(), sa.data(), y + o);
   }
+  for (size_t i = 0; i < N; ++i)
+    for (size_t j = 0; j < N; ++j) S[i * N + j] = St[j * N + i];
 }
 
 // RWKV-5/6 for one head: y_i = (Σ_j r_j u_j k_j)·v_i + Σ_j r_j S_ji, then S_j ← k_j v + w_j S_j.
