@@ -34,6 +34,7 @@ TEST(BenchCli, JsonHasTheRequiredKeys) {
     EXPECT_LE(double(j["decode_peak_rss_bytes"]), double(j["peak_rss_bytes"]));
     EXPECT_EQ(j["threads"], 1);
     EXPECT_EQ(j["batch"], std::stoi(batch));
+    EXPECT_EQ(j["repeat"], 3);
     EXPECT_EQ(j["version"], "7");
   }
 }
@@ -43,11 +44,12 @@ TEST(BenchCli, TableAndSkippedParts) {
   ASSERT_EQ(r.exit_code, 0) << r.output;
   for (const char* s : {"decode", "prefill", "of bandwidth floor", "of fp32 peak", "DRAM read", "peak RSS"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
-  r = test::run_cli("bench -m " + tiny("5v2-730K-Q5_1") + kProbe + " --decode 3 --prefill 0 --json", true);
+  r = test::run_cli("bench -m " + tiny("5v2-730K-Q5_1") + kProbe + " --decode 3 --prefill 0 --repeat 1 --json", true);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);
   EXPECT_TRUE(j["prefill_tok_s"].is_null());
   EXPECT_TRUE(j["decode_tok_s"].is_number());
+  EXPECT_EQ(j["repeat"], 1);
 }
 
 void expect_one_line_error(const test::CommandResult& r, const std::string& part) {
@@ -64,6 +66,7 @@ TEST(BenchCli, BadFlagsAreOneLineAndNonZeroExit) {
   expect_one_line_error(test::run_cli(m + " --decode -1"), "--decode");
   expect_one_line_error(test::run_cli(m + " --prefill -5"), "--prefill");
   expect_one_line_error(test::run_cli(m + " --threads -2"), "--threads");
+  expect_one_line_error(test::run_cli(m + " --repeat 0"), "--repeat");
   expect_one_line_error(test::run_cli(m + " --decode x"), "decode");
   expect_one_line_error(test::run_cli(m + " --frobnicate"), "frobnicate");
   expect_one_line_error(test::run_cli("bench -m /nonexistent/model.gguf --decode 1 --prefill 0"), "model.gguf");

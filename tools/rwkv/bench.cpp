@@ -29,7 +29,7 @@ namespace {
 struct BenchFlags {
   std::string model;
   int threads = 0;
-  int64_t decode = 128, prefill = 512, batch = 1, probe_mib = 1024;  // signed, so that -1 is refused
+  int64_t decode = 128, prefill = 512, batch = 1, probe_mib = 1024, repeat = 3;  // signed: -1 is refused
   bool json = false;
 };
 
@@ -37,7 +37,7 @@ struct BenchFlags {
 struct BenchOptions {
   std::string model;
   int threads;
-  size_t decode, prefill, batch, probe_bytes;
+  size_t decode, prefill, batch, probe_bytes, repeat;
   bool json;
 };
 
@@ -98,12 +98,15 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
     };
     status.show("decode: warm-up");
     for (int i = 0; i < 2; ++i) step();  // page in the weights, size the buffers
-    const auto t0 = clock::now();
-    for (size_t i = 0; i < o.decode; ++i) {
-      step();
-      status.show("decode", i + 1, o.decode);
+    for (size_t rep = 0; rep < o.repeat; ++rep) {  // the fastest of the repeats, as the probes do
+      const auto t0 = clock::now();
+      for (size_t i = 0; i < o.decode; ++i) {
+        step();
+        status.show("decode", rep * o.decode + i + 1, o.repeat * o.decode);
+      }
+      const double s = seconds_since(t0);
+      m.decode_s = rep == 0 ? s : std::min(m.decode_s, s);
     }
-    m.decode_s = seconds_since(t0);
     m.decode_peak_rss = perf::peak_rss_bytes();  // before prefill's buffers
   }
 
@@ -114,11 +117,14 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
     status.show("prefill: warm-up");
     State warm = model.new_state();
     model.forward(warm, ids, Logits::Last, logits.data());
-    status.show("prefill");
-    State state = model.new_state();
-    const auto t0 = clock::now();
-    model.forward(state, ids, Logits::Last, logits.data());
-    m.prefill_s = seconds_since(t0);
+    for (size_t rep = 0; rep < o.repeat; ++rep) {
+      status.show("prefill", rep, o.repeat);
+      State state = model.new_state();
+      const auto t0 = clock::now();
+      model.forward(state, ids, Logits::Last, logits.data());
+      const double s = seconds_since(t0);
+      m.prefill_s = rep == 0 ? s : std::min(m.prefill_s, s);
+    }
   }
 
   m.peak_rss = perf::peak_rss_bytes();  // before the bandwidth probe's buffer
@@ -161,6 +167,7 @@ BenchOptions check(const BenchFlags& f) {
   if (f.batch < 1) fail("--batch must be at least 1");
   if (f.decode == 0 && f.prefill == 0) fail("nothing to measure (--decode and --prefill are both 0)");
   if (f.probe_mib < 1) fail("--probe-mib must be at least 1");
+  if (f.repeat < 1) fail("--repeat must be at least 1");
   const int threads = f.threads > 0 ? f.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   return {f.model,
           threads,
@@ -168,6 +175,7 @@ BenchOptions check(const BenchFlags& f) {
           static_cast<size_t>(f.prefill),
           static_cast<size_t>(f.batch),
           static_cast<size_t>(f.probe_mib) << 20,
+          static_cast<size_t>(f.repeat),
           f.json};
 }
 
@@ -204,6 +212,7 @@ void run_bench(const BenchOptions& o) {
         {"matrix_parameters", integer(model->matrix_parameter_count())},
         {"threads", integer(threads)},
         {"batch", integer(o.batch)},
+        {"repeat", integer(o.repeat)},
         {"decode_steps", integer(o.decode)},
         {"decode_tok_s", opt(dec, decode_tok_s)},
         {"decode_ms_per_token", opt(dec, step_s * 1e3)},
@@ -228,7 +237,8 @@ void run_bench(const BenchOptions& o) {
   std::printf("model      %s: RWKV-%s, %d layers, width %d, vocabulary %zu, %.1fM parameters\n", o.model.c_str(),
               hp.version_name().c_str(), hp.n_layer, hp.n_embd, static_cast<size_t>(hp.vocab_size),
               static_cast<double>(model->parameter_count()) / 1e6);
-  std::printf("setup      threads %d, batch %zu, weights read per token %.1f MB\n", threads, o.batch, bytes / 1e6);
+  std::printf("setup      threads %d, batch %zu, weights read per token %.1f MB, fastest of %zu runs\n", threads,
+              o.batch, bytes / 1e6, o.repeat);
   if (dec)
     std::printf("decode     %8.2f ms/step  %9.1f tokens/s  %7.2f GB/s    %5.1f%% of bandwidth floor  (%zu steps)\n",
                 step_s * 1e3, decode_tok_s, decode_gb_s, decode_pct, o.decode);
@@ -253,6 +263,8 @@ void register_bench(CLI::App& app) {
   cmd->add_option("--decode", o.decode, "Decode steps to time (RNN mode; 0 = skip)")->capture_default_str();
   cmd->add_option("--prefill", o.prefill, "Tokens of the timed prefill (sequence mode; 0 = skip)")->capture_default_str();
   cmd->add_option("--batch", o.batch, "Independent states advanced together in each decode step")->capture_default_str();
+  cmd->add_option("--repeat", o.repeat, "Times each measurement is repeated; the fastest is reported (as for the probes)")
+      ->capture_default_str();
   cmd->add_option("--probe-mib", o.probe_mib, "Buffer of the bandwidth probe in MiB (must exceed the caches)")
       ->capture_default_str();
   cmd->add_flag("--json", o.json, "Print one JSON object instead of the table");
