@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "kernels/cpu/ops.hpp"
+#include "model/model.hpp"
 
 namespace rwkv {
 
@@ -36,7 +37,7 @@ struct GatedFfn {
 // out = σ(W_r·xr) ⊙ (W_v · relu²(W_k·xk)) for T tokens.
 inline void gated_channel_mix(const GatedFfn& f, const float* z, const float* prev, size_t T, size_t C,
                               size_t F, float* out) {
-  std::vector<float> xk(T * C), xr(T * C), k(T * F), r(T * C);
+  Floats xk(T * C), xr(T * C), k(T * F), r(T * C);
   const auto mix = f.mix_weighs_previous ? mix7 : mix4;
   mix(z, prev, f.mix_k, T, C, xk.data());
   mix(z, prev, f.mix_r, T, C, xr.data());

@@ -99,9 +99,9 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   return {DType::F32, tensor(name, shape), rows, cols};
 }
 
-std::vector<float> token_shift(const float* z, size_t C, Runs runs, int l, Shift which) {
+Floats token_shift(const float* z, size_t C, Runs runs, int l, Shift which) {
   const size_t T = runs.empty() ? 0 : runs.back().begin + runs.back().count;
-  std::vector<float> prev(T * C);
+  Floats prev(T * C);  // the runs cover every row
   for (const Run& r : runs) {
     float* shift = which == Shift::Att ? r.state->att_x(l) : r.state->ffn_x(l);
     const float* zr = z + r.begin * C;
@@ -135,7 +135,7 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
     T += q.tokens.size();
   }
   if (T == 0) fail("forward: no tokens");
-  std::vector<float> x(T * C), z(T * C), out(T * C);
+  Floats x(T * C), z(T * C), out(T * C);
   for (const Run& r : runs) {
     const Sequence& q = seqs[&r - runs.data()];
     for (size_t t = 0; t < r.count; ++t) {
@@ -163,7 +163,7 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
     for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
     // llama.cpp RWKV-6 files have pre-divided weights and halve x every R layers (trap T3).
     if (hp.rescale_every > 0 && (l + 1) % hp.rescale_every == 0)
-      for (float& v : x) v *= 0.5f;
+      for (size_t i = 0; i < T * C; ++i) x[i] *= 0.5f;
   }
   // Gather the rows whose logits are wanted, run the head once, scatter.
   std::vector<size_t> rows;
@@ -175,7 +175,7 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
       rows.push_back(r.begin + r.count - 1);
   }
   if (rows.empty()) return;
-  std::vector<float> xs(rows.size() * C), logits(rows.size() * V);
+  Floats xs(rows.size() * C), logits(rows.size() * V);
   for (size_t i = 0; i < rows.size(); ++i) std::memcpy(&xs[i * C], &x[rows[i] * C], C * sizeof(float));
   cpu::layer_norm(xs.data(), rows.size(), C, ln_out_w_, ln_out_b_, hp.layer_norm_eps, xs.data());
   cpu::matmul(xs.data(), rows.size(), head_, logits.data());

@@ -91,11 +91,28 @@ class Model {
   std::vector<const float*> ln1_w_, ln1_b_, ln2_w_, ln2_b_, att_out_b_;
 };
 
+// A float buffer left uninitialised, for results written in full before they are read: a
+// std::vector would zero it first, which costs several percent of a long prompt's time.
+class Floats {
+ public:
+  Floats() = default;
+  explicit Floats(size_t n) : p_(new float[n]), n_(n) {}
+  float* data() { return p_.get(); }
+  const float* data() const { return p_.get(); }
+  float& operator[](size_t i) { return p_[i]; }
+  const float& operator[](size_t i) const { return p_[i]; }
+  size_t size() const { return n_; }
+
+ private:
+  std::unique_ptr<float[]> p_;
+  size_t n_ = 0;
+};
+
 // z_prev for token shift (spec §1.2): in each run, its first row takes the state's shift
 // vector (att_x or ffn_x of layer l) and row t takes z[t−1]; the state then keeps the run's
 // last row.
 enum class Shift { Att, Ffn };
-std::vector<float> token_shift(const float* z, size_t C, Runs runs, int l, Shift which);
+Floats token_shift(const float* z, size_t C, Runs runs, int l, Shift which);
 
 std::unique_ptr<Model> make_rwkv4(Weights w);
 std::unique_ptr<Model> make_rwkv5(Weights w);

@@ -49,7 +49,7 @@ class Rwkv4 final : public Model {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, A = hparams().dim_att;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    std::vector<float> xk(T * C), xv(T * C), xr(T * C), k(T * A), v(T * A), r(T * A), wkv(T * A);
+    Floats xk(T * C), xv(T * C), xr(T * C), k(T * A), v(T * A), r(T * A), wkv(T * A);
     mix4(z, prev.data(), y.mix_k, T, C, xk.data());
     mix4(z, prev.data(), y.mix_v, T, C, xv.data());
     mix4(z, prev.data(), y.mix_r, T, C, xr.data());

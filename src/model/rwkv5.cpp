@@ -65,7 +65,7 @@ class Rwkv5 final : public Model {
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    std::vector<float> x(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C);
+    Floats x(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C);
     mix4(z, prev.data(), y.mix_r, T, C, x.data());
     cpu::matmul(x.data(), T, y.Wr, r.data());  // no sigmoid on r in v5
     mix4(z, prev.data(), y.mix_k, T, C, x.data());
@@ -78,7 +78,7 @@ class Rwkv5 final : public Model {
     }
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     if (hparams().v5_gate) {
-      std::vector<float> g(T * C);
+      Floats g(T * C);
       mix4(z, prev.data(), y.mix_g, T, C, x.data());
       cpu::matmul(x.data(), T, y.Wg, g.data());
       for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);

@@ -54,16 +54,16 @@ class Rwkv6 final : public Model {
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, D = hp.lora_mix, Dd = hp.lora_decay;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    std::vector<float> xx(T * C), m(T * 5 * D), part(T * D), mj(T * C);
+    Floats xx(T * C), m(T * 5 * D), part(T * D), mj(T * C);
     mix7(z, prev.data(), y.maa_x, T, C, xx.data());
     cpu::matmul(xx.data(), T, y.maa_w1, m.data());
     cpu::activate(cpu::Act::Tanh, m.data(), nullptr, T, 5 * D, m.data());
     // Five branches in the LoRA's chunk order w, k, v, r, g: x_j = z + dx⊙(maa_j + m_j).
-    std::vector<float> xs[5];
+    Floats xs[5];
     for (size_t j = 0; j < 5; ++j) {
       for (size_t t = 0; t < T; ++t) std::memcpy(&part[t * D], &m[t * 5 * D + j * D], D * sizeof(float));
       cpu::matmul(part.data(), T, {DType::F32, y.maa_w2 + j * C * D, C, D}, mj.data());
-      xs[j].resize(T * C);
+      xs[j] = Floats(T * C);
       for (size_t t = 0; t < T; ++t)
         for (size_t c = 0; c < C; ++c) {
           const size_t i = t * C + c;
@@ -72,12 +72,12 @@ class Rwkv6 final : public Model {
     }
     const auto &xw = xs[0], &xk = xs[1], &xv = xs[2], &xr = xs[3], &xg = xs[4];
     // Decay per channel and token: w = exp(−exp(d + tanh(xw·W1)·W2)), in float32.
-    std::vector<float> dl(T * Dd), w(T * C);
+    Floats dl(T * Dd), w(T * C);
     cpu::matmul(xw.data(), T, y.decay_w1, dl.data());
     cpu::activate(cpu::Act::Tanh, dl.data(), nullptr, T, Dd, dl.data());
     cpu::matmul(dl.data(), T, y.decay_w2, w.data());
     cpu::activate(cpu::Act::DecayRwkv6, w.data(), y.decay, T, C, w.data());
-    std::vector<float> r(T * C), k(T * C), v(T * C), g(T * C), wkv(T * C);
+    Floats r(T * C), k(T * C), v(T * C), g(T * C), wkv(T * C);
     cpu::matmul(xr.data(), T, y.Wr, r.data());
     cpu::matmul(xk.data(), T, y.Wk, k.data());
     cpu::matmul(xv.data(), T, y.Wv, v.data());

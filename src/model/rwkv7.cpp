@@ -57,7 +57,7 @@ class Rwkv7 final : public Model {
   // y = W2·f(W1·x) for T tokens: the low-rank paths (f: tanh, σ or none).
   static void lora(const float* x, size_t T, const cpu::Matrix& W1, const cpu::Matrix& W2,
                    const cpu::Act* f, float* y) {
-    std::vector<float> h(T * W1.rows);
+    Floats h(T * W1.rows);
     cpu::matmul(x, T, W1, h.data());
     if (f) cpu::activate(*f, h.data(), nullptr, T, W1.rows, h.data());
     cpu::matmul(h.data(), T, W2, y);
@@ -69,15 +69,15 @@ class Rwkv7 final : public Model {
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, TC = T * C;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    std::vector<float> xs[6];  // xr, xw, xk, xv, xa, xg
-    for (auto& x : xs) x.resize(TC);
+    Floats xs[6];  // xr, xw, xk, xv, xa, xg
+    for (auto& x : xs) x = Floats(TC);
     // The element-wise passes are per token: each is shared out over the thread pool by tokens.
     auto per_tokens = [T](auto&& fn) { cpu::parallel_for(T, 8, fn); };
     per_tokens([&](size_t t0, size_t t1) {
       for (size_t j = 0; j < 6; ++j)
         mix7(z + t0 * C, prev.data() + t0 * C, y.mix + j * C, t1 - t0, C, xs[j].data() + t0 * C);
     });
-    std::vector<float> r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
+    Floats r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
     cpu::matmul(xs[0].data(), T, y.Wr, r.data());
     lora(xs[1].data(), T, y.w1, y.w2, &kTanh, w.data());
     cpu::activate(cpu::Act::DecayRwkv7, w.data(), y.w0, T, C, w.data());  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
@@ -88,11 +88,11 @@ class Rwkv7 final : public Model {
     lora(xs[5].data(), T, y.g1, y.g2, &kSigmoid, g.data());
 
     // Value residual: layer 0 remembers its values; later layers mix towards them.
-    std::vector<float> gate;
+    Floats gate;
     if (l == 0) {
-      sc.v_first = v;
+      sc.v_first.assign(v.data(), v.data() + TC);
     } else {
-      gate.resize(TC);
+      gate = Floats(TC);
       lora(xs[3].data(), T, y.v1, y.v2, nullptr, gate.data());
       cpu::activate(cpu::Act::Sigmoid, gate.data(), y.v0, T, C, gate.data());
     }
@@ -141,7 +141,7 @@ class Rwkv7 final : public Model {
     const Layer& y = layers_[l];
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
     auto prev = token_shift(z, C, runs, l, Shift::Ffn);
-    std::vector<float> xk(T * C), k(T * F);
+    Floats xk(T * C), k(T * F);
     cpu::parallel_for(T, 8, [&](size_t t0, size_t t1) {
       mix7(z + t0 * C, prev.data() + t0 * C, y.ffn_x_k, t1 - t0, C, xk.data() + t0 * C);
     });

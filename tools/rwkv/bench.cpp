@@ -131,7 +131,7 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
   status.show("machine: read bandwidth");
   m.bandwidth_gb_s = perf::read_bandwidth_gb_s(threads, o.probe_bytes, 5);
   status.show("machine: FMA peak");
-  m.fma_gflop_s = perf::fma_peak_gflop_s(threads);
+  m.fma_gflop_s = perf::fma_peak_gflop_s(threads, 10);
   return m;
 }
 

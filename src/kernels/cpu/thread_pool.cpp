@@ -53,7 +53,7 @@ class Pool {
       fn(ctx, 0, n);  // pool busy (another caller) or nothing to share
       return;
     }
-    const size_t parts = std::min(chunks, 4 * (workers_.size() + 1));
+    const size_t parts = std::min(chunks, 16 * (workers_.size() + 1));
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     n_.store(n, std::memory_order_relaxed);
