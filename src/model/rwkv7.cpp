@@ -54,16 +54,6 @@ class Rwkv7 final : public Model {
     cpu::Matrix w1, w2, a1, a2, v1, v2, g1, g2, Wr, Wk, Wv, Wo, ffn_Wk, ffn_Wv;
   };
 
-  // y = W2·f(W1·x) for T tokens: the low-rank paths (f: tanh, σ or none).
-  static void lora(const float* x, size_t T, const cpu::Matrix& W1, const cpu::Matrix& W2,
-                   const cpu::Act* f, float* y) {
-    Floats h(T * W1.rows);
-    cpu::matmul(x, T, W1, h.data());
-    if (f) cpu::activate(*f, h.data(), nullptr, T, W1.rows, h.data());
-    cpu::matmul(h.data(), T, W2, y);
-  }
-  static constexpr cpu::Act kTanh = cpu::Act::Tanh, kSigmoid = cpu::Act::Sigmoid;
-
   void time_mix(int l, const float* z, size_t T, Runs runs, Scratch& sc, float* out) const override {
     const Layer& y = layers_[l];
     const Hparams& hp = hparams();
@@ -78,24 +68,30 @@ class Rwkv7 final : public Model {
         mix7(z + t0 * C, prev.data() + t0 * C, y.mix + j * C, t1 - t0, C, xs[j].data() + t0 * C);
     });
     Floats r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
-    cpu::matmul(xs[0].data(), T, y.Wr, r.data());
-    lora(xs[1].data(), T, y.w1, y.w2, &kTanh, w.data());
+    // The low-rank paths y = W2·f(W1·x) (spec §3.2) and r, k, v, in two rounds of independent
+    // products (one pool job each when decoding). Layer 0 has no value-residual path (v1 and
+    // v2 are empty: no rows).
+    Floats hw(T * hp.lora_w), ha(T * hp.lora_a), hg(T * hp.lora_g), hv(T * y.v1.rows), gate(T * y.v2.rows);
+    cpu::matmuls(T, {{xs[0].data(), &y.Wr, r.data()},
+                     {xs[2].data(), &y.Wk, k.data()},
+                     {xs[3].data(), &y.Wv, v.data()},
+                     {xs[1].data(), &y.w1, hw.data()},
+                     {xs[4].data(), &y.a1, ha.data()},
+                     {xs[5].data(), &y.g1, hg.data()},
+                     {xs[3].data(), &y.v1, hv.data()}});
+    cpu::activate(cpu::Act::Tanh, hw.data(), nullptr, T, hp.lora_w, hw.data());
+    cpu::activate(cpu::Act::Sigmoid, hg.data(), nullptr, T, hp.lora_g, hg.data());
+    cpu::matmuls(T, {{hw.data(), &y.w2, w.data()},
+                     {ha.data(), &y.a2, a.data()},
+                     {hg.data(), &y.g2, g.data()},
+                     {hv.data(), &y.v2, gate.data()}});
     cpu::activate(cpu::Act::DecayRwkv7, w.data(), y.w0, T, C, w.data());  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
-    cpu::matmul(xs[2].data(), T, y.Wk, k.data());
-    cpu::matmul(xs[3].data(), T, y.Wv, v.data());
-    lora(xs[4].data(), T, y.a1, y.a2, nullptr, a.data());
     cpu::activate(cpu::Act::Sigmoid, a.data(), y.a0, T, C, a.data());
-    lora(xs[5].data(), T, y.g1, y.g2, &kSigmoid, g.data());
-
     // Value residual: layer 0 remembers its values; later layers mix towards them.
-    Floats gate;
-    if (l == 0) {
+    if (l == 0)
       sc.v_first.assign(v.data(), v.data() + TC);
-    } else {
-      gate = Floats(TC);
-      lora(xs[3].data(), T, y.v1, y.v2, nullptr, gate.data());
+    else
       cpu::activate(cpu::Act::Sigmoid, gate.data(), y.v0, T, C, gate.data());
-    }
     per_tokens([&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t) {
         // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)

@@ -2,6 +2,7 @@
 #include "kernels/cpu/ops.hpp"
 
 #include <algorithm>
+#include <memory>
 #include <vector>
 
 #include "kernels/cpu/simd.hpp"
@@ -25,6 +26,35 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     return;
   }
   parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
+}
+
+void matmuls(size_t T, std::initializer_list<Product> products) {
+  if (T == 0) return;
+  if (T >= kGemmMinTokens) {  // each product is a large job already
+    for (const Product& p : products) matmul(p.X, T, *p.W, p.Y);
+    return;
+  }
+  // The rows of all products as one index range; block types quantize their activations first.
+  const size_t n = products.size();
+  std::vector<const Product*> ps;
+  std::vector<size_t> first{0};
+  std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
+  for (const Product& p : products) {
+    if (!is_float_type(p.W->type)) quantized[ps.size()] = std::make_unique<QuantizedActivations>(p.X, T, *p.W);
+    ps.push_back(&p);
+    first.push_back(first.back() + p.W->rows);
+  }
+  parallel_for(first.back(), 16, [&](size_t b, size_t e) {
+    for (size_t j = 0; j < n; ++j) {
+      const size_t r0 = std::max(b, first[j]), r1 = std::min(e, first[j + 1]);
+      if (r0 >= r1) continue;
+      const Product& p = *ps[j];
+      if (quantized[j])
+        quantized[j]->rows(*p.W, r0 - first[j], r1 - first[j], p.Y);
+      else
+        simd::float_rows(p.W->type, p.W->data, p.W->cols, r0 - first[j], r1 - first[j], p.X, T, p.Y, p.W->rows);
+    }
+  });
 }
 
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {

@@ -4,6 +4,8 @@
 #pragma once
 #include <cmath>
 #include <cstddef>
+#include <initializer_list>
+#include <vector>
 
 #include "io/tensor.hpp"
 #include "kernels/cpu/simd.hpp"         // Act
@@ -29,6 +31,16 @@ bool is_float_type(DType t);
 // per block and the dot products are integer sums scaled per block, as ggml (and so
 // rwkv.cpp and llama.cpp) does.
 void matmul(const float* X, size_t T, const Matrix& W, float* Y);
+
+// Several independent products over the same T tokens, Y_j = X_j·W_jᵀ, as one job on the
+// pool when T is small (decode): one token's forward pass then waits for the threads a few
+// times per layer rather than once per matrix. Many tokens: one matmul after another.
+struct Product {
+  const float* X;
+  const Matrix* W;
+  float* Y;
+};
+void matmuls(size_t T, std::initializer_list<Product> products);
 
 // The obvious version (weights decoded row by row, double sums), for tests.
 void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y);
@@ -56,6 +68,19 @@ struct Q8KBlock {
   int16_t bsums[16];
 };
 void quantize_q8_k(const float* x, size_t n, Q8KBlock* out);
+
+// The activations of T tokens quantized for one block-type matrix (Q8_0/Q8_1 blocks, or Q8_K
+// for the K-quants), and rows [r0, r1) of the product with them (Y as in matmul).
+class QuantizedActivations {
+ public:
+  QuantizedActivations(const float* X, size_t T, const Matrix& W);
+  void rows(const Matrix& W, size_t r0, size_t r1, float* Y) const;
+
+ private:
+  size_t T_;
+  std::vector<Q8Block> q8_;
+  std::vector<Q8KBlock> q8k_;
+};
 
 // LayerNorm of each of T rows of length n (biased variance, eps inside the root; spec §0.1).
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,

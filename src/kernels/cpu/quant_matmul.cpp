@@ -187,28 +187,36 @@ void matmul_quantized_reference(const float* X, size_t T, const Matrix& W, float
 
 // ---- the fast path: activations quantized once per call, rows shared out over the threads
 
-namespace {
-// Each block of activations is quantized once (quantize(x, cols, out)) and serves every row
-// (rows(type, W, cols, r0, r1, xq, T, Y, ldy)).
-template <class Block, class Quantize, class Rows>
-void quantized_product(const float* X, size_t T, const Matrix& W, size_t blocks, Quantize quantize, Rows rows,
-                       float* Y) {
-  std::vector<Block> xq(T * blocks);
-  parallel_for(T, 1, [&](size_t t0, size_t t1) {
-    for (size_t t = t0; t < t1; ++t) quantize(X + t * W.cols, W.cols, xq.data() + t * blocks);
-  });
-  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { rows(W.type, W.data, W.cols, r0, r1, xq.data(), T, Y, W.rows); });
-}
-}  // namespace
-
-void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
+QuantizedActivations::QuantizedActivations(const float* X, size_t T, const Matrix& W) : T_(T) {
   const size_t block = is_k_quant(W.type) ? kquant::kBlock : 32, blocks = W.cols / block;
   if (blocks * block != W.cols) fail("matmul: row length ", W.cols, " is not a multiple of ", block);
-  if (is_k_quant(W.type)) return quantized_product<Q8KBlock>(X, T, W, blocks, simd::quantize_q8_k, simd::q8k_rows, Y);
-  if (W.type != DType::Q4_0 && W.type != DType::Q4_1 && W.type != DType::Q5_0 && W.type != DType::Q5_1 &&
-      W.type != DType::Q8_0)
+  if (!is_k_quant(W.type) && W.type != DType::Q4_0 && W.type != DType::Q4_1 && W.type != DType::Q5_0 &&
+      W.type != DType::Q5_1 && W.type != DType::Q8_0)
     fail("matmul: ", dtype_name(W.type), " is not a block type");
-  quantized_product<Q8Block>(X, T, W, blocks, simd::quantize_q8, simd::q8_rows, Y);
+  // Each token's activations are quantized once and serve every row.
+  auto each_token = [&](auto& out, auto quantize) {
+    out.resize(T * blocks);
+    auto* q = out.data();  // (workers see their own thread_locals; this is a member, shared)
+    parallel_for(T, 1, [&](size_t t0, size_t t1) {
+      for (size_t t = t0; t < t1; ++t) quantize(X + t * W.cols, W.cols, q + t * blocks);
+    });
+  };
+  if (is_k_quant(W.type))
+    each_token(q8k_, simd::quantize_q8_k);
+  else
+    each_token(q8_, simd::quantize_q8);
+}
+
+void QuantizedActivations::rows(const Matrix& W, size_t r0, size_t r1, float* Y) const {
+  if (is_k_quant(W.type))
+    simd::q8k_rows(W.type, W.data, W.cols, r0, r1, q8k_.data(), T_, Y, W.rows);
+  else
+    simd::q8_rows(W.type, W.data, W.cols, r0, r1, q8_.data(), T_, Y, W.rows);
+}
+
+void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
+  const QuantizedActivations xq(X, T, W);
+  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { xq.rows(W, r0, r1, Y); });
 }
 
 }  // namespace rwkv::cpu

@@ -212,39 +212,77 @@ HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
 // ---- 32-value blocks: rows × tiles of TT tokens
 
 // Σ_b d_b·x_b.d·Σ (u − k)·x (+ m_b·x_b.s, where x_b.s = x_b.d·Σx) for one row and TT tokens
-// (x[t·blocks + b]), into y[t·ldy]. Each block is unpacked once for the TT tokens.
+// (x[t·blocks + b]), into y[t·ldy]. Each block is unpacked once for the TT tokens. Even and odd
+// blocks go to two chains of partial sums (the float sums and the offset or minimum terms),
+// so that no chain's latency paces the loop; every TT sums in the same order (a token gives
+// the same bits alone or with others). The weights are prefetched about once per cache line.
+// row_tile for one token (decode) with named accumulators, which the compiler keeps in
+// registers (arrays of vectors it spilled): the same operations in the same order.
+template <class B>
+HWY_INLINE float row_one_token(const uint8_t* w, size_t blocks, const Q8Block* x) {
+  using L = typename B::L;
+  constexpr bool kPrefetchOdd = 2 * B::kBytes > 64;  // one prefetch per 2 blocks reaches every line
+  const DF df;
+  VF a0 = hn::Zero(df), a1 = a0;
+  float e0 = 0, e1 = 0;
+  auto block = [&](size_t b, VF& acc, float& extra) {
+    const uint8_t* wb = w + b * B::kBytes;
+    if (b % 2 == 0 || kPrefetchOdd) prefetch_ahead(wb, 1);
+    const Q8Block& xb = x[b];
+    const float dd = half(wb) * xb.d;
+    acc = hn::MulAdd(hn::ConvertTo(df, dot32<L, false>(B::unpack(wb), xb.q, sub_scales(1, 1))), hn::Set(df, dd), acc);
+    if constexpr (B::kOffset != 0) extra -= dd * xb.level_sum;
+    if constexpr (B::kMin) extra += half(wb + 2) * xb.s;
+  };
+  size_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    block(b, a0, e0);
+    block(b + 1, a1, e1);
+  }
+  if (b < blocks) block(b, a0, e0);
+  const float e = e0 + e1;
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + (B::kOffset != 0 ? static_cast<float>(B::kOffset) * e : e);
+}
+
 template <class B, size_t TT>
 HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, float* y, size_t ldy) {
+  if constexpr (TT == 1) {
+    y[0] = row_one_token<B>(w, blocks, x);
+    return;
+  }
   using L = typename B::L;
+  constexpr bool kPrefetchOdd = 2 * B::kBytes > 64;  // one prefetch per 2 blocks reaches every line
   const DF df;
-  VF acc[2][TT];  // two chains per token hide the latency of the multiply-add
-  float min_sum[TT] = {}, offset_sum[TT] = {};
+  VF acc[2][TT];
+  float extra[2][TT] = {};  // minimum terms, or offset terms (times kOffset at the end)
   for (size_t t = 0; t < TT; ++t) acc[0][t] = acc[1][t] = hn::Zero(df);
-  auto block = [&](size_t b, VF* a) {
+  auto block = [&](size_t b, size_t c) {
     const uint8_t* wb = w + b * B::kBytes;
-    prefetch_ahead(wb, 1);
+    if (b % 2 == 0 || kPrefetchOdd) prefetch_ahead(wb, 1);
     const Levels q = B::unpack(wb);
     const float d = half(wb);
     for (size_t t = 0; t < TT; ++t) {
       const Q8Block& xb = x[t * blocks + b];
       const float dd = d * xb.d;
-      a[t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, false>(q, xb.q, sub_scales(1, 1))), hn::Set(df, dd), a[t]);
-      if constexpr (B::kOffset != 0) offset_sum[t] += dd * xb.level_sum;
+      acc[c][t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, false>(q, xb.q, sub_scales(1, 1))), hn::Set(df, dd), acc[c][t]);
+      if constexpr (B::kOffset != 0) extra[c][t] -= dd * xb.level_sum;
     }
     if constexpr (B::kMin) {
       const float m = half(wb + 2);
-      for (size_t t = 0; t < TT; ++t) min_sum[t] += m * x[t * blocks + b].s;
+      for (size_t t = 0; t < TT; ++t) extra[c][t] += m * x[t * blocks + b].s;
     }
   };
   size_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
-    block(b, acc[0]);
-    block(b + 1, acc[1]);
+    block(b, 0);
+    block(b + 1, 1);
   }
-  if (b < blocks) block(b, acc[0]);
-  for (size_t t = 0; t < TT; ++t)
-    y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][t], acc[1][t]))) + min_sum[t] -
-                 static_cast<float>(B::kOffset) * offset_sum[t];
+  if (b < blocks) block(b, 0);
+  for (size_t t = 0; t < TT; ++t) {
+    const float e = extra[0][t] + extra[1][t];
+    y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][t], acc[1][t]))) +
+                 (B::kOffset != 0 ? static_cast<float>(B::kOffset) * e : e);
+  }
 }
 
 // ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
