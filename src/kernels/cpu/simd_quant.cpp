@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
+#include <vector>
 
 #include "io/k_quants.hpp"
 #include "kernels/cpu/simd_quant.hpp"
@@ -216,73 +217,65 @@ HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
 // blocks go to two chains of partial sums (the float sums and the offset or minimum terms),
 // so that no chain's latency paces the loop; every TT sums in the same order (a token gives
 // the same bits alone or with others). The weights are prefetched about once per cache line.
-// row_tile for one token (decode) with named accumulators, which the compiler keeps in
-// registers (arrays of vectors it spilled): the same operations in the same order.
-template <class B>
-HWY_INLINE float row_one_token(const uint8_t* w, size_t blocks, const Q8Block* x) {
-  using L = typename B::L;
-  constexpr bool kPrefetchOdd = 2 * B::kBytes > 64;  // one prefetch per 2 blocks reaches every line
-  const DF df;
-  VF a0 = hn::Zero(df), a1 = a0;
-  float e0 = 0, e1 = 0;
-  auto block = [&](size_t b, VF& acc, float& extra) {
-    const uint8_t* wb = w + b * B::kBytes;
-    if (b % 2 == 0 || kPrefetchOdd) prefetch_ahead(wb, 1);
-    const Q8Block& xb = x[b];
-    const float dd = half(wb) * xb.d;
-    acc = hn::MulAdd(hn::ConvertTo(df, dot32<L, false>(B::unpack(wb), xb.q, sub_scales(1, 1))), hn::Set(df, dd), acc);
-    if constexpr (B::kOffset != 0) extra -= dd * xb.level_sum;
-    if constexpr (B::kMin) extra += half(wb + 2) * xb.s;
-  };
-  size_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    block(b, a0, e0);
-    block(b + 1, a1, e1);
-  }
-  if (b < blocks) block(b, a0, e0);
-  const float e = e0 + e1;
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(a0, a1))) + (B::kOffset != 0 ? static_cast<float>(B::kOffset) * e : e);
-}
+// The activations of one token in the arrays the kernels read: per block the scale d, the
+// exact level sum Σq (for the offsets) and s = d·Σq rounded as ggml stores it (for the minimums).
+struct TokenSums {
+  const Q8Block* x;
+  const float* d;
+  const int32_t* level_sum;
+  const float* s;
+};
 
-template <class B, size_t TT>
-HWY_INLINE void row_tile(const uint8_t* w, size_t blocks, const Q8Block* x, float* y, size_t ldy) {
-  if constexpr (TT == 1) {
-    y[0] = row_one_token<B>(w, blocks, x);
-    return;
-  }
+// One row against one token: Σ_b d_b·x_b.d·Σ(u − k)·x (+ m_b·x_b.s). Every token is computed
+// by this same sequence of operations, alone or among many, so sequence mode and RNN mode
+// give the same bits. The weights are prefetched about once per cache line.
+template <class B>
+HWY_INLINE float row_token(const uint8_t* w, size_t blocks, const TokenSums& x) {
   using L = typename B::L;
   constexpr bool kPrefetchOdd = 2 * B::kBytes > 64;  // one prefetch per 2 blocks reaches every line
   const DF df;
-  VF acc[2][TT];
-  float extra[2][TT] = {};  // minimum terms, or offset terms (times kOffset at the end)
-  for (size_t t = 0; t < TT; ++t) acc[0][t] = acc[1][t] = hn::Zero(df);
-  auto block = [&](size_t b, size_t c) {
+  VF acc = hn::Zero(df), mins = hn::Zero(df);
+  size_t b = 0;
+#if RWKV_X86_AVX2
+  // Eight blocks at a time: their eight integer sums are gathered into one vector (horizontal
+  // adds), the offsets subtracted exactly, and the scales applied to the eight at once.
+  for (; b + 8 <= blocks; b += 8) {
+    __m256i h[4];
+    for (size_t j = 0; j < 8; j += 2) {
+      const uint8_t *w0 = w + (b + j) * B::kBytes, *w1 = w0 + B::kBytes;
+      prefetch_ahead(w0, 1);
+      if (kPrefetchOdd) prefetch_ahead(w1, 1);
+      const __m256i p0 = dot32<L, false>(B::unpack(w0), x.x[b + j].q, sub_scales(1, 1)).raw;
+      const __m256i p1 = dot32<L, false>(B::unpack(w1), x.x[b + j + 1].q, sub_scales(1, 1)).raw;
+      h[j / 2] = _mm256_hadd_epi32(p0, p1);
+    }
+    const __m256i h0123 = _mm256_hadd_epi32(h[0], h[1]), h4567 = _mm256_hadd_epi32(h[2], h[3]);
+    __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
+                                    _mm256_permute2x128_si256(h0123, h4567, 0x31));  // block j in lane j
+    if constexpr (B::kOffset != 0) {
+      const __m256i ls = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.level_sum + b));
+      sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(ls, _mm256_set1_epi32(B::kOffset)));
+    }
+    __m128i dw = _mm_setzero_si128(), mw = _mm_setzero_si128();
+    for (size_t j = 0; j < 8; ++j) {
+      const uint8_t* wb = w + (b + j) * B::kBytes;
+      dw = _mm_insert_epi16(dw, u16(wb), static_cast<int>(j));
+      if constexpr (B::kMin) mw = _mm_insert_epi16(mw, u16(wb + 2), static_cast<int>(j));
+    }
+    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(x.d + b));
+    acc = VF{_mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc.raw)};
+    if constexpr (B::kMin) mins = VF{_mm256_fmadd_ps(_mm256_cvtph_ps(mw), _mm256_loadu_ps(x.s + b), mins.raw)};
+  }
+#endif
+  float tail = 0;
+  for (; b < blocks; ++b) {
     const uint8_t* wb = w + b * B::kBytes;
     if (b % 2 == 0 || kPrefetchOdd) prefetch_ahead(wb, 1);
-    const Levels q = B::unpack(wb);
-    const float d = half(wb);
-    for (size_t t = 0; t < TT; ++t) {
-      const Q8Block& xb = x[t * blocks + b];
-      const float dd = d * xb.d;
-      acc[c][t] = hn::MulAdd(hn::ConvertTo(df, dot32<L, false>(q, xb.q, sub_scales(1, 1))), hn::Set(df, dd), acc[c][t]);
-      if constexpr (B::kOffset != 0) extra[c][t] -= dd * xb.level_sum;
-    }
-    if constexpr (B::kMin) {
-      const float m = half(wb + 2);
-      for (size_t t = 0; t < TT; ++t) extra[c][t] += m * x[t * blocks + b].s;
-    }
-  };
-  size_t b = 0;
-  for (; b + 2 <= blocks; b += 2) {
-    block(b, 0);
-    block(b + 1, 1);
+    const int32_t dot = sum_lanes(dot32<L, false>(B::unpack(wb), x.x[b].q, sub_scales(1, 1))) - B::kOffset * x.level_sum[b];
+    tail += half(wb) * x.d[b] * static_cast<float>(dot);
+    if constexpr (B::kMin) tail += half(wb + 2) * x.s[b];
   }
-  if (b < blocks) block(b, 0);
-  for (size_t t = 0; t < TT; ++t) {
-    const float e = extra[0][t] + extra[1][t];
-    y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, hn::Add(acc[0][t], acc[1][t]))) +
-                 (B::kOffset != 0 ? static_cast<float>(B::kOffset) * e : e);
-  }
+  return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc, mins))) + tail;
 }
 
 // ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
@@ -481,15 +474,6 @@ void rows(const uint8_t* W, size_t cols, size_t r0, size_t r1, const Block* x, s
   }
 }
 
-template <class B>
-struct Tile32 {
-  template <size_t TT>
-  struct T {
-    static void run(const uint8_t* w, size_t blocks, const Q8Block* x, float* y, size_t ldy) {
-      row_tile<B, TT>(w, blocks, x, y, ldy);
-    }
-  };
-};
 template <class K>
 struct TileK {
   template <size_t TT>
@@ -500,10 +484,30 @@ struct TileK {
   };
 };
 
+// 32-value types: each row once per block of tokens (the row stays in L1 for the tokens).
 template <class B>
 void q8_rows_b(const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y, size_t ldy) {
-  rows<Q8Block, 32, Tile32<B>::template T>(static_cast<const uint8_t*>(W), cols, r0, r1, x, T, Y, ldy,
-                                           cols / 32 * B::kBytes);
+  const size_t blocks = cols / 32, row_bytes = blocks * B::kBytes;
+  // The tokens' scales and sums as arrays (one pass over x; it serves every row).
+  thread_local std::vector<float> d, s;
+  thread_local std::vector<int32_t> level_sum;
+  d.resize(T * blocks), s.resize(T * blocks), level_sum.resize(T * blocks);
+  for (size_t i = 0; i < T * blocks; ++i) {
+    d[i] = x[i].d;
+    s[i] = x[i].s;
+    level_sum[i] = static_cast<int32_t>(x[i].level_sum);
+  }
+  const size_t tb = token_block(blocks * sizeof(Q8Block));
+  const uint8_t* w = static_cast<const uint8_t*>(W);
+  for (size_t t0 = 0; t0 < T; t0 += tb) {
+    const size_t t1 = std::min(T, t0 + tb);
+    for (size_t r = r0; r < r1; ++r)
+      for (size_t t = t0; t < t1; ++t) {
+        const size_t o = t * blocks;
+        const TokenSums xt{x + o, d.data() + o, level_sum.data() + o, s.data() + o};
+        Y[t * ldy + r] = row_token<B>(w + r * row_bytes, blocks, xt);
+      }
+  }
 }
 
 template <class K>
