@@ -41,8 +41,9 @@ TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
 }
 
 // The SIMD float kernels (f32, f16, bf16 weights) against the decoded double reference, for
-// shapes that exercise every row and token tail, both paths (few tokens, and the packed GEMM
-// from 16 tokens), several column chunks (in = 3000) and several row blocks (out = 200).
+// shapes that exercise every row and token tail, the three paths (under 16 tokens; tokens
+// packed along the lanes; the packed GEMM from 64 tokens), several column chunks (in = 3000)
+// and several row blocks (out = 200).
 // The float matmul for one weight type and shape against the double reference.
 void expect_float_matmul_matches_reference(DType type, size_t in, size_t out, size_t T, std::mt19937& rng) {
   auto w32 = random_vec(in * out, rng);
@@ -75,7 +76,7 @@ TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {
     hwy::SetSupportedTargetsForTest(target);
     for (DType type : {DType::F32, DType::F16, DType::BF16})
       for (size_t out : {5, 70})
-        for (size_t T : {1, 7, 40}) expect_float_matmul_matches_reference(type, 301, out, T, rng);
+        for (size_t T : {1, 7, 40, 70}) expect_float_matmul_matches_reference(type, 301, out, T, rng);
   }
   hwy::SetSupportedTargetsForTest(0);
 }

@@ -11,7 +11,10 @@
 namespace rwkv::cpu {
 
 namespace {
-constexpr size_t kGemmMinTokens = 16;  // below this, float_rows (measured: batched decode)
+// Below kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens packed along the
+// lanes (batched decode: weights are used a few dozen times, too few to repay repacking
+// them); from there, the packed GEMM (prefill).
+constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
 }  // namespace
 
 bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
@@ -21,8 +24,20 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y);
   // Few tokens: each thread reads its rows once per block of tokens (float_rows). Many: the
   // packed GEMM, whose threads take rows in multiples of 32 (whole panels of rows on every target).
-  if (T < kGemmMinTokens) {
+  if (T < kPackedMinTokens) {
     parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
+    return;
+  }
+  if (T < kGemmMinTokens) {  // tokens packed along the lanes; weights widened, not repacked
+    const size_t G = simd::token_group(), groups = (T + G - 1) / G;
+    thread_local std::vector<float> packed;
+    packed.resize(groups * G * W.cols);
+    // (The workers see their own thread_local buffer: hand them this thread's by pointer.)
+    float* const Xp = packed.data();
+    parallel_for(groups, 4, [&](size_t g0, size_t g1) {
+      simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, Xp + g0 * G * W.cols);
+    });
+    parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
     return;
   }
   parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
@@ -30,7 +45,7 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
 
 void matmuls(size_t T, std::initializer_list<Product> products) {
   if (T == 0) return;
-  if (T >= kGemmMinTokens) {  // each product is a large job already
+  if (T >= kPackedMinTokens) {  // each product is a large job already
     for (const Product& p : products) matmul(p.X, T, *p.W, p.Y);
     return;
   }

@@ -149,6 +149,116 @@ HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst) {
   for (; i < n; ++i) dst[i] = K::one(src + i);
 }
 
+// ---- matrix-matrix for a few dozen tokens (batched decode): tokens along the vector lanes
+// X is packed once per call, transposed in groups of G = 2 vectors of tokens:
+// Xp[g][i][0..G) = X[g·G + ·][i] (zero beyond T). Six weight rows are broadcast one value at a
+// time against two vectors of tokens, so 12 accumulators hold 6 × G finished outputs: no
+// horizontal sums, and each weight is widened to float32 once per token block.
+size_t TokenGroup() { return 2 * hn::Lanes(DF()); }
+
+void PackTokens(const float* X, size_t T, size_t cols, float* Xp) {
+  const size_t G = TokenGroup(), groups = (T + G - 1) / G;
+  for (size_t g = 0; g < groups; ++g) {
+    float* out = Xp + g * cols * G;
+    for (size_t i = 0; i < cols; ++i)
+      for (size_t j = 0; j < G; ++j) {
+        const size_t t = g * G + j;
+        out[i * G + j] = t < T ? X[t * cols + i] : 0.0f;
+      }
+  }
+}
+
+constexpr size_t kPackRows = 6;
+
+// acc[r][v] = Σ_i w[r][i] · xp[i][v·L + lane] for one group of tokens.
+HWY_INLINE void packed_tile(const float* const* w, const float* xp, size_t cols, float* out /* [6][G] */) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF a00 = hn::Zero(d), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00,
+     a40 = a00, a41 = a00, a50 = a00, a51 = a00;
+  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4], *w5 = w[5];
+  for (size_t i = 0; i < cols; ++i) {
+    const VF x0 = hn::LoadU(d, xp + i * 2 * L), x1 = hn::LoadU(d, xp + i * 2 * L + L);
+    VF b = hn::Set(d, w0[i]);
+    a00 = hn::MulAdd(b, x0, a00), a01 = hn::MulAdd(b, x1, a01);
+    b = hn::Set(d, w1[i]);
+    a10 = hn::MulAdd(b, x0, a10), a11 = hn::MulAdd(b, x1, a11);
+    b = hn::Set(d, w2[i]);
+    a20 = hn::MulAdd(b, x0, a20), a21 = hn::MulAdd(b, x1, a21);
+    b = hn::Set(d, w3[i]);
+    a30 = hn::MulAdd(b, x0, a30), a31 = hn::MulAdd(b, x1, a31);
+    b = hn::Set(d, w4[i]);
+    a40 = hn::MulAdd(b, x0, a40), a41 = hn::MulAdd(b, x1, a41);
+    b = hn::Set(d, w5[i]);
+    a50 = hn::MulAdd(b, x0, a50), a51 = hn::MulAdd(b, x1, a51);
+  }
+  const size_t G = 2 * L;
+  hn::StoreU(a00, d, out), hn::StoreU(a01, d, out + L);
+  hn::StoreU(a10, d, out + G), hn::StoreU(a11, d, out + G + L);
+  hn::StoreU(a20, d, out + 2 * G), hn::StoreU(a21, d, out + 2 * G + L);
+  hn::StoreU(a30, d, out + 3 * G), hn::StoreU(a31, d, out + 3 * G + L);
+  hn::StoreU(a40, d, out + 4 * G), hn::StoreU(a41, d, out + 4 * G + L);
+  hn::StoreU(a50, d, out + 5 * G), hn::StoreU(a51, d, out + 5 * G + L);
+}
+
+// Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
+// chunk stays in L2 (the weights of a row group are then read and widened once per block),
+// and six rows at a time; partial sums of later chunks are added to Y.
+constexpr size_t kChunk = 1024;
+constexpr size_t kTokenBlockBytes = 256 * 1024;
+
+template <class K>
+void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T,
+                   float* Y, size_t ldy) {
+  const size_t G = TokenGroup(), groups = (T + G - 1) / G;
+  const size_t kc_max = std::min(cols, kChunk);
+  const size_t block = std::max<size_t>(1, kTokenBlockBytes / (kc_max * G * sizeof(float)));
+  thread_local std::vector<float> rows_buf, out_buf;
+  rows_buf.resize(kPackRows * kc_max);
+  out_buf.resize(kPackRows * G);
+  for (size_t k0 = 0; k0 < cols; k0 += kc_max) {
+    const size_t kc = std::min(kc_max, cols - k0);
+    for (size_t g0 = 0; g0 < groups; g0 += block) {
+      const size_t g1 = std::min(groups, g0 + block);
+      for (size_t r = r0; r < r1; r += kPackRows) {
+        const size_t n = std::min(kPackRows, r1 - r);
+        const float* w[kPackRows];
+        for (size_t j = 0; j < kPackRows; ++j) {
+          if (j < n && std::is_same_v<typename K::T, float>) {
+            w[j] = reinterpret_cast<const float*>(W + (r + j) * cols + k0);
+          } else {
+            float* dst = rows_buf.data() + j * kc;
+            if (j < n) widen<K>(W + (r + j) * cols + k0, kc, dst);
+            else std::fill(dst, dst + kc, 0.0f);
+            w[j] = dst;
+          }
+        }
+        for (size_t g = g0; g < g1; ++g) {
+          packed_tile(w, Xp + g * cols * G + k0 * G, kc, out_buf.data());
+          const size_t tn = std::min(G, T - g * G);
+          for (size_t j = 0; j < n; ++j)
+            for (size_t t = 0; t < tn; ++t) {
+              float& y = Y[(g * G + t) * ldy + r + j];
+              y = k0 == 0 ? out_buf[j * G + t] : y + out_buf[j * G + t];
+            }
+        }
+      }
+    }
+  }
+}
+
+void PackedRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
+                size_t ldy) {
+  switch (type) {
+    case DType::F32: return packed_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, Xp, T, Y, ldy);
+    case DType::F16:
+      return packed_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, Xp, T, Y, ldy);
+    case DType::BF16:
+      return packed_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, Xp, T, Y, ldy);
+    default: return;
+  }
+}
+
 // ---- matrix-matrix (prefill): a packed GEMM in the manner of Goto and BLIS
 // Each thread packs its weight rows, widened to float32, in panels of 2 vectors of rows,
 // Wp[p][i][0..2L) = W[p·2L + ·][i], one chunk of columns at a time. The micro-kernel broadcasts
@@ -509,6 +619,9 @@ HWY_AFTER_NAMESPACE();
 namespace rwkv::cpu::simd {
 
 HWY_EXPORT(FloatRows);
+HWY_EXPORT(TokenGroup);
+HWY_EXPORT(PackTokens);
+HWY_EXPORT(PackedRows);
 HWY_EXPORT(GemmRows);
 HWY_EXPORT(Wkv7Head);
 HWY_EXPORT(Wkv5Head);
@@ -518,6 +631,17 @@ HWY_EXPORT(TargetName);
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                 size_t ldy) {
   HWY_DYNAMIC_DISPATCH(FloatRows)(type, W, cols, r0, r1, X, T, Y, ldy);
+}
+
+size_t token_group() { return HWY_DYNAMIC_DISPATCH(TokenGroup)(); }
+
+void pack_tokens(const float* X, size_t T, size_t cols, float* Xp) {
+  HWY_DYNAMIC_DISPATCH(PackTokens)(X, T, cols, Xp);
+}
+
+void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
+                 size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(PackedRows)(type, W, cols, r0, r1, Xp, T, Y, ldy);
 }
 
 void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,

@@ -16,7 +16,16 @@ namespace rwkv::cpu::simd {
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X,
                 size_t T, float* Y, size_t ldy);
 
-// The same Y rows by a packed GEMM, for many tokens: the rows are widened to float32 and packed
+// Matrix-matrix for a few dozen tokens (batched decode): X is first packed with pack_tokens into
+// ceil(T / token_group()) groups of cols × token_group() floats (tokens along the vector
+// lanes, zero padded); packed_rows then computes the same Y rows as float_rows, reading each
+// weight once per block of tokens and never summing across lanes.
+size_t token_group();
+void pack_tokens(const float* X, size_t T, size_t cols, float* Xp);
+void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp,
+                 size_t T, float* Y, size_t ldy);
+
+// The same Y rows by a packed GEMM, for many tokens (prefill): the rows are widened to float32 and packed
 // once per call in panels of two vectors of rows, and 6 tokens at a time run against them.
 void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T,
                float* Y, size_t ldy);
