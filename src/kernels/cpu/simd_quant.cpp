@@ -256,12 +256,15 @@ HWY_INLINE float row_token(const uint8_t* w, size_t blocks, const TokenSums& x) 
       const __m256i ls = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.level_sum + b));
       sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(ls, _mm256_set1_epi32(B::kOffset)));
     }
-    __m128i dw = _mm_setzero_si128(), mw = _mm_setzero_si128();
-    for (size_t j = 0; j < 8; ++j) {
-      const uint8_t* wb = w + (b + j) * B::kBytes;
-      dw = _mm_insert_epi16(dw, u16(wb), static_cast<int>(j));
-      if constexpr (B::kMin) mw = _mm_insert_epi16(mw, u16(wb + 2), static_cast<int>(j));
-    }
+    // The eight fp16 values at byte `at` of blocks b .. b + 7.
+    auto halves = [&](size_t at) {
+      const uint8_t* p = w + b * B::kBytes + at;
+      constexpr size_t k = B::kBytes;
+      auto h = [p](size_t j) { return static_cast<short>(u16(p + j * k)); };
+      return _mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7));
+    };
+    const __m128i dw = halves(0);
+    [[maybe_unused]] const __m128i mw = B::kMin ? halves(2) : _mm_setzero_si128();
     const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(x.d + b));
     acc = VF{_mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc.raw)};
     if constexpr (B::kMin) mins = VF{_mm256_fmadd_ps(_mm256_cvtph_ps(mw), _mm256_loadu_ps(x.s + b), mins.raw)};
