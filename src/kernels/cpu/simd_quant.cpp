@@ -119,7 +119,12 @@ HWY_INLINE V8 nibbles(V8 v, bool high) { return high ? high_nibbles(v) : low_nib
 // Levels j .. j + kN − 1 of a block whose levels 0–15 are the low nibbles of the 16 bytes qs
 // and levels 16–31 the high nibbles.
 HWY_INLINE V8 packed_nibbles(const uint8_t* qs, size_t j) {
-#if HWY_TARGET != HWY_SCALAR
+#if RWKV_X86_AVX2
+  // The 16 bytes in both halves (a load, no shuffle); the upper half's dwords shifted by 4.
+  (void)j;  // kN == 32: one vector holds all 32 levels
+  const __m256i v = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(qs)));
+  return low_nibbles(V8{_mm256_srlv_epi32(v, _mm256_setr_epi32(0, 0, 0, 0, 4, 4, 4, 4))});
+#elif HWY_TARGET != HWY_SCALAR
   if constexpr (kN == 32) {  // one 16-byte load, the high nibbles shifted into the upper half
     const hn::Half<D8> dh;
     const hn::Repartition<uint16_t, decltype(dh)> dw;
