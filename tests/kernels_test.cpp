@@ -1,6 +1,7 @@
 // Every CPU kernel against a slow, obvious reference computed in double.
 #include <atomic>
 #include <cmath>
+#include <cstring>
 #include <string>
 #include <thread>
 #include <functional>
@@ -79,6 +80,36 @@ TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {
         for (size_t T : {1, 7, 40, 70}) expect_float_matmul_matches_reference(type, 301, out, T, rng);
   }
   hwy::SetSupportedTargetsForTest(0);
+}
+
+// Several products in one job (decode) give what each gives alone: float and block types,
+// different inputs and shapes, and an empty matrix (RWKV-7's layer 0 has no v1/v2).
+TEST(Kernels, MatmulsEqualSeparateMatmuls) {
+  std::mt19937 rng(16);
+  const size_t cols = 256;
+  auto w32 = random_vec(40 * cols, rng);
+  std::vector<uint16_t> w16(70 * cols);
+  for (auto& h : w16) h = fp32_to_fp16(std::uniform_real_distribution<float>(-1, 1)(rng));
+  std::vector<uint8_t> wq(33 * dtype_bytes(DType::Q4_0, cols));
+  for (auto& b : wq) b = static_cast<uint8_t>(rng());
+  for (size_t b = 0; b < wq.size() / 18; ++b) {
+    const uint16_t d = fp32_to_fp16(0.01f);
+    std::memcpy(&wq[b * 18], &d, 2);
+  }
+  const cpu::Matrix A{DType::F32, w32.data(), 40, cols}, B{DType::F16, w16.data(), 70, cols},
+      Q{DType::Q4_0, wq.data(), 33, cols}, empty{};
+  for (size_t T : {1, 3, 20}) {
+    auto x1 = random_vec(T * cols, rng), x2 = random_vec(T * cols, rng);
+    std::vector<float> ya(T * 40), yb(T * 70), yq(T * 33), ra(ya.size()), rb(yb.size()), rq(yq.size());
+    cpu::matmuls(T, {{x1.data(), &A, ya.data()}, {x2.data(), &B, yb.data()}, {x1.data(), &empty, nullptr},
+                     {x2.data(), &Q, yq.data()}});
+    cpu::matmul(x1.data(), T, A, ra.data());
+    cpu::matmul(x2.data(), T, B, rb.data());
+    cpu::matmul(x2.data(), T, Q, rq.data());
+    EXPECT_EQ(ya, ra) << T;
+    EXPECT_EQ(yb, rb) << T;
+    EXPECT_EQ(yq, rq) << T;
+  }
 }
 
 TEST(Kernels, ThreadPoolCoversEveryIndexOnceWithAnyThreadCount) {

@@ -22,8 +22,7 @@ bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == 
 void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (T == 0 || W.rows == 0) return;
   if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y);
-  // Few tokens: each thread reads its rows once per block of tokens (float_rows). Many: the
-  // packed GEMM, whose threads take rows in multiples of 32 (whole panels of rows on every target).
+  // Few tokens: each thread reads its rows once per block of tokens (float_rows).
   if (T < kPackedMinTokens) {
     parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
     return;
@@ -40,6 +39,7 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
     return;
   }
+  // The packed GEMM: threads take rows in multiples of 32 (whole panels of rows on every target).
   parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
 }
 

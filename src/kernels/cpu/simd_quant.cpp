@@ -343,18 +343,20 @@ struct KScales {
 #endif
   }
 
-  // Σ_j min_j·(bsums[2j] + bsums[2j + 1]): the minimums times the activations' 16-value sums.
-  HWY_INLINE int32_t min_dot(const int16_t* bsums) const {
+  // Σ_j min_j·(bsums[2j] + bsums[2j + 1]), the minimums times the activations' 16-value sums,
+  // as int32 lanes that add up to it.
+  HWY_INLINE VI32 min_dot(const int16_t* bsums) const {
 #if RWKV_X86_AVX2
     alignas(32) static constexpr uint8_t kPairs[32] = {0, 1, 0, 1, 2,  3,  2,  3,  4,  5,  4,  5,  6,  7,  6,  7,
                                                        8, 9, 8, 9, 10, 11, 10, 11, 12, 13, 12, 13, 14, 15, 14, 15};
     const __m256i pairs = _mm256_shuffle_epi8(mins, _mm256_load_si256(reinterpret_cast<const __m256i*>(kPairs)));
     const __m256i sums = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(bsums));
-    return sum_lanes(VI32{_mm256_madd_epi16(sums, pairs)});
+    return VI32{_mm256_madd_epi16(sums, pairs)};
 #else
     int32_t sum = 0;
     for (size_t j = 0; j < 8; ++j) sum += min[j] * (bsums[2 * j] + bsums[2 * j + 1]);
-    return sum;
+    const D32 d32;
+    return hn::IfThenElseZero(hn::FirstN(d32, 1), hn::Set(d32, sum));
 #endif
   }
 };
@@ -429,10 +431,14 @@ struct Q6_KB {
 // Q6_K's two int8 scales per sub-block (scale[2j], scale[2j + 1]).
 // As the reference, per super-block and token: the integer sum Σ_j scale_j·Σ q·x, minus for
 // Q4_K/Q5_K Σ_j min_j·Σx (from the 16-value sums of the activations), scaled in float.
+// The integer sums stay in lanes: each super-block's are converted and scaled as a vector,
+// and the lanes are added once per row.
 template <class K, size_t TT>
 HWY_INLINE void row_tile_k(const uint8_t* w, size_t blocks, const Q8KBlock* x, float* y, size_t ldy) {
   using L = typename K::L;
-  float sum[TT] = {};
+  const DF df;
+  VF sum[TT];
+  for (size_t t = 0; t < TT; ++t) sum[t] = hn::Zero(df);
   for (size_t b = 0; b < blocks; ++b, w += K::kBytes) {
     prefetch_ahead(w, K::kBytes);
     const auto scales = K::Scales::unpack(w);
@@ -446,11 +452,12 @@ HWY_INLINE void row_tile_k(const uint8_t* w, size_t blocks, const Q8KBlock* x, f
     const float d = K::d(w), dmin = K::dmin(w);
     for (size_t t = 0; t < TT; ++t) {
       const Q8KBlock& xb = x[t * blocks + b];
-      sum[t] += d * xb.d * static_cast<float>(sum_lanes(acc[t]));
-      if constexpr (K::kMin) sum[t] -= dmin * xb.d * static_cast<float>(scales.min_dot(xb.bsums));
+      sum[t] = hn::MulAdd(hn::ConvertTo(df, acc[t]), hn::Set(df, d * xb.d), sum[t]);
+      if constexpr (K::kMin)
+        sum[t] = hn::NegMulAdd(hn::ConvertTo(df, scales.min_dot(xb.bsums)), hn::Set(df, dmin * xb.d), sum[t]);
     }
   }
-  for (size_t t = 0; t < TT; ++t) y[t * ldy] = sum[t];
+  for (size_t t = 0; t < TT; ++t) y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, sum[t]));
 }
 
 // ---- rows × tokens
