@@ -8,8 +8,8 @@
 # Environment: RWKV (the rwkv program; default build/rwkv), LLAMA_CPP_DIR (a llama.cpp build
 # folder containing bin/llama-bench), N_PROMPT (default 512), N_GEN (default 64).
 # Reads the JSON with jq, or python3 where jq is missing.
-# llama-bench reports the mean of its repetitions (5 by default); rwkv bench times one run
-# after a warm-up.
+# llama-bench reports the mean of its repetitions (5 by default); rwkv bench the fastest of its
+# (--repeat 3 by default), each after a warm-up.
 set -euo pipefail
 
 die() { echo "compare_llama: $*" >&2; exit 1; }
