@@ -170,35 +170,41 @@ void PackTokens(const float* X, size_t T, size_t cols, float* Xp) {
 
 constexpr size_t kPackRows = 6;
 
-// acc[r][v] = Σ_i w[r][i] · xp[i][v·L + lane] for one group of tokens.
-HWY_INLINE void packed_tile(const float* const* w, const float* xp, size_t cols, float* out /* [6][G] */) {
+// out[j][0..2L) = Σ_i s_j[i] · p[i][0..2L) over i < n for six streams s_j, with p advancing by
+// two vectors per step: each step broadcasts one value of each stream against the two vectors,
+// so twelve accumulators hold 6 × 2L finished sums (no sums across lanes). Both matrix-matrix
+// kernels are this loop: streams of weights against packed tokens, or streams of tokens
+// against packed weights.
+HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  VF a00 = hn::Zero(d), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00,
-     a40 = a00, a41 = a00, a50 = a00, a51 = a00;
-  const float *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3], *w4 = w[4], *w5 = w[5];
-  for (size_t i = 0; i < cols; ++i) {
-    const VF x0 = hn::LoadU(d, xp + i * 2 * L), x1 = hn::LoadU(d, xp + i * 2 * L + L);
-    VF b = hn::Set(d, w0[i]);
-    a00 = hn::MulAdd(b, x0, a00), a01 = hn::MulAdd(b, x1, a01);
-    b = hn::Set(d, w1[i]);
-    a10 = hn::MulAdd(b, x0, a10), a11 = hn::MulAdd(b, x1, a11);
-    b = hn::Set(d, w2[i]);
-    a20 = hn::MulAdd(b, x0, a20), a21 = hn::MulAdd(b, x1, a21);
-    b = hn::Set(d, w3[i]);
-    a30 = hn::MulAdd(b, x0, a30), a31 = hn::MulAdd(b, x1, a31);
-    b = hn::Set(d, w4[i]);
-    a40 = hn::MulAdd(b, x0, a40), a41 = hn::MulAdd(b, x1, a41);
-    b = hn::Set(d, w5[i]);
-    a50 = hn::MulAdd(b, x0, a50), a51 = hn::MulAdd(b, x1, a51);
+  VF c00 = hn::Zero(d), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
+     c40 = c00, c41 = c00, c50 = c00, c51 = c00;
+  const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
+  HWY_UNROLL(4)
+  for (size_t i = 0; i < n; ++i, p += 2 * L) {
+    hwy::Prefetch(p + 16 * L);
+    const VF p0 = hn::LoadU(d, p), p1 = hn::LoadU(d, p + L);
+    VF a = hn::Set(d, s0[i]);
+    c00 = hn::MulAdd(a, p0, c00), c01 = hn::MulAdd(a, p1, c01);
+    a = hn::Set(d, s1[i]);
+    c10 = hn::MulAdd(a, p0, c10), c11 = hn::MulAdd(a, p1, c11);
+    a = hn::Set(d, s2[i]);
+    c20 = hn::MulAdd(a, p0, c20), c21 = hn::MulAdd(a, p1, c21);
+    a = hn::Set(d, s3[i]);
+    c30 = hn::MulAdd(a, p0, c30), c31 = hn::MulAdd(a, p1, c31);
+    a = hn::Set(d, s4[i]);
+    c40 = hn::MulAdd(a, p0, c40), c41 = hn::MulAdd(a, p1, c41);
+    a = hn::Set(d, s5[i]);
+    c50 = hn::MulAdd(a, p0, c50), c51 = hn::MulAdd(a, p1, c51);
   }
   const size_t G = 2 * L;
-  hn::StoreU(a00, d, out), hn::StoreU(a01, d, out + L);
-  hn::StoreU(a10, d, out + G), hn::StoreU(a11, d, out + G + L);
-  hn::StoreU(a20, d, out + 2 * G), hn::StoreU(a21, d, out + 2 * G + L);
-  hn::StoreU(a30, d, out + 3 * G), hn::StoreU(a31, d, out + 3 * G + L);
-  hn::StoreU(a40, d, out + 4 * G), hn::StoreU(a41, d, out + 4 * G + L);
-  hn::StoreU(a50, d, out + 5 * G), hn::StoreU(a51, d, out + 5 * G + L);
+  hn::StoreU(c00, d, out), hn::StoreU(c01, d, out + L);
+  hn::StoreU(c10, d, out + G), hn::StoreU(c11, d, out + G + L);
+  hn::StoreU(c20, d, out + 2 * G), hn::StoreU(c21, d, out + 2 * G + L);
+  hn::StoreU(c30, d, out + 3 * G), hn::StoreU(c31, d, out + 3 * G + L);
+  hn::StoreU(c40, d, out + 4 * G), hn::StoreU(c41, d, out + 4 * G + L);
+  hn::StoreU(c50, d, out + 5 * G), hn::StoreU(c51, d, out + 5 * G + L);
 }
 
 // Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
@@ -234,7 +240,7 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
           }
         }
         for (size_t g = g0; g < g1; ++g) {
-          packed_tile(w, Xp + g * cols * G + k0 * G, kc, out_buf.data());
+          six_by_two(w, Xp + g * cols * G + k0 * G, kc, out_buf.data());
           const size_t tn = std::min(G, T - g * G);
           for (size_t j = 0; j < n; ++j)
             for (size_t t = 0; t < tn; ++t) {
@@ -276,46 +282,18 @@ HWY_INLINE void micro_kernel(const float* const* x, const float* HWY_RESTRICT b,
                              size_t tn, size_t rn, bool add) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  const float *x0 = x[0], *x1 = x[1], *x2 = x[2], *x3 = x[3], *x4 = x[4], *x5 = x[5];
-  VF c00 = hn::Zero(d), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
-     c40 = c00, c41 = c00, c50 = c00, c51 = c00;
-  HWY_UNROLL(4)
-  for (size_t i = 0; i < kc; ++i, b += 2 * L) {
-    hwy::Prefetch(b + 16 * L);
-    const VF b0 = hn::Load(d, b), b1 = hn::Load(d, b + L);
-    VF a = hn::Set(d, x0[i]);
-    c00 = hn::MulAdd(a, b0, c00), c01 = hn::MulAdd(a, b1, c01);
-    a = hn::Set(d, x1[i]);
-    c10 = hn::MulAdd(a, b0, c10), c11 = hn::MulAdd(a, b1, c11);
-    a = hn::Set(d, x2[i]);
-    c20 = hn::MulAdd(a, b0, c20), c21 = hn::MulAdd(a, b1, c21);
-    a = hn::Set(d, x3[i]);
-    c30 = hn::MulAdd(a, b0, c30), c31 = hn::MulAdd(a, b1, c31);
-    a = hn::Set(d, x4[i]);
-    c40 = hn::MulAdd(a, b0, c40), c41 = hn::MulAdd(a, b1, c41);
-    a = hn::Set(d, x5[i]);
-    c50 = hn::MulAdd(a, b0, c50), c51 = hn::MulAdd(a, b1, c51);
-  }
-  const VF c[kMR][2] = {{c00, c01}, {c10, c11}, {c20, c21}, {c30, c31}, {c40, c41}, {c50, c51}};
-  if (rn == 2 * L) {
-    for (size_t t = 0; t < tn; ++t) {
-      float* yt = y + t * ldy;
-      if (add) {
-        hn::StoreU(hn::Add(hn::LoadU(d, yt), c[t][0]), d, yt);
-        hn::StoreU(hn::Add(hn::LoadU(d, yt + L), c[t][1]), d, yt + L);
-      } else {
-        hn::StoreU(c[t][0], d, yt);
-        hn::StoreU(c[t][1], d, yt + L);
-      }
-    }
-    return;
-  }
-  HWY_ALIGN float tile[2 * HWY_MAX_BYTES / sizeof(float)];
+  HWY_ALIGN float tile[kMR * 2 * HWY_MAX_BYTES / sizeof(float)];
+  six_by_two(x, b, kc, tile);
   for (size_t t = 0; t < tn; ++t) {
-    hn::Store(c[t][0], d, tile);
-    hn::Store(c[t][1], d, tile + L);
     float* yt = y + t * ldy;
-    for (size_t r = 0; r < rn; ++r) yt[r] = add ? yt[r] + tile[r] : tile[r];
+    const float* ct = tile + t * 2 * L;
+    if (rn == 2 * L) {
+      const VF c0 = hn::Load(d, ct), c1 = hn::Load(d, ct + L);
+      hn::StoreU(add ? hn::Add(hn::LoadU(d, yt), c0) : c0, d, yt);
+      hn::StoreU(add ? hn::Add(hn::LoadU(d, yt + L), c1) : c1, d, yt + L);
+    } else {
+      for (size_t r = 0; r < rn; ++r) yt[r] = add ? yt[r] + ct[r] : ct[r];
+    }
   }
 }
 
