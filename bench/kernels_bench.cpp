@@ -5,6 +5,7 @@
 // as in decoding a whole model, rather than from the last-level cache.
 //   build/rwkv_bench --benchmark_filter=Matvec
 #include <benchmark/benchmark.h>
+#include <cblas.h>
 
 #include <cstring>
 #include <random>
@@ -131,6 +132,28 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
 BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
+
+// The same f32 products by OpenBLAS's sgemm (Y = X·Wᵀ), for the choice of our own GEMM for
+// prefill (docs/DEPENDENCIES.md): compare with Matmul/f32 at the same shape and threads.
+void OpenBlasSgemm(benchmark::State& st) {
+  const size_t rows = static_cast<size_t>(st.range(0)), cols = static_cast<size_t>(st.range(1)), T = 512;
+  openblas_set_num_threads(static_cast<int>(st.range(2)));
+  std::mt19937 rng(1);
+  std::normal_distribution<float> gauss(0.0f, 0.05f);
+  std::vector<float> W(rows * cols), x(T * cols), y(T * rows);
+  for (float& v : W) v = gauss(rng);
+  for (float& v : x) v = gauss(rng);
+  for (auto _ : st) {
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<int>(T), static_cast<int>(rows),
+                static_cast<int>(cols), 1.0f, x.data(), static_cast<int>(cols), W.data(), static_cast<int>(cols), 0.0f,
+                y.data(), static_cast<int>(rows));
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
+                                              benchmark::Counter::kIsRate);
+  openblas_set_num_threads(1);
+}
+BENCHMARK(OpenBlasSgemm)->Apply(GemmShapes);
 }  // namespace
 // The GEMM's ceiling: 64 f16 rows × 256 columns against T tokens, all in L1/L2, 1 thread (the
 // weights are widened and packed on every call, as in prefill).
