@@ -2,9 +2,9 @@
 // is compiled once per target (foreach_target.h re-includes it); HWY_DYNAMIC_DISPATCH picks one.
 //
 // Each block of weights is unpacked in registers to one byte per weight (its integer level) and
-// dotted with the activations of up to 4 tokens: integer products summed exactly per block,
-// scaled in float per block (32-value types) or per super-block (K-quants, in the reference's
-// order).
+// dotted with 8-bit activations: integer products summed exactly per block, scaled in float per
+// block (32-value types: one row against one token at a time, the row staying in L1 for the
+// next tokens) or per super-block (K-quants: tiles of up to 4 tokens per unpacked block).
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/simd_quant.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
@@ -466,9 +466,9 @@ HWY_INLINE void row_tile_k(const uint8_t* w, size_t blocks, const Q8KBlock* x, f
 // core's L2 cache while the rows stream past.
 size_t token_block(size_t token_bytes) { return std::max<size_t>(1, (128 * 1024) / std::max<size_t>(token_bytes, 1)); }
 
-// Rows [r0, r1) against T tokens (activations x[t·blocks + b]): tiles of up to 4 tokens, so
-// each weight block is unpacked once per 4 tokens and read from memory once per token block.
-// Tile(w, x, y) computes one row against TT tokens.
+// Rows [r0, r1) against T tokens (activations x[t·blocks + b]), for the K-quants: tiles of up
+// to 4 tokens, so each weight block is unpacked once per 4 tokens and read from memory once
+// per token block. Tile(w, x, y) computes one row against TT tokens.
 template <class Block, size_t kBlockValues, template <size_t> class Tile>
 void rows(const uint8_t* W, size_t cols, size_t r0, size_t r1, const Block* x, size_t T, float* Y, size_t ldy,
           size_t row_bytes) {

@@ -13,8 +13,9 @@ namespace rwkv::cpu::simd {
 // Y[t·ldy + o] = Σ_i W[o][i]·x[t][i] for rows o in [r0, r1) and tokens t in [0, T), with W a
 // row-major matrix of `cols` columns in a 32-value block type (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0)
 // and x[t] the activations of token t quantized per 32 values (cols / 32 blocks per token).
-// Each row is unpacked once per block of tokens, so weights stream from memory once per call
-// when the tokens' activations fit in the core's cache.
+// Each row is read from memory once per block of tokens (and from L1 for each token of the
+// block), so weights stream from memory once per call when the tokens' activations fit in the
+// core's cache. Every token is computed by the same operations, whatever T.
 void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T,
              float* Y, size_t ldy);
 
