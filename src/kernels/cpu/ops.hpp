@@ -79,6 +79,8 @@ class QuantizedActivations {
  private:
   size_t T_;
   std::vector<Q8Block> q8_;
+  std::vector<float> q8_d_, q8_s_;  // q8_'s scalars as arrays, for the SIMD kernels
+  std::vector<int32_t> q8_level_sum_;
   std::vector<Q8KBlock> q8k_;
 };
 

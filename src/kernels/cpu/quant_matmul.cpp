@@ -201,17 +201,25 @@ QuantizedActivations::QuantizedActivations(const float* X, size_t T, const Matri
       for (size_t t = t0; t < t1; ++t) quantize(X + t * W.cols, W.cols, q + t * blocks);
     });
   };
-  if (is_k_quant(W.type))
+  if (is_k_quant(W.type)) {
     each_token(q8k_, simd::quantize_q8_k);
-  else
-    each_token(q8_, simd::quantize_q8);
+    return;
+  }
+  each_token(q8_, simd::quantize_q8);
+  q8_d_.resize(q8_.size()), q8_s_.resize(q8_.size()), q8_level_sum_.resize(q8_.size());
+  for (size_t i = 0; i < q8_.size(); ++i) {
+    q8_d_[i] = q8_[i].d;
+    q8_s_[i] = q8_[i].s;
+    q8_level_sum_[i] = static_cast<int32_t>(q8_[i].level_sum);
+  }
 }
 
 void QuantizedActivations::rows(const Matrix& W, size_t r0, size_t r1, float* Y) const {
   if (is_k_quant(W.type))
     simd::q8k_rows(W.type, W.data, W.cols, r0, r1, q8k_.data(), T_, Y, W.rows);
   else
-    simd::q8_rows(W.type, W.data, W.cols, r0, r1, q8_.data(), T_, Y, W.rows);
+    simd::q8_rows(W.type, W.data, W.cols, r0, r1, q8_.data(), {q8_d_.data(), q8_s_.data(), q8_level_sum_.data()}, T_,
+                  Y, W.rows);
 }
 
 void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {

@@ -15,7 +15,6 @@
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
-#include <vector>
 
 #include "io/k_quants.hpp"
 #include "kernels/cpu/simd_quant.hpp"
@@ -215,13 +214,8 @@ HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64) hwy::Prefetch(p + 2048 + i);
 }
 
-// ---- 32-value blocks: rows × tiles of TT tokens
+// ---- 32-value blocks: one row against one token
 
-// Σ_b d_b·x_b.d·Σ (u − k)·x (+ m_b·x_b.s, where x_b.s = x_b.d·Σx) for one row and TT tokens
-// (x[t·blocks + b]), into y[t·ldy]. Each block is unpacked once for the TT tokens. Even and odd
-// blocks go to two chains of partial sums (the float sums and the offset or minimum terms),
-// so that no chain's latency paces the loop; every TT sums in the same order (a token gives
-// the same bits alone or with others). The weights are prefetched about once per cache line.
 // The activations of one token in the arrays the kernels read: per block the scale d, the
 // exact level sum Σq (for the offsets) and s = d·Σq rounded as ggml stores it (for the minimums).
 struct TokenSums {
@@ -501,17 +495,9 @@ struct TileK {
 
 // 32-value types: each row once per block of tokens (the row stays in L1 for the tokens).
 template <class B>
-void q8_rows_b(const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y, size_t ldy) {
+void q8_rows_b(const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs, size_t T,
+               float* Y, size_t ldy) {
   const size_t blocks = cols / 32, row_bytes = blocks * B::kBytes;
-  // The tokens' scales and sums as arrays (one pass over x; it serves every row).
-  thread_local std::vector<float> d, s;
-  thread_local std::vector<int32_t> level_sum;
-  d.resize(T * blocks), s.resize(T * blocks), level_sum.resize(T * blocks);
-  for (size_t i = 0; i < T * blocks; ++i) {
-    d[i] = x[i].d;
-    s[i] = x[i].s;
-    level_sum[i] = static_cast<int32_t>(x[i].level_sum);
-  }
   const size_t tb = token_block(blocks * sizeof(Q8Block));
   const uint8_t* w = static_cast<const uint8_t*>(W);
   for (size_t t0 = 0; t0 < T; t0 += tb) {
@@ -519,7 +505,7 @@ void q8_rows_b(const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* 
     for (size_t r = r0; r < r1; ++r)
       for (size_t t = t0; t < t1; ++t) {
         const size_t o = t * blocks;
-        const TokenSums xt{x + o, d.data() + o, level_sum.data() + o, s.data() + o};
+        const TokenSums xt{x + o, xs.d + o, xs.level_sum + o, xs.s + o};
         Y[t * ldy + r] = row_token<B>(w + r * row_bytes, blocks, xt);
       }
   }
@@ -532,14 +518,14 @@ void q8k_rows_k(const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock
                                             cols / 256 * K::kBytes);
 }
 
-void Q8Rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y,
-            size_t ldy) {
+void Q8Rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs,
+            size_t T, float* Y, size_t ldy) {
   switch (type) {
-    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, cols, r0, r1, x, xs, T, Y, ldy);
     default: return;  // callers pass these types only
   }
 }
@@ -635,9 +621,9 @@ HWY_EXPORT(QuantizeQ8K);
 void quantize_q8(const float* x, size_t n, Q8Block* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8)(x, n, out); }
 void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8K)(x, n, out); }
 
-void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T, float* Y,
-             size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, cols, r0, r1, x, T, Y, ldy);
+void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs,
+             size_t T, float* Y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, cols, r0, r1, x, xs, T, Y, ldy);
 }
 
 void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,

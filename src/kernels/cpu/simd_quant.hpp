@@ -4,6 +4,7 @@
 // reference is matmul_quantized_reference (quant_matmul.cpp); the tests compare the two.
 #pragma once
 #include <cstddef>
+#include <cstdint>
 
 #include "io/tensor.hpp"
 #include "kernels/cpu/ops.hpp"  // Q8Block, Q8KBlock
@@ -16,8 +17,15 @@ namespace rwkv::cpu::simd {
 // Each row is read from memory once per block of tokens (and from L1 for each token of the
 // block), so weights stream from memory once per call when the tokens' activations fit in the
 // core's cache. Every token is computed by the same operations, whatever T.
-void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, size_t T,
-             float* Y, size_t ldy);
+// xs holds the blocks' scalars as arrays, [t·blocks + b] (laid out once per product by the
+// caller: the kernels load eight blocks' at a time).
+struct Q8Scalars {
+  const float* d;            // Q8Block::d
+  const float* s;            // Q8Block::s
+  const int32_t* level_sum;  // Q8Block::level_sum, an exact integer
+};
+void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs,
+             size_t T, float* Y, size_t ldy);
 
 // The same for the K-quants (Q4_K, Q5_K, Q6_K) against activations quantized per 256 values.
 void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
