@@ -96,16 +96,14 @@ class Model {
 class Floats {
  public:
   Floats() = default;
-  explicit Floats(size_t n) : p_(new float[n]), n_(n) {}
+  explicit Floats(size_t n) : p_(new float[n]) {}
   float* data() { return p_.get(); }
   const float* data() const { return p_.get(); }
   float& operator[](size_t i) { return p_[i]; }
   const float& operator[](size_t i) const { return p_[i]; }
-  size_t size() const { return n_; }
 
  private:
   std::unique_ptr<float[]> p_;
-  size_t n_ = 0;
 };
 
 // z_prev for token shift (spec §1.2): in each run, its first row takes the state's shift

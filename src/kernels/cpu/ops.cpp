@@ -51,19 +51,18 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
   }
   // The rows of all products as one index range; block types quantize their activations first.
   const size_t n = products.size();
-  std::vector<const Product*> ps;
+  const Product* ps = products.begin();
   std::vector<size_t> first{0};
   std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
-  for (const Product& p : products) {
-    if (!is_float_type(p.W->type)) quantized[ps.size()] = std::make_unique<QuantizedActivations>(p.X, T, *p.W);
-    ps.push_back(&p);
-    first.push_back(first.back() + p.W->rows);
+  for (size_t j = 0; j < n; ++j) {
+    if (!is_float_type(ps[j].W->type)) quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, *ps[j].W);
+    first.push_back(first.back() + ps[j].W->rows);
   }
   parallel_for(first.back(), 16, [&](size_t b, size_t e) {
     for (size_t j = 0; j < n; ++j) {
       const size_t r0 = std::max(b, first[j]), r1 = std::min(e, first[j + 1]);
       if (r0 >= r1) continue;
-      const Product& p = *ps[j];
+      const Product& p = ps[j];
       if (quantized[j])
         quantized[j]->rows(*p.W, r0 - first[j], r1 - first[j], p.Y);
       else
