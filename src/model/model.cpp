@@ -121,7 +121,7 @@ void Model::forward(State& state, std::span<const int32_t> tokens, Logits which,
 void Model::forward_batch(std::span<const Sequence> seqs) const {
   const Hparams& hp = weights_.hp;
   const size_t C = hp.n_embd, V = hp.vocab_size;
-  const size_t state_size = State(hp).data().size();
+  const size_t state_size = State::size(hp);
   std::vector<Run> runs;
   size_t T = 0;
   for (const Sequence& q : seqs) {
@@ -175,13 +175,17 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
       rows.push_back(r.begin + r.count - 1);
   }
   if (rows.empty()) return;
-  Floats xs(rows.size() * C), logits(rows.size() * V);
+  Floats xs(rows.size() * C);
   for (size_t i = 0; i < rows.size(); ++i) std::memcpy(&xs[i * C], &x[rows[i] * C], C * sizeof(float));
   cpu::layer_norm(xs.data(), rows.size(), C, ln_out_w_, ln_out_b_, hp.layer_norm_eps, xs.data());
-  cpu::matmul(xs.data(), rows.size(), head_, logits.data());
+  // One sequence: its rows are all the rows, written straight into its buffer.
+  Floats buffer;
+  float* logits = seqs.size() == 1 ? seqs[0].logits : (buffer = Floats(rows.size() * V)).data();
+  cpu::matmul(xs.data(), rows.size(), head_, logits);
   if (head_b_)
     for (size_t i = 0; i < rows.size(); ++i)
       for (size_t v = 0; v < V; ++v) logits[i * V + v] += head_b_[v];
+  if (seqs.size() == 1) return;
   size_t next = 0;
   for (const Sequence& q : seqs) {
     const size_t n = q.which == Logits::All ? q.tokens.size() : q.which == Logits::Last ? 1 : 0;

@@ -7,9 +7,18 @@ namespace rwkv {
 
 State::State(const Hparams& hp)
     : arch_(hp.arch), n_layer_(hp.n_layer), n_embd_(hp.n_embd), dim_att_(hp.dim_att) {
-  wkv_size_ = arch_ == Arch::RWKV4 ? 3 * dim_att_ : static_cast<size_t>(hp.n_head) * hp.head_size * hp.head_size;
-  data_.resize(static_cast<size_t>(n_layer_) * per_layer());
+  wkv_size_ = wkv_size(hp);
+  data_.resize(size(hp));
   reset();
+}
+
+size_t State::wkv_size(const Hparams& hp) {
+  return hp.arch == Arch::RWKV4 ? 3 * static_cast<size_t>(hp.dim_att)
+                                : static_cast<size_t>(hp.n_head) * hp.head_size * hp.head_size;
+}
+
+size_t State::size(const Hparams& hp) {
+  return static_cast<size_t>(hp.n_layer) * (2 * static_cast<size_t>(hp.n_embd) + wkv_size(hp));
 }
 
 void State::reset() {

@@ -13,6 +13,7 @@ class State {
  public:
   State() = default;
   explicit State(const Hparams& hp);
+  static size_t size(const Hparams& hp);  // floats in a model's state (data().size())
 
   void reset();  // the fresh state: zeros, and pp = −1e30 for RWKV-4 (spec §2.3)
   float* att_x(int l) { return layer(l); }
@@ -26,6 +27,7 @@ class State {
  private:
   float* layer(int l) { return data_.data() + static_cast<size_t>(l) * per_layer(); }
   size_t per_layer() const { return 2 * n_embd_ + wkv_size_; }
+  static size_t wkv_size(const Hparams& hp);
   Arch arch_ = Arch::RWKV7;
   int n_layer_ = 0;
   size_t n_embd_ = 0, dim_att_ = 0, wkv_size_ = 0;
