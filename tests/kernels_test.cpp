@@ -197,9 +197,13 @@ TEST(Kernels, QuantizeQ8RoundsToNearestLevel) {
   for (int i = 0; i < 32; ++i) EXPECT_LE(std::fabs(b.q[i] * b.d - x[i]), b.d / 2 + 1e-6f);
 }
 
-TEST(Kernels, LayerNormAndGroupNorm) {
+// Rows of 32 values (whole vectors) and of 37 (with a tail after the last vector).
+class NormRows : public ::testing::TestWithParam<size_t> {};
+INSTANTIATE_TEST_SUITE_P(Kernels, NormRows, ::testing::Values(8, 37));
+
+TEST_P(NormRows, LayerNormAndGroupNormMatchTheirDefinitions) {
   std::mt19937 rng(3);
-  const size_t T = 3, H = 4, N = 8, C = H * N;
+  const size_t T = 3, H = 4, N = GetParam(), C = H * N;
   auto x = random_vec(T * C, rng, -3, 5), w = random_vec(C, rng), b = random_vec(C, rng);
   std::vector<float> y(T * C), g(T * C);
   cpu::layer_norm(x.data(), T, C, w.data(), b.data(), 1e-5f, y.data());

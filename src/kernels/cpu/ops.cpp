@@ -92,23 +92,7 @@ void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y) {
 }
 
 namespace {
-// Mean and biased variance of n values, accumulated in double for stability.
-void moments(const float* x, size_t n, double& mean, double& var) {
-  double s = 0;
-  for (size_t i = 0; i < n; ++i) s += x[i];
-  mean = s / static_cast<double>(n);
-  double q = 0;
-  for (size_t i = 0; i < n; ++i) q += (x[i] - mean) * (x[i] - mean);
-  var = q / static_cast<double>(n);
-}
-
-// y = (x − mean) / sqrt(var + eps) · weight + bias over n values.
-void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
-  double mean, var;
-  moments(x, n, mean, var);
-  const double inv = 1.0 / std::sqrt(var + eps);
-  for (size_t i = 0; i < n; ++i) y[i] = static_cast<float>((x[i] - mean) * inv) * weight[i] + bias[i];
-}
+using simd::normalize;
 
 // Rows per piece of work for the norms: about 8k values.
 size_t norm_grain(size_t row) { return std::max<size_t>(1, 8192 / std::max<size_t>(row, 1)); }

@@ -9,6 +9,7 @@
 #include <hwy/contrib/math/math-inl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
@@ -588,6 +589,36 @@ void Activate(Act act, const float* x, const float* bias, size_t T, size_t n, fl
   }
 }
 
+// ---- normalisation: y = float((x − mean)·inv)·weight + bias, inv = 1/sqrt(var + eps), with the
+// mean and the (biased) variance summed in double, a vector of doubles at a time.
+void Normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
+  const hn::Repartition<double, DF> dd;
+  const hn::Rebind<float, decltype(dd)> df;  // as many floats as dd has doubles
+  const size_t L = hn::Lanes(dd);
+  auto wide = [&](size_t i) { return hn::PromoteTo(dd, hn::LoadU(df, x + i)); };
+  auto sum = hn::Zero(dd);
+  size_t i = 0;
+  for (; i + L <= n; i += L) sum = hn::Add(sum, wide(i));
+  double s = hn::GetLane(hn::SumOfLanes(dd, sum));
+  for (; i < n; ++i) s += x[i];
+  const double mean = s / static_cast<double>(n);
+  const auto vmean = hn::Set(dd, mean);
+  auto squares = hn::Zero(dd);
+  for (i = 0; i + L <= n; i += L) {
+    const auto dev = hn::Sub(wide(i), vmean);
+    squares = hn::MulAdd(dev, dev, squares);
+  }
+  double q = hn::GetLane(hn::SumOfLanes(dd, squares));
+  for (; i < n; ++i) q += (x[i] - mean) * (x[i] - mean);
+  const double inv = 1.0 / std::sqrt(q / static_cast<double>(n) + eps);
+  const auto vinv = hn::Set(dd, inv);
+  for (i = 0; i + L <= n; i += L) {
+    const auto z = hn::DemoteTo(df, hn::Mul(hn::Sub(wide(i), vmean), vinv));
+    hn::StoreU(hn::MulAdd(z, hn::LoadU(df, weight + i), hn::LoadU(df, bias + i)), df, y + i);
+  }
+  for (; i < n; ++i) y[i] = static_cast<float>((x[i] - mean) * inv) * weight[i] + bias[i];
+}
+
 const char* TargetName() { return hwy::TargetName(HWY_TARGET); }
 
 }  // namespace rwkv::cpu::simd::HWY_NAMESPACE
@@ -604,6 +635,7 @@ HWY_EXPORT(GemmRows);
 HWY_EXPORT(Wkv7Head);
 HWY_EXPORT(Wkv5Head);
 HWY_EXPORT(Activate);
+HWY_EXPORT(Normalize);
 HWY_EXPORT(TargetName);
 
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
@@ -639,6 +671,10 @@ void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* 
 
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {
   HWY_DYNAMIC_DISPATCH(Activate)(act, x, bias, T, n, y);
+}
+
+void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
+  HWY_DYNAMIC_DISPATCH(Normalize)(x, n, weight, bias, eps, y);
 }
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }

@@ -44,6 +44,8 @@ void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* 
 // be null; y may be x). The decays: RWKV-7 exp(−e^{−1/2}·σ(x)) (spec §3.2), RWKV-6 exp(−exp(x)).
 enum class Act { Sigmoid, Tanh, ReluSq, DecayRwkv7, DecayRwkv6 };
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y);
+// y = (x − mean)/sqrt(var + eps)·weight + bias over n values (mean and variance in double).
+void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y);
 // The instruction set the kernels run with here (e.g. "AVX2", "AVX3").
 const char* target_name();
 
