@@ -257,10 +257,10 @@ TEST(Kernels, ActivationsMatchTheirDefinitions) {
     }
 }
 
-// RWKV-4 WKV: the stable kernel against the definition (spec §2.3) in double.
-TEST(Kernels, Wkv4MatchesNaiveDefinitionAcrossCalls) {
-  std::mt19937 rng(4);
-  const size_t T = 40, A = 5;
+// RWKV-4 WKV: the stable kernel against the definition (spec §2.3) in double, on every
+// instruction set: vectors of channels and a tail.
+void check_wkv4(std::mt19937& rng) {
+  const size_t T = 40, A = 21;
   auto k = random_vec(T * A, rng, -3, 3), v = random_vec(T * A, rng, -2, 2);
   auto d = random_vec(A, rng, -2, 1), u = random_vec(A, rng, -1, 1);
   std::vector<float> w(A);
@@ -280,6 +280,16 @@ TEST(Kernels, Wkv4MatchesNaiveDefinitionAcrossCalls) {
       ASSERT_NEAR(y[t * A + c], num / den, 2e-5) << t << " " << c;
     }
   for (size_t c = 0; c < A; ++c) EXPECT_GE(bb[c], 1.0f);
+}
+
+TEST(Kernels, Wkv4MatchesNaiveDefinitionAcrossCalls) {
+  std::mt19937 rng(4);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    check_wkv4(rng);
+  }
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 TEST(Kernels, Wkv4StaysFiniteForHugeKeys) {

@@ -507,6 +507,39 @@ void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w,
     for (size_t j = 0; j < N; ++j) S[i * N + j] = St[j * N + i];
 }
 
+// RWKV-4 (spec §2.3) for channels [c0, c1): a vector of channels at a time, each scanned over
+// the T tokens; the last channels one lane at a time with the same arithmetic. Every exponent
+// is ≤ 0 by construction of q.
+template <class D>
+HWY_INLINE void wkv4_lanes(D d, size_t T, size_t A, size_t c, const float* k, const float* v, const float* w,
+                           const float* u, float* aa, float* bb, float* pp, float* y) {
+  auto a = hn::LoadU(d, aa + c), b = hn::LoadU(d, bb + c), p = hn::LoadU(d, pp + c);
+  const auto wc = hn::LoadU(d, w + c), uc = hn::LoadU(d, u + c);
+  for (size_t t = 0; t < T; ++t) {
+    const auto kt = hn::LoadU(d, k + t * A + c), vt = hn::LoadU(d, v + t * A + c), ukt = hn::Add(uc, kt);
+    auto q = hn::Max(p, ukt);
+    auto e1 = hn::Exp(d, hn::Sub(p, q)), e2 = hn::Exp(d, hn::Sub(ukt, q));
+    hn::StoreU(hn::Div(hn::MulAdd(e1, a, hn::Mul(e2, vt)), hn::MulAdd(e1, b, e2)), d, y + t * A + c);
+    const auto pw = hn::Add(p, wc);
+    q = hn::Max(pw, kt);
+    e1 = hn::Exp(d, hn::Sub(pw, q));
+    e2 = hn::Exp(d, hn::Sub(kt, q));
+    a = hn::MulAdd(e1, a, hn::Mul(e2, vt));
+    b = hn::MulAdd(e1, b, e2);
+    p = q;
+  }
+  hn::StoreU(a, d, aa + c), hn::StoreU(b, d, bb + c), hn::StoreU(p, d, pp + c);
+}
+
+void Wkv4Channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, const float* v, const float* w,
+                  const float* u, float* aa, float* bb, float* pp, float* y) {
+  const DF d;
+  const hn::CappedTag<float, 1> d1;
+  size_t c = c0;
+  for (; c + hn::Lanes(d) <= c1; c += hn::Lanes(d)) wkv4_lanes(d, T, A, c, k, v, w, u, aa, bb, pp, y);
+  for (; c < c1; ++c) wkv4_lanes(d1, T, A, c, k, v, w, u, aa, bb, pp, y);
+}
+
 // RWKV-5/6 for one head: y_i = (Σ_j r_j u_j k_j)·v_i + Σ_j r_j S_ji, then S_j ← k_j v + w_j S_j.
 // The state rows j are walked once per vector of values i, with y accumulated in a register.
 void Wkv5Head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k, const float* v,
@@ -633,6 +666,7 @@ HWY_EXPORT(PackTokens);
 HWY_EXPORT(PackedRows);
 HWY_EXPORT(GemmRows);
 HWY_EXPORT(Wkv7Head);
+HWY_EXPORT(Wkv4Channels);
 HWY_EXPORT(Wkv5Head);
 HWY_EXPORT(Activate);
 HWY_EXPORT(Normalize);
@@ -662,6 +696,11 @@ void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, con
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
                const float* a, const float* b, float* S, float* y) {
   HWY_DYNAMIC_DISPATCH(Wkv7Head)(T, stride, N, r, w, k, v, a, b, S, y);
+}
+
+void wkv4_channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, const float* v, const float* w,
+                   const float* u, float* aa, float* bb, float* pp, float* y) {
+  HWY_DYNAMIC_DISPATCH(Wkv4Channels)(T, A, c0, c1, k, v, w, u, aa, bb, pp, y);
 }
 
 void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k, const float* v,

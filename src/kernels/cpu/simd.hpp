@@ -40,6 +40,10 @@ void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w
 // token, w by `w_stride` (0: one decay for all tokens); S is the head's N×N state [key j][value i].
 void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k,
                const float* v, const float* w, const float* u, float* S, float* y);
+// RWKV-4 WKV (spec §2.3) for channels [c0, c1) of A over T tokens (k, v, y: [t][A]), the state
+// aa, bb, pp continued in place.
+void wkv4_channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, const float* v, const float* w,
+                   const float* u, float* aa, float* bb, float* pp, float* y);
 // Element-wise activations: y[t·n + i] = act(x[t·n + i] + bias[i]) for T rows of n (bias may
 // be null; y may be x). The decays: RWKV-7 exp(−e^{−1/2}·σ(x)) (spec §3.2), RWKV-6 exp(−exp(x)).
 enum class Act { Sigmoid, Tanh, ReluSq, DecayRwkv7, DecayRwkv6 };
