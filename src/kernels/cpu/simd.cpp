@@ -140,13 +140,17 @@ void float_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, con
   }
 }
 
-// Widens n weights to float32.
+// Widens n weights to float32, asking for the same span of `next` (if any) on the way: the
+// weights the caller widens next arrive while it computes with these.
 template <class K>
-HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst) {
+HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst, const typename K::T* next) {
   const DF d;
   const size_t L = hn::Lanes(d);
   size_t i = 0;
-  for (; i + L <= n; i += L) hn::StoreU(K::load(d, src + i), d, dst + i);
+  for (; i + L <= n; i += L) {
+    if (next && i * sizeof(typename K::T) % 64 == 0) hwy::Prefetch(next + i);
+    hn::StoreU(K::load(d, src + i), d, dst + i);
+  }
   for (; i < n; ++i) dst[i] = K::one(src + i);
 }
 
@@ -235,7 +239,9 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
             w[j] = reinterpret_cast<const float*>(W + (r + j) * cols + k0);
           } else {
             float* dst = rows_buf.data() + j * kc;
-            if (j < n) widen<K>(W + (r + j) * cols + k0, kc, dst);
+            // the same row of the next group of rows, if any, is asked for meanwhile
+            const typename K::T* next = r + kPackRows + j < r1 ? W + (r + kPackRows + j) * cols + k0 : nullptr;
+            if (j < n) widen<K>(W + (r + j) * cols + k0, kc, dst, next);
             else std::fill(dst, dst + kc, 0.0f);
             w[j] = dst;
           }
