@@ -50,6 +50,18 @@ struct BF16W {
   }
 };
 
+// Calls fn(K(), W as const K::T*) for the weight type K of `type`: the one switch over the
+// float types that every float kernel's entry point shares.
+template <class Fn>
+HWY_INLINE void by_weight_type(DType type, const void* W, const Fn& fn) {
+  switch (type) {
+    case DType::F32: return fn(F32W(), static_cast<const float*>(W));
+    case DType::F16: return fn(F16W(), static_cast<const hwy::float16_t*>(W));
+    case DType::BF16: return fn(BF16W(), static_cast<const hwy::bfloat16_t*>(W));
+    default: return;  // callers pass float types only
+  }
+}
+
 // R rows × TT tokens of dot products: each weight vector is loaded once for TT tokens, each
 // activation vector once for R rows.
 template <class K, size_t R, size_t TT>
@@ -262,14 +274,7 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
 
 void PackedRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
                 size_t ldy) {
-  switch (type) {
-    case DType::F32: return packed_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, Xp, T, Y, ldy);
-    case DType::F16:
-      return packed_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, Xp, T, Y, ldy);
-    case DType::BF16:
-      return packed_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, Xp, T, Y, ldy);
-    default: return;
-  }
+  by_weight_type(type, W, [&](auto k, const auto* w) { packed_rows_k<decltype(k)>(w, cols, r0, r1, Xp, T, Y, ldy); });
 }
 
 // ---- matrix-matrix (prefill): a packed GEMM in the manner of Goto and BLIS
@@ -370,26 +375,12 @@ void gemm_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, cons
 
 void GemmRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
               size_t ldy) {
-  switch (type) {
-    case DType::F32: return gemm_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, X, T, Y, ldy);
-    case DType::F16:
-      return gemm_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, X, T, Y, ldy);
-    case DType::BF16:
-      return gemm_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, X, T, Y, ldy);
-    default: return;
-  }
+  by_weight_type(type, W, [&](auto k, const auto* w) { gemm_rows_k<decltype(k)>(w, cols, r0, r1, X, T, Y, ldy); });
 }
 
 void FloatRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                size_t ldy) {
-  switch (type) {
-    case DType::F32: return float_rows_k<F32W>(static_cast<const float*>(W), cols, r0, r1, X, T, Y, ldy);
-    case DType::F16:
-      return float_rows_k<F16W>(static_cast<const hwy::float16_t*>(W), cols, r0, r1, X, T, Y, ldy);
-    case DType::BF16:
-      return float_rows_k<BF16W>(static_cast<const hwy::bfloat16_t*>(W), cols, r0, r1, X, T, Y, ldy);
-    default: return;  // callers pass float types only
-  }
+  by_weight_type(type, W, [&](auto k, const auto* w) { float_rows_k<decltype(k)>(w, cols, r0, r1, X, T, Y, ldy); });
 }
 
 HWY_INLINE float dot(const float* x, const float* y, size_t n) {
