@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/simd_quant.hpp"
 
 namespace {
 
@@ -47,12 +48,18 @@ void matvec(benchmark::State& st, DType type, bool in_cache) {
   const size_t bytes = rows * rwkv::dtype_bytes(type, cols);
   const size_t copies = in_cache ? 1 : std::max<size_t>(1, (size_t(256) << 20) / bytes);
   const std::vector<std::vector<uint8_t>> W(copies, random_matrix(type, rows, cols, rng));
+  // Q4_0 and Q8_0 also interleaved by eights, as models hold them (Model::matrix).
+  const bool eights = rwkv::cpu::simd::has_rows8_layout(type) && rwkv::cpu::simd::rows8_kernel();
+  std::vector<std::vector<uint8_t>> W8(eights ? copies : 0, std::vector<uint8_t>(bytes));
+  for (size_t i = 0; i < W8.size(); ++i) rwkv::cpu::simd::interleave_rows8(type, W[i].data(), rows, cols, W8[i].data());
   std::normal_distribution<float> gauss;
   std::vector<float> x(cols), y(rows);
   for (float& v : x) v = gauss(rng);
   size_t c = 0;
   for (auto _ : st) {
-    rwkv::cpu::matmul(x.data(), 1, {type, W[c].data(), rows, cols}, y.data());
+    rwkv::cpu::Matrix M{type, W[c].data(), rows, cols};
+    if (eights) M.rows8 = W8[c].data();
+    rwkv::cpu::matmul(x.data(), 1, M, y.data());
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
   }

@@ -118,6 +118,56 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
   }
 }
 
+// Q4_0 and Q8_0 through their eight-row layout (simd::interleave_rows8), where this CPU's
+// kernels read it: every row gives the same bits as the row-at-a-time kernel, over whole groups,
+// the rows left over (21 = 2·8 + 5), ranges that start and end inside a group, and levels and
+// activations at the ends of their ranges; and both stay close to the scalar reference.
+TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
+  std::mt19937 rng(16);
+  std::normal_distribution<float> gauss;
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+    ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
+    for (size_t cols : {96, 768})
+      for (int extreme = 0; extreme < 2; ++extreme) {
+        const size_t rows = 21, T = 5;
+        auto W = random_weights(type, rows, cols, rng);
+        const size_t bb = dtype_block_bytes(type);
+        if (extreme)
+          for (size_t b = 0; b < W.size() / bb; ++b) {  // levels 0x80 / 0xff: −128 or 15
+            std::memset(&W[b * bb], b % 2 ? 0xff : 0x80, bb);
+            set_scales(type, &W[b * bb], b);
+          }
+        std::vector<uint8_t> W8(16 * dtype_bytes(type, cols));
+        cpu::simd::interleave_rows8(type, W.data(), 16, cols, W8.data());
+        std::vector<float> X(T * cols);
+        for (size_t i = 0; i < X.size(); ++i) X[i] = extreme ? (i % 3 ? 1.0f : -1.0f) : gauss(rng);
+        const cpu::Matrix plain{type, W.data(), rows, cols};
+        cpu::Matrix eights = plain;
+        eights.rows8 = W8.data();
+        std::vector<float> a(T * rows), b(T * rows), ref(T * rows);
+        for (int threads : {1, 2}) {
+          cpu::set_threads(threads);
+          cpu::matmul_quantized(X.data(), T, plain, a.data());
+          cpu::matmul_quantized(X.data(), T, eights, b.data());
+          ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " cols " << cols;
+        }
+        cpu::set_threads(0);
+        const cpu::QuantizedActivations xq(X.data(), T, plain);
+        std::fill(b.begin(), b.end(), 0.0f);
+        xq.rows(eights, 3, 12, b.data());
+        xq.rows(eights, 12, rows, b.data());
+        xq.rows(eights, 0, 3, b.data());
+        ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " ranges";
+        cpu::matmul_quantized_reference(X.data(), T, plain, ref.data());
+        for (size_t i = 0; i < ref.size(); ++i)
+          EXPECT_NEAR(b[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-3) << dtype_name(type) << " " << i;
+      }
+  }
+  std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_1, W.data(), 8, 64, out.data()), Error);
+}
+
 // Activations to quantize: random, with halfway cases (levels exactly k + 0.5), equal
 // magnitudes of both signs, zeros.
 std::vector<float> activations_to_quantize(std::mt19937& rng) {

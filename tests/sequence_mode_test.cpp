@@ -5,6 +5,8 @@
 #include <fstream>
 
 #include "io/error.hpp"
+#include "io/gguf.hpp"
+#include "model/gguf_model.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
 
@@ -67,6 +69,25 @@ INSTANTIATE_TEST_SUITE_P(Tiny, SequenceMode,
                              if (!isalnum(static_cast<unsigned char>(c))) c = '_';
                            return n;
                          });
+
+// Q4_0 and Q8_0 models (every matrix quantized, llama.cpp's policy), whose products go eight
+// rows at a time where the CPU has that kernel and one row at a time elsewhere (the rows left
+// over, pieces of work that start inside a group of eight): the same equality.
+TEST(SequenceMode, EqualsRnnModeForEightRowQuantizedModels) {
+  test::TempDir dir;
+  const Weights w = load_weights(test::data_path("rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"));
+  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+    save_gguf(w, dir.file("q.gguf"), QuantizeTypes{type, type, type});
+    const auto model = Model::load(dir.file("q.gguf"));
+    const auto tokens = corpus_tokens(40);
+    const auto [rnn_logits, rnn_state] = run_chunks(*model, tokens, {1});
+    for (const std::vector<size_t>& sizes : std::vector<std::vector<size_t>>{{40}, {5, 1, 11, 2}, {16}}) {
+      const auto [logits, state] = run_chunks(*model, tokens, sizes);
+      EXPECT_LE(relative_error(logits, rnn_logits), 1e-5) << dtype_name(type) << " first chunk " << sizes[0];
+      EXPECT_LE(relative_error(state, rnn_state), 1e-5) << dtype_name(type) << " first chunk " << sizes[0];
+    }
+  }
+}
 
 TEST(SequenceMode, RepeatedRunsAreBitIdenticalAndStatesAreIndependent) {
   auto model = Model::load(test::data_path("rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"));

@@ -668,6 +668,7 @@ GgufFile read_gguf(const std::string& path) {
     t.shape = std::move(info.shape);
     t.data = f.file->data() + f.data_offset + info.offset;
     t.owner = f.file;
+    t.mapped = true;
     f.tensors.add(std::move(t));
   }
   return f;

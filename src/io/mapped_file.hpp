@@ -31,6 +31,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Lets go of the whole pages inside [p, p + n), part of a MappedFile: the memory stays valid
+// and is read again from the file if touched. For data used once (weights copied into another
+// layout), so that they are not resident twice.
+void drop_mapped_pages(const void* p, size_t n);
+
 class ByteReader {
  public:
   ByteReader(const uint8_t* data, size_t size, std::string what)

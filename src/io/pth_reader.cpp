@@ -80,6 +80,7 @@ Tensor make_tensor(const std::string& path, const std::string& name, const pickl
     // Zero copy: the mapping stays alive as long as the tensor.
     t.data = storage.data() + (numel == 0 ? 0 : static_cast<size_t>(view.storage_offset) * item);
     t.owner = file;
+    t.mapped = true;
     return t;
   }
 

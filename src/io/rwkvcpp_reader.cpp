@@ -68,6 +68,7 @@ RwkvCppFile read_rwkvcpp(const std::string& path) {
     size_t nbytes = dtype_bytes(t.dtype, numel);
     t.data = r.take(nbytes, ("data of tensor " + t.name).c_str());
     t.owner = file;
+    t.mapped = true;
     out.tensors.add(std::move(t));
   }
   return out;

@@ -38,6 +38,9 @@ struct Tensor {
   std::vector<int64_t> shape;  // PyTorch order
   const uint8_t* data = nullptr;
   std::shared_ptr<const void> owner;
+  // The data lie in a read-only file mapping (owner): pages of it can be let go
+  // (drop_mapped_pages) and are read again from the file if touched.
+  bool mapped = false;
 
   size_t numel() const;
   size_t nbytes() const { return dtype_bytes(dtype, numel()); }

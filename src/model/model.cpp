@@ -5,7 +5,9 @@
 #include <cstring>
 
 #include "io/error.hpp"
+#include "io/mapped_file.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd_quant.hpp"
 
 namespace rwkv {
 
@@ -94,9 +96,28 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   const Tensor& t = checked(name, shape);
   // Block types and aligned 16-bit floats are used as stored (memory-mapped, never copied).
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
-  if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16))
-    return {t.dtype, t.data, rows, cols};
+  if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16)) {
+    cpu::Matrix m{t.dtype, t.data, rows, cols};
+    if (name != "token_embd.weight") m.rows8 = interleaved(t, rows, cols);
+    return m;
+  }
   return {DType::F32, tensor(name, shape), rows, cols};
+}
+
+// Q4_0 and Q8_0 where the kernels read the eight-row layout: the rows copied into it, a few MB
+// at a time, each piece's mapped pages then let go, so that the weights are resident once.
+const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
+  const size_t rows8 = rows / 8 * 8;
+  if (rows8 == 0 || !cpu::simd::has_rows8_layout(t.dtype) || !cpu::simd::rows8_kernel()) return nullptr;
+  const size_t row_bytes = dtype_bytes(t.dtype, cols);
+  uint8_t* out = interleaved_.emplace_back(new uint8_t[rows8 * row_bytes]).get();
+  const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes)) * 8;
+  for (size_t r = 0; r < rows8; r += step) {
+    const size_t n = std::min(step, rows8 - r);
+    cpu::simd::interleave_rows8(t.dtype, t.data + r * row_bytes, n, cols, out + r * row_bytes);
+    if (t.mapped) drop_mapped_pages(t.data + r * row_bytes, n * row_bytes);
+  }
+  return out;
 }
 
 Floats token_shift(const float* z, size_t C, Runs runs, int l, Shift which) {

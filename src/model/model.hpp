@@ -83,6 +83,8 @@ class Model {
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
+  std::vector<std::unique_ptr<uint8_t[]>> interleaved_;  // matrices' eight-row copies (Matrix::rows8)
+  const void* interleaved(const Tensor& t, size_t rows, size_t cols);
   size_t parameter_count_ = 0, matrix_parameter_count_ = 0;
   const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape);
   cpu::Matrix emb_;

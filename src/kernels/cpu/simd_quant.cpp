@@ -16,6 +16,7 @@
 #include <cstring>
 #include <type_traits>
 
+#include "io/error.hpp"
 #include "io/k_quants.hpp"
 #include "kernels/cpu/simd_quant.hpp"
 
@@ -280,6 +281,78 @@ HWY_INLINE float row_token(const uint8_t* w, size_t blocks, const TokenSums& x) 
   return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc, mins))) + tail;
 }
 
+// ---- Q4_0 and Q8_0, eight rows at a time (the layout of interleave_rows8 in simd_quant.hpp)
+
+// One row against one token, block after block: the integer sum of block b (offset removed)
+// times the scale d_b·x_b.d, added with a fused multiply-add. rows8_token computes each of its
+// eight rows by exactly these operations, one row per lane, so a row gives the same bits
+// whichever of the two computes it (rows outside whole groups of eight, targets without the
+// eight-row kernel).
+template <class B>
+HWY_INLINE float row_token_fma(const uint8_t* w, size_t blocks, const TokenSums& x) {
+  using L = typename B::L;
+  constexpr bool kPrefetchOdd = 2 * B::kBytes > 64;
+  const hn::CappedTag<float, 1> d1;
+  auto acc = hn::Zero(d1);
+  for (size_t b = 0; b < blocks; ++b) {
+    const uint8_t* wb = w + b * B::kBytes;
+    if (b % 2 == 0 || kPrefetchOdd) prefetch_ahead(wb, 1);
+    const int32_t dot = sum_lanes(dot32<L, false>(B::unpack(wb), x.x[b].q, sub_scales(1, 1))) - B::kOffset * x.level_sum[b];
+    const float scale = half(wb) * x.d[b];
+    acc = hn::MulAdd(hn::Set(d1, static_cast<float>(dot)), hn::Set(d1, scale), acc);
+  }
+  return hn::GetLane(acc);
+}
+
+#if RWKV_X86_AVX2
+// Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against one
+// token: row r's result in lane r. Per block column, the activations' levels 4k .. 4k + 3 are
+// broadcast to every lane and multiplied with the vector holding those levels of all 8 rows:
+// pmaddubsw and pmaddwd leave each row's sum in its own int32 lane.
+template <class B>
+HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& x) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b, g += 8 * B::kBytes) {
+    prefetch_ahead(g, 8 * B::kBytes);
+    const int8_t* xq = x.x[b].q;
+    auto xs = [xq](size_t k) {  // activations 4k .. 4k + 3 in every lane
+      int32_t v;
+      std::memcpy(&v, xq + 4 * k, 4);
+      return _mm256_set1_epi32(v);
+    };
+    auto levels = [g](size_t v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 16 + 32 * v)); };
+    __m256i sum;
+    if constexpr (std::is_same_v<B, Q4_0B>) {
+      // Unsigned levels 0–15 against |x| ≤ 127: 8 pair sums of at most 3810 fit an int16 lane.
+      const __m256i low4 = _mm256_set1_epi8(15);
+      __m256i pairs = _mm256_setzero_si256();
+      for (size_t v = 0; v < 4; ++v) {
+        const __m256i w = levels(v);
+        const __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xs(v)));
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xs(v + 4)));
+      }
+      sum = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), _mm256_set1_epi32(B::kOffset * x.level_sum[b]));
+    } else {
+      // Signed levels: |w| against x with w's sign; pair sums up to 32512, widened at once.
+      sum = _mm256_setzero_si256();
+      for (size_t k = 0; k < 8; ++k) {
+        const __m256i w = levels(k);
+        const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xs(k), w));
+        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+      }
+    }
+    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
+                                       _mm256_set1_ps(x.d[b]));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);
+  }
+  return acc;
+}
+#endif
+
+bool Rows8Kernel() { return RWKV_X86_AVX2; }
+
 // ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
 
 // The sub-block scales and minimums of a Q4_K/Q5_K super-block: 6 bits each, packed in the 12
@@ -494,20 +567,35 @@ struct TileK {
 };
 
 // 32-value types: each row once per block of tokens (the row stays in L1 for the tokens).
+// Q4_0 and Q8_0 go eight rows at a time through W8, their interleaved copy, where there is one
+// and the kernel for it; other rows one at a time with the same float operations.
 template <class B>
-void q8_rows_b(const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs, size_t T,
-               float* Y, size_t ldy) {
+void q8_rows_b(const void* W, [[maybe_unused]] const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
+               const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
+  constexpr bool kRows8 = std::is_same_v<B, Q4_0B> || std::is_same_v<B, Q8_0B>;
   const size_t blocks = cols / 32, row_bytes = blocks * B::kBytes;
   const size_t tb = token_block(blocks * sizeof(Q8Block));
   const uint8_t* w = static_cast<const uint8_t*>(W);
+  auto token = [&](size_t t) {
+    const size_t o = t * blocks;
+    return TokenSums{x + o, xs.d + o, xs.level_sum + o, xs.s + o};
+  };
   for (size_t t0 = 0; t0 < T; t0 += tb) {
     const size_t t1 = std::min(T, t0 + tb);
-    for (size_t r = r0; r < r1; ++r)
-      for (size_t t = t0; t < t1; ++t) {
-        const size_t o = t * blocks;
-        const TokenSums xt{x + o, xs.d + o, xs.level_sum + o, xs.s + o};
-        Y[t * ldy + r] = row_token<B>(w + r * row_bytes, blocks, xt);
+    for (size_t r = r0; r < r1;) {
+#if RWKV_X86_AVX2
+      if (kRows8 && W8 && r % 8 == 0 && r + 8 <= r1) {
+        const uint8_t* g = static_cast<const uint8_t*>(W8) + r * row_bytes;
+        for (size_t t = t0; t < t1; ++t) _mm256_storeu_ps(Y + t * ldy + r, rows8_token<B>(g, blocks, token(t)));
+        r += 8;
+        continue;
       }
+#endif
+      for (size_t t = t0; t < t1; ++t)
+        Y[t * ldy + r] = kRows8 ? row_token_fma<B>(w + r * row_bytes, blocks, token(t))
+                                : row_token<B>(w + r * row_bytes, blocks, token(t));
+      ++r;
+    }
   }
 }
 
@@ -518,14 +606,14 @@ void q8k_rows_k(const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock
                                             cols / 256 * K::kBytes);
 }
 
-void Q8Rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs,
-            size_t T, float* Y, size_t ldy) {
+void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
+            const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
   switch (type) {
-    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
     default: return;  // callers pass these types only
   }
 }
@@ -614,6 +702,7 @@ HWY_AFTER_NAMESPACE();
 namespace rwkv::cpu::simd {
 
 HWY_EXPORT(Q8Rows);
+HWY_EXPORT(Rows8Kernel);
 HWY_EXPORT(Q8KRows);
 HWY_EXPORT(QuantizeQ8);
 HWY_EXPORT(QuantizeQ8K);
@@ -621,9 +710,29 @@ HWY_EXPORT(QuantizeQ8K);
 void quantize_q8(const float* x, size_t n, Q8Block* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8)(x, n, out); }
 void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8K)(x, n, out); }
 
-void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs,
-             size_t T, float* Y, size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, cols, r0, r1, x, xs, T, Y, ldy);
+void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
+             const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+}
+
+bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
+
+bool has_rows8_layout(DType type) { return type == DType::Q4_0 || type == DType::Q8_0; }
+
+void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out) {
+  if (!has_rows8_layout(type) || rows % 8 != 0 || cols % 32 != 0)
+    fail("interleave_rows8: ", dtype_name(type), " ", rows, " x ", cols, " has no eight-row layout");
+  const size_t bb = dtype_block_bytes(type), blocks = cols / 32, row_bytes = blocks * bb;
+  const size_t vectors = (bb - 2) / 4;  // 4-byte groups of levels per block: 4 (Q4_0) or 8 (Q8_0)
+  const auto* in = static_cast<const uint8_t*>(W);
+  auto* o = static_cast<uint8_t*>(out);
+  for (size_t g = 0; g < rows / 8; ++g)
+    for (size_t b = 0; b < blocks; ++b, o += 8 * bb)
+      for (size_t r = 0; r < 8; ++r) {
+        const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
+        std::memcpy(o + 2 * r, src, 2);  // the scale d
+        for (size_t k = 0; k < vectors; ++k) std::memcpy(o + 16 + 32 * k + 4 * r, src + 2 + 4 * k, 4);
+      }
 }
 
 void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,

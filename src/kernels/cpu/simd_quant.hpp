@@ -24,8 +24,23 @@ struct Q8Scalars {
   const float* s;            // Q8Block::s
   const int32_t* level_sum;  // Q8Block::level_sum, an exact integer
 };
-void q8_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8Block* x, const Q8Scalars& xs,
-             size_t T, float* Y, size_t ldy);
+// W8 (may be null): for Q4_0 and Q8_0, W's rows also interleaved by eights (interleave_rows8),
+// read where the CPU has the eight-row kernel (rows8_kernel). Either way each row's result is
+// the same bits.
+void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
+             const Q8Scalars& xs, size_t T, float* Y, size_t ldy);
+
+// The eight-row layout of Q4_0 and Q8_0 (has_rows8_layout): rows in groups of 8; per group,
+// per block column, the 8 rows' fp16 scales (16 bytes), then their levels in 32-byte vectors
+// whose 4-byte lane r holds 4 levels of row r: the bytes qs[4k .. 4k + 3] of row r's block in
+// vector k (4 vectors for Q4_0, whose byte j holds levels j and j + 16; 8 for Q8_0). The same
+// size as the rows it holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd
+// then leave each row's sum in its own lane: no horizontal adds.
+bool has_rows8_layout(DType type);
+// Whether this CPU's kernels read that layout (AVX2 and up).
+bool rows8_kernel();
+// Writes rows [0, rows) of W (rows a multiple of 8) in that layout.
+void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out);
 
 // The same for the K-quants (Q4_K, Q5_K, Q6_K) against activations quantized per 256 values.
 void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
