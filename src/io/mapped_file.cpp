@@ -6,7 +6,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdlib>
+#include <new>
 #include <cstring>
 
 namespace rwkv {
@@ -40,6 +43,17 @@ void drop_mapped_pages(const void* p, size_t n) {
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
   if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: failure is harmless
+}
+
+void FreeBytes::operator()(uint8_t* p) const { std::free(p); }
+
+WeightBytes allocate_weight_bytes(size_t n) {
+  constexpr size_t kHuge = size_t{2} << 20;
+  const size_t rounded = (std::max<size_t>(n, 1) + kHuge - 1) / kHuge * kHuge;
+  WeightBytes p(static_cast<uint8_t*>(std::aligned_alloc(kHuge, rounded)));
+  if (!p) throw std::bad_alloc();
+  ::madvise(p.get(), rounded, MADV_HUGEPAGE);  // advice: without it, ordinary pages
+  return p;
 }
 
 MappedFile::~MappedFile() {

@@ -104,13 +104,25 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   return {DType::F32, tensor(name, shape), rows, cols};
 }
 
+uint8_t* Model::arena_bytes(size_t n) {
+  n = (n + 63) / 64 * 64;  // every copy starts on a cache line
+  if (arena_.empty() || arena_used_ + n > arena_size_) {
+    arena_size_ = std::max(n, size_t{32} << 20);
+    arena_.push_back(allocate_weight_bytes(arena_size_));
+    arena_used_ = 0;
+  }
+  uint8_t* p = arena_.back().get() + arena_used_;
+  arena_used_ += n;
+  return p;
+}
+
 // Q4_0 and Q8_0 where the kernels read the eight-row layout: the rows copied into it, a few MB
 // at a time, each piece's mapped pages then let go, so that the weights are resident once.
 const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
   const size_t rows8 = rows / 8 * 8;
   if (rows8 == 0 || !cpu::simd::has_rows8_layout(t.dtype) || !cpu::simd::rows8_kernel()) return nullptr;
   const size_t row_bytes = dtype_bytes(t.dtype, cols);
-  uint8_t* out = interleaved_.emplace_back(new uint8_t[rows8 * row_bytes]).get();
+  uint8_t* out = arena_bytes(rows8 * row_bytes);
   const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes)) * 8;
   for (size_t r = 0; r < rows8; r += step) {
     const size_t n = std::min(step, rows8 - r);

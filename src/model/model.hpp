@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "io/mapped_file.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "model/state.hpp"
 #include "model/weights.hpp"
@@ -83,7 +84,11 @@ class Model {
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
-  std::vector<std::unique_ptr<uint8_t[]>> interleaved_;  // matrices' eight-row copies (Matrix::rows8)
+  // The matrices' eight-row copies (Matrix::rows8), carved from pieces of at least 32 MB so
+  // that they sit on huge pages.
+  std::vector<WeightBytes> arena_;
+  size_t arena_used_ = 0, arena_size_ = 0;
+  uint8_t* arena_bytes(size_t n);
   const void* interleaved(const Tensor& t, size_t rows, size_t cols);
   size_t parameter_count_ = 0, matrix_parameter_count_ = 0;
   const Tensor& checked(const std::string& name, const std::vector<int64_t>& shape);
