@@ -118,26 +118,26 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
   }
 }
 
-// Q4_0 and Q8_0 through their eight-row layout (simd::interleave_rows8), where this CPU's
+// Q4_0, Q8_0 and Q4_K through their eight-row layout (simd::interleave_rows8), where this CPU's
 // kernels read it: every row gives the same bits as the row-at-a-time kernel, over whole groups,
 // the rows left over (21 = 2·8 + 5), ranges that start and end inside a group, and levels and
 // activations at the ends of their ranges; and both stay close to the scalar reference.
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   std::mt19937 rng(16);
   std::normal_distribution<float> gauss;
-  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+  for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
     ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
-    for (size_t cols : {96, 768})
+    for (size_t cols : type == DType::Q4_K ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
       for (int extreme = 0; extreme < 2; ++extreme) {
         const size_t rows = 21, T = 5;
         auto W = random_weights(type, rows, cols, rng);
         const size_t bb = dtype_block_bytes(type);
         if (extreme)
-          for (size_t b = 0; b < W.size() / bb; ++b) {  // levels 0x80 / 0xff: −128 or 15
+          for (size_t b = 0; b < W.size() / bb; ++b) {  // levels 0x80 / 0xff: −128 or 15 (Q4_K: scales too)
             std::memset(&W[b * bb], b % 2 ? 0xff : 0x80, bb);
             set_scales(type, &W[b * bb], b);
           }
-        std::vector<uint8_t> W8(16 * dtype_bytes(type, cols));
+        std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, 16, cols));
         cpu::simd::interleave_rows8(type, W.data(), 16, cols, W8.data());
         std::vector<float> X(T * cols);
         for (size_t i = 0; i < X.size(); ++i) X[i] = extreme ? (i % 3 ? 1.0f : -1.0f) : gauss(rng);

@@ -116,17 +116,17 @@ uint8_t* Model::arena_bytes(size_t n) {
   return p;
 }
 
-// Q4_0 and Q8_0 where the kernels read the eight-row layout: the rows copied into it, a few MB
+// Q4_0, Q8_0 and Q4_K where the kernels read the eight-row layout: the rows copied into it, a few MB
 // at a time, each piece's mapped pages then let go, so that the weights are resident once.
 const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
   const size_t rows8 = rows / 8 * 8;
   if (rows8 == 0 || !cpu::simd::has_rows8_layout(t.dtype) || !cpu::simd::rows8_kernel()) return nullptr;
   const size_t row_bytes = dtype_bytes(t.dtype, cols);
-  uint8_t* out = arena_bytes(rows8 * row_bytes);
+  uint8_t* out = arena_bytes(cpu::simd::rows8_bytes(t.dtype, rows8, cols));
   const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes)) * 8;
   for (size_t r = 0; r < rows8; r += step) {
     const size_t n = std::min(step, rows8 - r);
-    cpu::simd::interleave_rows8(t.dtype, t.data + r * row_bytes, n, cols, out + r * row_bytes);
+    cpu::simd::interleave_rows8(t.dtype, t.data + r * row_bytes, n, cols, out + cpu::simd::rows8_bytes(t.dtype, r, cols));
     if (t.mapped) drop_mapped_pages(t.data + r * row_bytes, n * row_bytes);
   }
   return out;

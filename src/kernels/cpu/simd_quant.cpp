@@ -494,6 +494,75 @@ struct Q6_KB {
   static float dmin(const uint8_t*) { return 0.0f; }
 };
 
+// Q4_K, one row against one token, super-block after super-block: the exact integer sums
+// Σ_j scale_j·Σ q·x and Σ_j min_j·Σ x of the super-block, scaled with two fused multiply-adds.
+// rows8_token_q4k computes each of its eight rows by these same operations, one row per lane.
+HWY_INLINE float row_token_fma_q4k(const uint8_t* w, size_t blocks, const Q8KBlock* x) {
+  const hn::CappedTag<float, 1> d1;
+  auto acc = hn::Zero(d1);
+  for (size_t b = 0; b < blocks; ++b, w += Q4_KB::kBytes) {
+    prefetch_ahead(w, Q4_KB::kBytes);
+    const auto scales = KScales::unpack(w);
+    VI32 sum = hn::Zero(D32());
+    for (size_t j = 0; j < 8; ++j) sum = hn::Add(sum, dot32<uint8_t, true>(Q4_KB::unpack(w, j), x[b].q + 32 * j, scales.sub(j)));
+    const int32_t isum = sum_lanes(sum), msum = sum_lanes(scales.min_dot(x[b].bsums));
+    acc = hn::MulAdd(hn::Set(d1, static_cast<float>(isum)), hn::Set(d1, half(w) * x[b].d), acc);
+    acc = hn::NegMulAdd(hn::Set(d1, static_cast<float>(msum)), hn::Set(d1, half(w + 2) * x[b].d), acc);
+  }
+  return hn::GetLane(acc);
+}
+
+#if RWKV_X86_AVX2
+// Eight rows of Q4_K (interleave_rows8's layout: per super-block column 1184 bytes) against
+// one token, row r's result in lane r.
+HWY_INLINE __m256 rows8_token_q4k(const uint8_t* g, size_t blocks, const Q8KBlock* x) {
+  constexpr int8_t Z = -128;  // pshufb: a zero byte
+  // From 16 bytes v[0..7], u[0..7] in both halves: int16 pairs (v[r], v[r]), (u[r], u[r]), (v[r], u[r]) in lane r.
+  const __m256i first = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6, Z,
+                                         7, Z, 7, Z);
+  const __m256i second = _mm256_add_epi8(first, _mm256_setr_epi8(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8,
+                                                                 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0));
+  const __m256i both = _mm256_setr_epi8(0, Z, 8, Z, 1, Z, 9, Z, 2, Z, 10, Z, 3, Z, 11, Z, 4, Z, 12, Z, 5, Z, 13, Z, 6, Z,
+                                        14, Z, 7, Z, 15, Z);
+  const __m256i low4 = _mm256_set1_epi8(15);
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b, g += kRows8Q4KBytes) {
+    prefetch_ahead(g, kRows8Q4KBytes);
+    const Q8KBlock& xb = x[b];
+    auto bcast16 = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+    // Σx per sub-block j as int16 (|Σx| ≤ 32·127): j = 0–3 in the low half, 4–7 in the high.
+    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
+    const __m256i sx = _mm256_hadd_epi16(bs, bs);
+    const uint8_t* qs = g + 160;
+    __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+    for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+      __m256i plo = _mm256_setzero_si256(), phi = _mm256_setzero_si256();
+      for (size_t k = 0; k < 8; ++k) {
+        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 256 * c + 32 * k));
+        int32_t xlo, xhi;
+        std::memcpy(&xlo, xb.q + 64 * c + 4 * k, 4);
+        std::memcpy(&xhi, xb.q + 64 * c + 32 + 4 * k, 4);
+        plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(_mm256_and_si256(w, low4), _mm256_set1_epi32(xlo)));
+        phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4),
+                                                         _mm256_set1_epi32(xhi)));
+      }
+      const __m256i sc = bcast16(g + 32 + 16 * c), mn = bcast16(g + 96 + 16 * c);
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_shuffle_epi8(sc, first)));
+      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, second)));
+      // (Σx of sub-blocks 2c, 2c + 1) as one int32 in every lane, against (min_2c, min_2c+1).
+      const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
+      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_shuffle_epi8(mn, both), pair));
+    }
+    const __m256 dx = _mm256_set1_ps(xb.d);
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))), dx);
+    const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))), dx);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), dmin, acc);
+  }
+  return acc;
+}
+#endif
+
 // The integer scales of sub-block j: Q4_K/Q5_K's 6-bit scales (scale[j]) with their minimums;
 // Q6_K's two int8 scales per sub-block (scale[2j], scale[2j + 1]).
 // As the reference, per super-block and token: the integer sum Σ_j scale_j·Σ q·x, minus for
@@ -606,6 +675,31 @@ void q8k_rows_k(const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock
                                             cols / 256 * K::kBytes);
 }
 
+// Q4_K where it has an eight-row copy W8 (or the CPU could read one): eight rows at a time
+// from W8 where a whole group lies in [r0, r1), the others one at a time, by the same float
+// operations (row_token_fma_q4k).
+void q4k_rows(const void* W, [[maybe_unused]] const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+              size_t T, float* Y, size_t ldy) {
+  const size_t blocks = cols / 256, row_bytes = blocks * Q4_KB::kBytes;
+  const size_t tb = token_block(blocks * sizeof(Q8KBlock));
+  const uint8_t* w = static_cast<const uint8_t*>(W);
+  for (size_t t0 = 0; t0 < T; t0 += tb) {
+    const size_t t1 = std::min(T, t0 + tb);
+    for (size_t r = r0; r < r1;) {
+#if RWKV_X86_AVX2
+      if (W8 && r % 8 == 0 && r + 8 <= r1) {
+        const uint8_t* g = static_cast<const uint8_t*>(W8) + r / 8 * blocks * kRows8Q4KBytes;
+        for (size_t t = t0; t < t1; ++t) _mm256_storeu_ps(Y + t * ldy + r, rows8_token_q4k(g, blocks, x + t * blocks));
+        r += 8;
+        continue;
+      }
+#endif
+      for (size_t t = t0; t < t1; ++t) Y[t * ldy + r] = row_token_fma_q4k(w + r * row_bytes, blocks, x + t * blocks);
+      ++r;
+    }
+  }
+}
+
 void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
             const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
   switch (type) {
@@ -618,10 +712,10 @@ void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, s
   }
 }
 
-void Q8KRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,
-             size_t ldy) {
+void Q8KRows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+             size_t T, float* Y, size_t ldy) {
   switch (type) {
-    case DType::Q4_K: return q8k_rows_k<Q4_KB>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q4_K: return q4k_rows(W, W8, cols, r0, r1, x, T, Y, ldy);
     case DType::Q5_K: return q8k_rows_k<Q5_KB>(W, cols, r0, r1, x, T, Y, ldy);
     case DType::Q6_K: return q8k_rows_k<Q6_KB>(W, cols, r0, r1, x, T, Y, ldy);
     default: return;  // callers pass these types only
@@ -717,15 +811,37 @@ void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, 
 
 bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
 
-bool has_rows8_layout(DType type) { return type == DType::Q4_0 || type == DType::Q8_0; }
+bool has_rows8_layout(DType type) { return type == DType::Q4_0 || type == DType::Q8_0 || type == DType::Q4_K; }
+
+size_t rows8_bytes(DType type, size_t rows, size_t cols) {
+  return type == DType::Q4_K ? rows / 8 * (cols / 256) * kRows8Q4KBytes : rows * dtype_bytes(type, cols);
+}
 
 void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out) {
-  if (!has_rows8_layout(type) || rows % 8 != 0 || cols % 32 != 0)
+  const size_t block = type == DType::Q4_K ? 256 : 32;
+  if (!has_rows8_layout(type) || rows % 8 != 0 || cols % block != 0)
     fail("interleave_rows8: ", dtype_name(type), " ", rows, " x ", cols, " has no eight-row layout");
-  const size_t bb = dtype_block_bytes(type), blocks = cols / 32, row_bytes = blocks * bb;
-  const size_t vectors = (bb - 2) / 4;  // 4-byte groups of levels per block: 4 (Q4_0) or 8 (Q8_0)
+  const size_t bb = dtype_block_bytes(type), blocks = cols / block, row_bytes = blocks * bb;
   const auto* in = static_cast<const uint8_t*>(W);
   auto* o = static_cast<uint8_t*>(out);
+  if (type == DType::Q4_K) {
+    for (size_t g = 0; g < rows / 8; ++g)
+      for (size_t b = 0; b < blocks; ++b, o += kRows8Q4KBytes)
+        for (size_t r = 0; r < 8; ++r) {
+          const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
+          std::memcpy(o + 2 * r, src, 2);       // d
+          std::memcpy(o + 16 + 2 * r, src + 2, 2);  // dmin
+          uint8_t scale[8], min[8];
+          kquant::unpack_scales(src + 4, scale, min);
+          for (size_t j = 0; j < 8; ++j) {  // pair p = j / 2: 8 rows of sub-block 2p, then of 2p + 1
+            o[32 + 16 * (j / 2) + 8 * (j % 2) + r] = scale[j];
+            o[96 + 16 * (j / 2) + 8 * (j % 2) + r] = min[j];
+          }
+          for (size_t k = 0; k < 32; ++k) std::memcpy(o + 160 + 32 * k + 4 * r, src + 16 + 4 * k, 4);
+        }
+    return;
+  }
+  const size_t vectors = (bb - 2) / 4;  // 4-byte groups of levels per block: 4 (Q4_0) or 8 (Q8_0)
   for (size_t g = 0; g < rows / 8; ++g)
     for (size_t b = 0; b < blocks; ++b, o += 8 * bb)
       for (size_t r = 0; r < 8; ++r) {
@@ -735,9 +851,9 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
       }
 }
 
-void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,
-              size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(Q8KRows)(type, W, cols, r0, r1, x, T, Y, ldy);
+void q8k_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+              size_t T, float* Y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(Q8KRows)(type, W, W8, cols, r0, r1, x, T, Y, ldy);
 }
 
 }  // namespace rwkv::cpu::simd

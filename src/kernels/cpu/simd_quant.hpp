@@ -30,21 +30,30 @@ struct Q8Scalars {
 void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
              const Q8Scalars& xs, size_t T, float* Y, size_t ldy);
 
-// The eight-row layout of Q4_0 and Q8_0 (has_rows8_layout): rows in groups of 8; per group,
+// The eight-row layouts (has_rows8_layout). Q4_0 and Q8_0: rows in groups of 8; per group,
 // per block column, the 8 rows' fp16 scales (16 bytes), then their levels in 32-byte vectors
 // whose 4-byte lane r holds 4 levels of row r: the bytes qs[4k .. 4k + 3] of row r's block in
 // vector k (4 vectors for Q4_0, whose byte j holds levels j and j + 16; 8 for Q8_0). The same
 // size as the rows it holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd
 // then leave each row's sum in its own lane: no horizontal adds.
+//
+// Q4_K: per group, per super-block column (kRows8Q4KBytes): the 8 rows' fp16 d (16 bytes) and
+// dmin (16), their sub-block scales and minimums unpacked to bytes (for each pair p of
+// sub-blocks, 8 rows of sub-block 2p then 8 of 2p + 1: 64 bytes each), then for each 64-value
+// chunk c 8 vectors whose lane r holds bytes qs[32c + 4k .. 4k + 3] of row r (low nibbles:
+// sub-block 2c, high: 2c + 1). 1184 bytes for the 1152 of the 8 super-blocks it holds.
+constexpr size_t kRows8Q4KBytes = 1184;
 bool has_rows8_layout(DType type);
+size_t rows8_bytes(DType type, size_t rows, size_t cols);  // rows a multiple of 8
 // Whether this CPU's kernels read that layout (AVX2 and up).
 bool rows8_kernel();
 // Writes rows [0, rows) of W (rows a multiple of 8) in that layout.
 void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out);
 
 // The same for the K-quants (Q4_K, Q5_K, Q6_K) against activations quantized per 256 values.
-void q8k_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
-              float* Y, size_t ldy);
+// W8 as for q8_rows, for Q4_K.
+void q8k_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+              size_t T, float* Y, size_t ldy);
 
 // quantize_q8 and quantize_q8_k (ops.hpp) with vectors: the same bits.
 void quantize_q8(const float* x, size_t n, Q8Block* out);
