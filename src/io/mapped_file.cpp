@@ -42,7 +42,12 @@ void drop_mapped_pages(const void* p, size_t n) {
   const auto page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t begin = (reinterpret_cast<uintptr_t>(p) + page - 1) / page * page;
   const uintptr_t end = (reinterpret_cast<uintptr_t>(p) + n) / page * page;
-  if (end > begin) ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);  // advice: failure is harmless
+  if (end <= begin) return;
+  // (Advice: failure is harmless.) Marked random first: the range becomes its own mapping
+  // area, so that the kernel's fault-around for the neighbouring tensors read in place does
+  // not map these pages again.
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_RANDOM);
+  ::madvise(reinterpret_cast<void*>(begin), end - begin, MADV_DONTNEED);
 }
 
 void FreeBytes::operator()(uint8_t* p) const { std::free(p); }

@@ -31,8 +31,9 @@ class MappedFile {
   size_t size_ = 0;
 };
 
-// Lets go of the whole pages inside [p, p + n), part of a MappedFile: the memory stays valid
-// and is read again from the file if touched. For data used once (weights copied into another
+// Lets go of the whole pages inside [p, p + n), part of a MappedFile, and keeps them from
+// being mapped again along with their neighbours: the memory stays valid and is read again
+// from the file, page by page, if touched. For data used once (weights copied into another
 // layout), so that they are not resident twice.
 void drop_mapped_pages(const void* p, size_t n);
 

@@ -23,8 +23,26 @@ std::unique_ptr<Model> Model::from_weights(Weights w) {
   fail("unknown architecture");
 }
 
+namespace {
+// The bytes of a matrix's eight-row copy (Model::interleaved), 0 if it gets none: the
+// embedding is a table look-up, read in place.
+size_t eight_row_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
+  if (name == "token_embd.weight" || rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel())
+    return 0;
+  return (cpu::simd::rows8_bytes(type, rows / 8 * 8, cols) + 63) / 64 * 64;  // each on its own cache line
+}
+}  // namespace
+
 Model::Model(Weights w) : weights_(std::move(w)) {
   const Hparams& hp = weights_.hp;
+  // One piece of memory for all the eight-row copies, so that they fill whole huge pages.
+  for (const Tensor& t : weights_.tensors.tensors()) {
+    std::vector<size_t> dims;
+    for (int64_t d : t.shape)
+      if (d != 1) dims.push_back(static_cast<size_t>(d));
+    if (dims.size() == 2) arena_size_ += eight_row_bytes(t.name, t.dtype, dims[0], dims[1]);
+  }
+  if (arena_size_ > 0) arena_.push_back(allocate_weight_bytes(arena_size_));
   const size_t C = hp.n_embd, V = hp.vocab_size;
   if (hp.n_layer <= 0 || C == 0 || V == 0) fail(weights_.path, ": empty model");
   emb_ = matrix("token_embd.weight", V, C);  // a block type stays as stored: rows decoded per token
@@ -98,16 +116,15 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
   if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16)) {
     cpu::Matrix m{t.dtype, t.data, rows, cols};
-    if (name != "token_embd.weight") m.rows8 = interleaved(t, rows, cols);
+    m.rows8 = interleaved(t, rows, cols);
     return m;
   }
   return {DType::F32, tensor(name, shape), rows, cols};
 }
 
 uint8_t* Model::arena_bytes(size_t n) {
-  n = (n + 63) / 64 * 64;  // every copy starts on a cache line
-  if (arena_.empty() || arena_used_ + n > arena_size_) {
-    arena_size_ = std::max(n, size_t{32} << 20);
+  if (arena_.empty() || arena_used_ + n > arena_size_) {  // (a matrix the constructor did not foresee)
+    arena_size_ = n;
     arena_.push_back(allocate_weight_bytes(arena_size_));
     arena_used_ = 0;
   }
@@ -119,10 +136,10 @@ uint8_t* Model::arena_bytes(size_t n) {
 // Q4_0, Q8_0 and Q4_K where the kernels read the eight-row layout: the rows copied into it, a few MB
 // at a time, each piece's mapped pages then let go, so that the weights are resident once.
 const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
-  const size_t rows8 = rows / 8 * 8;
-  if (rows8 == 0 || !cpu::simd::has_rows8_layout(t.dtype) || !cpu::simd::rows8_kernel()) return nullptr;
+  const size_t bytes = eight_row_bytes(t.name, t.dtype, rows, cols), rows8 = rows / 8 * 8;
+  if (bytes == 0) return nullptr;
   const size_t row_bytes = dtype_bytes(t.dtype, cols);
-  uint8_t* out = arena_bytes(cpu::simd::rows8_bytes(t.dtype, rows8, cols));
+  uint8_t* out = arena_bytes(bytes);
   const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes)) * 8;
   for (size_t r = 0; r < rows8; r += step) {
     const size_t n = std::min(step, rows8 - r);
