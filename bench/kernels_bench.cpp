@@ -48,9 +48,11 @@ void matvec(benchmark::State& st, DType type, bool in_cache) {
   const size_t bytes = rows * rwkv::dtype_bytes(type, cols);
   const size_t copies = in_cache ? 1 : std::max<size_t>(1, (size_t(256) << 20) / bytes);
   const std::vector<std::vector<uint8_t>> W(copies, random_matrix(type, rows, cols, rng));
-  // Q4_0 and Q8_0 also interleaved by eights, as models hold them (Model::matrix).
+  // The types with an eight-row layout also interleaved by eights, as models hold them
+  // (Model::matrix).
   const bool eights = rwkv::cpu::simd::has_rows8_layout(type) && rwkv::cpu::simd::rows8_kernel();
-  std::vector<std::vector<uint8_t>> W8(eights ? copies : 0, std::vector<uint8_t>(bytes));
+  std::vector<std::vector<uint8_t>> W8(eights ? copies : 0,
+                                       std::vector<uint8_t>(rwkv::cpu::simd::rows8_bytes(type, rows, cols)));
   for (size_t i = 0; i < W8.size(); ++i) rwkv::cpu::simd::interleave_rows8(type, W[i].data(), rows, cols, W8[i].data());
   std::normal_distribution<float> gauss;
   std::vector<float> x(cols), y(rows);

@@ -24,6 +24,14 @@ std::unique_ptr<Model> Model::from_weights(Weights w) {
 }
 
 namespace {
+// The dimensions of a shape other than those of size 1.
+std::vector<int64_t> squeezed(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> dims;
+  for (int64_t d : shape)
+    if (d != 1) dims.push_back(d);
+  return dims;
+}
+
 // The bytes of a matrix's eight-row copy (Model::interleaved), 0 if it gets none: the
 // embedding is a table look-up, read in place.
 size_t eight_row_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
@@ -37,10 +45,9 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   const Hparams& hp = weights_.hp;
   // One piece of memory for all the eight-row copies, so that they fill whole huge pages.
   for (const Tensor& t : weights_.tensors.tensors()) {
-    std::vector<size_t> dims;
-    for (int64_t d : t.shape)
-      if (d != 1) dims.push_back(static_cast<size_t>(d));
-    if (dims.size() == 2) arena_size_ += eight_row_bytes(t.name, t.dtype, dims[0], dims[1]);
+    const auto dims = squeezed(t.shape);
+    if (dims.size() == 2)
+      arena_size_ += eight_row_bytes(t.name, t.dtype, static_cast<size_t>(dims[0]), static_cast<size_t>(dims[1]));
   }
   if (arena_size_ > 0) arena_.push_back(allocate_weight_bytes(arena_size_));
   const size_t C = hp.n_embd, V = hp.vocab_size;
@@ -65,12 +72,7 @@ Model::Model(Weights w) : weights_(std::move(w)) {
 
 const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>& shape) {
   const Tensor& t = weights_.get(name);
-  std::vector<int64_t> have, want;
-  for (int64_t d : t.shape)
-    if (d != 1) have.push_back(d);
-  for (int64_t d : shape)
-    if (d != 1) want.push_back(d);
-  if (have != want) {
+  if (squeezed(t.shape) != squeezed(shape)) {
     Tensor e;
     e.shape = shape;
     fail(weights_.path, ": tensor ", weights_.describe(name), " has shape ", t.shape_string(), ", expected ",
@@ -112,7 +114,8 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   // The embedding is a table look-up, not a product.
   if (!used_.count(name) && name != "token_embd.weight") matrix_parameter_count_ += rows * cols;
   const Tensor& t = checked(name, shape);
-  // Block types and aligned 16-bit floats are used as stored (memory-mapped, never copied).
+  // Block types and aligned 16-bit floats are used as stored (memory-mapped), except that
+  // Q4_0/Q8_0/Q4_K matrices get an eight-row copy where the CPU reads one (interleaved).
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
   if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16)) {
     cpu::Matrix m{t.dtype, t.data, rows, cols};
