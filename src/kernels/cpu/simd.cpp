@@ -421,9 +421,9 @@ HWY_INLINE void wkv7_token_rows(size_t N, const float* r, const float* w, const 
   }
 }
 
-// One token, state transposed, St[key j][value i], with the vector lanes along i: no sums
-// across lanes. sa (all N values) accumulates over j in NV-vector chunks, two chains each;
-// then each chunk of two vectors of rows is updated and its y accumulated.
+// Long runs work on the transposed state, St[key j][value i], with the vector lanes along i:
+// no sums across lanes. sa = S·a (all N values) accumulates over j in NV-vector chunks, two
+// chains each: for the first token only (the update of each token gives the next one's).
 template <size_t NV>
 HWY_INLINE void wkv7_sa_chunk(size_t N, const float* St, const float* a, size_t i0, float* sa) {
   const DF d;
@@ -443,40 +443,59 @@ HWY_INLINE void wkv7_sa_chunk(size_t N, const float* St, const float* a, size_t 
   for (size_t c = 0; c < NV; ++c) hn::StoreU(hn::Add(even[c], odd[c]), d, sa + i0 + c * L);
 }
 
+// The update of a chunk of NV vectors of values for one token, and y for them; with the next
+// token's a (a_next, may be null), also that token's sa from the updated rows, so that each
+// token after the first walks the state once.
 template <size_t NV>
 HWY_INLINE void wkv7_update_chunk(size_t N, const float* r, const float* w, const float* k, const float* v,
-                                  const float* b, const float* sa, size_t i0, float* St, float* y) {
+                                  const float* b, const float* sa, const float* a_next, size_t i0, float* St,
+                                  float* y, float* sa_next) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  VF vs[NV], sas[NV], acc[NV];
+  VF vs[NV], sas[NV], acc[NV], next[NV];
   for (size_t c = 0; c < NV; ++c) {
     vs[c] = hn::LoadU(d, v + i0 + c * L);
     sas[c] = hn::LoadU(d, sa + i0 + c * L);
-    acc[c] = hn::Zero(d);
+    acc[c] = next[c] = hn::Zero(d);
   }
   for (size_t j = 0; j < N; ++j) {
     const VF wj = hn::Set(d, w[j]), bj = hn::Set(d, b[j]), kj = hn::Set(d, k[j]), rj = hn::Set(d, r[j]);
     float* row = St + j * N + i0;
-    for (size_t c = 0; c < NV; ++c) {
-      VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
-      s = hn::MulAdd(sas[c], bj, s);
-      s = hn::MulAdd(vs[c], kj, s);
-      hn::StoreU(s, d, row + c * L);
-      acc[c] = hn::MulAdd(s, rj, acc[c]);
+    if (a_next) {
+      const VF aj = hn::Set(d, a_next[j]);
+      for (size_t c = 0; c < NV; ++c) {
+        VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
+        s = hn::MulAdd(sas[c], bj, s);
+        s = hn::MulAdd(vs[c], kj, s);
+        hn::StoreU(s, d, row + c * L);
+        acc[c] = hn::MulAdd(s, rj, acc[c]);
+        next[c] = hn::MulAdd(s, aj, next[c]);
+      }
+    } else {
+      for (size_t c = 0; c < NV; ++c) {
+        VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
+        s = hn::MulAdd(sas[c], bj, s);
+        s = hn::MulAdd(vs[c], kj, s);
+        hn::StoreU(s, d, row + c * L);
+        acc[c] = hn::MulAdd(s, rj, acc[c]);
+      }
     }
   }
-  for (size_t c = 0; c < NV; ++c) hn::StoreU(acc[c], d, y + i0 + c * L);
+  for (size_t c = 0; c < NV; ++c) {
+    hn::StoreU(acc[c], d, y + i0 + c * L);
+    if (a_next) hn::StoreU(next[c], d, sa_next + i0 + c * L);
+  }
 }
 
+// One token on the transposed state, given its sa; with a_next, the next token's sa as well.
 HWY_INLINE void wkv7_token_lanes(size_t N, const float* r, const float* w, const float* k, const float* v,
-                                 const float* a, const float* b, float* St, float* sa, float* y) {
+                                 const float* b, const float* sa, const float* a_next, float* St, float* y,
+                                 float* sa_next) {
   const DF d;
   const size_t L = hn::Lanes(d);
   size_t i0 = 0;
-  for (; i0 + 4 * L <= N; i0 += 4 * L) wkv7_sa_chunk<4>(N, St, a, i0, sa);
-  for (; i0 < N; i0 += L) wkv7_sa_chunk<1>(N, St, a, i0, sa);
-  for (i0 = 0; i0 + 2 * L <= N; i0 += 2 * L) wkv7_update_chunk<2>(N, r, w, k, v, b, sa, i0, St, y);
-  for (; i0 < N; i0 += L) wkv7_update_chunk<1>(N, r, w, k, v, b, sa, i0, St, y);
+  for (; i0 + 2 * L <= N; i0 += 2 * L) wkv7_update_chunk<2>(N, r, w, k, v, b, sa, a_next, i0, St, y, sa_next);
+  for (; i0 < N; i0 += L) wkv7_update_chunk<1>(N, r, w, k, v, b, sa, a_next, i0, St, y, sa_next);
 }
 
 // Long runs with whole vectors of rows work on the transposed state (transposed in and out
@@ -491,14 +510,21 @@ void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w,
     }
     return;
   }
-  thread_local std::vector<float> St, sa;
+  thread_local std::vector<float> St, sa, sa_next;
   St.resize(N * N);
   sa.resize(N);
+  sa_next.resize(N);
   for (size_t i = 0; i < N; ++i)
     for (size_t j = 0; j < N; ++j) St[j * N + i] = S[i * N + j];
+  const size_t L = hn::Lanes(d);
+  size_t i0 = 0;
+  for (; i0 + 4 * L <= N; i0 += 4 * L) wkv7_sa_chunk<4>(N, St.data(), a, i0, sa.data());
+  for (; i0 < N; i0 += L) wkv7_sa_chunk<1>(N, St.data(), a, i0, sa.data());
   for (size_t t = 0; t < T; ++t) {
     const size_t o = t * stride;
-    wkv7_token_lanes(N, r + o, w + o, k + o, v + o, a + o, b + o, St.data(), sa.data(), y + o);
+    const float* a_next = t + 1 < T ? a + o + stride : nullptr;
+    wkv7_token_lanes(N, r + o, w + o, k + o, v + o, b + o, sa.data(), a_next, St.data(), y + o, sa_next.data());
+    sa.swap(sa_next);
   }
   for (size_t i = 0; i < N; ++i)
     for (size_t j = 0; j < N; ++j) S[i * N + j] = St[j * N + i];

@@ -25,10 +25,8 @@ class Pool {
  public:
   ~Pool() { resize(1); }
 
-  int size() {
-    std::lock_guard<std::mutex> lock(busy_);
-    return static_cast<int>(workers_.size()) + 1;
-  }
+  // Lock-free, so that a part of a job may ask (the caller holds busy_ meanwhile).
+  int size() const { return size_.load(std::memory_order_relaxed); }
 
   void resize(int n) {
     std::lock_guard<std::mutex> lock(busy_);
@@ -37,6 +35,7 @@ class Pool {
     // first job published after this.
     const uint64_t now = generation_.load(std::memory_order_acquire);
     for (int i = 1; i < n; ++i) workers_.emplace_back([this, now] { work(now); });
+    size_.store(static_cast<int>(workers_.size()) + 1, std::memory_order_relaxed);
   }
 
   // The job is cut into more pieces than threads (at most kPieceMask); every thread, the caller included, claims
@@ -137,6 +136,7 @@ class Pool {
 
   std::mutex busy_;  // held by the caller of a job (and by resize)
   std::vector<std::thread> workers_;
+  std::atomic<int> size_{1};
   uint64_t sequence_ = 0;  // jobs run (written by the caller holding busy_)
   std::atomic<detail::RangeFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
