@@ -41,9 +41,8 @@ inline void gated_channel_mix(const GatedFfn& f, const float* z, const float* pr
   const auto mix = f.mix_weighs_previous ? mix7 : mix4;
   mix(z, prev, f.mix_k, T, C, xk.data());
   mix(z, prev, f.mix_r, T, C, xr.data());
-  cpu::matmul(xk.data(), T, f.Wk, k.data());
+  cpu::matmuls(T, {{xk.data(), &f.Wk, k.data()}, {xr.data(), &f.Wr, r.data()}});
   cpu::activate(cpu::Act::ReluSq, k.data(), nullptr, T, F, k.data());
-  cpu::matmul(xr.data(), T, f.Wr, r.data());
   cpu::matmul(k.data(), T, f.Wv, out);
   cpu::activate(cpu::Act::Sigmoid, r.data(), nullptr, T, C, r.data());
   for (size_t i = 0; i < T * C; ++i) out[i] *= r[i];

@@ -53,9 +53,7 @@ class Rwkv4 final : public Model {
     mix4(z, prev.data(), y.mix_k, T, C, xk.data());
     mix4(z, prev.data(), y.mix_v, T, C, xv.data());
     mix4(z, prev.data(), y.mix_r, T, C, xr.data());
-    cpu::matmul(xk.data(), T, y.Wk, k.data());
-    cpu::matmul(xv.data(), T, y.Wv, v.data());
-    cpu::matmul(xr.data(), T, y.Wr, r.data());
+    cpu::matmuls(T, {{xk.data(), &y.Wk, k.data()}, {xv.data(), &y.Wv, v.data()}, {xr.data(), &y.Wr, r.data()}});
     for (const Run& run : runs) {  // the scan continues each run's own state
       float* st = run.state->wkv(l);
       const size_t o = run.begin * A;

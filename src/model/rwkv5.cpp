@@ -65,24 +65,28 @@ class Rwkv5 final : public Model {
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    Floats x(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C);
-    mix4(z, prev.data(), y.mix_r, T, C, x.data());
-    cpu::matmul(x.data(), T, y.Wr, r.data());  // no sigmoid on r in v5
-    mix4(z, prev.data(), y.mix_k, T, C, x.data());
-    cpu::matmul(x.data(), T, y.Wk, k.data());
-    mix4(z, prev.data(), y.mix_v, T, C, x.data());
-    cpu::matmul(x.data(), T, y.Wv, v.data());
+    const bool gated = hparams().v5_gate;
+    Floats xr(T * C), xk(T * C), xv(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C), xg, g;
+    mix4(z, prev.data(), y.mix_r, T, C, xr.data());
+    mix4(z, prev.data(), y.mix_k, T, C, xk.data());
+    mix4(z, prev.data(), y.mix_v, T, C, xv.data());
+    if (gated) {
+      xg = Floats(T * C), g = Floats(T * C);
+      mix4(z, prev.data(), y.mix_g, T, C, xg.data());
+    }
+    // no sigmoid on r in v5; no gate (an empty product) before v5.2
+    const cpu::Matrix none{};
+    cpu::matmuls(T, {{xr.data(), &y.Wr, r.data()},
+                     {xk.data(), &y.Wk, k.data()},
+                     {xv.data(), &y.Wv, v.data()},
+                     {xg.data(), gated ? &y.Wg : &none, g.data()}});
     for (const Run& run : runs) {  // the scan continues each run's own state
       const size_t o = run.begin * C;
       cpu::wkv5(run.count, H, N, &r[o], &k[o], &v[o], y.w.data(), 0, y.u.data(), run.state->wkv(l), &wkv[o]);
     }
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
-    if (hparams().v5_gate) {
-      Floats g(T * C);
-      mix4(z, prev.data(), y.mix_g, T, C, x.data());
-      cpu::matmul(x.data(), T, y.Wg, g.data());
+    if (gated)
       for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);
-    }
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 

@@ -54,34 +54,41 @@ class Rwkv6 final : public Model {
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size, D = hp.lora_mix, Dd = hp.lora_decay;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    Floats xx(T * C), m(T * 5 * D), part(T * D), mj(T * C);
+    Floats xx(T * C), m(T * 5 * D);
     mix7(z, prev.data(), y.maa_x, T, C, xx.data());
     cpu::matmul(xx.data(), T, y.maa_w1, m.data());
     cpu::activate(cpu::Act::Tanh, m.data(), nullptr, T, 5 * D, m.data());
     // Five branches in the LoRA's chunk order w, k, v, r, g: x_j = z + dx⊙(maa_j + m_j).
-    Floats xs[5];
+    Floats parts[5], ms[5], xs[5];
+    cpu::Matrix w2[5];
     for (size_t j = 0; j < 5; ++j) {
-      for (size_t t = 0; t < T; ++t) std::memcpy(&part[t * D], &m[t * 5 * D + j * D], D * sizeof(float));
-      cpu::matmul(part.data(), T, {DType::F32, y.maa_w2 + j * C * D, C, D}, mj.data());
-      xs[j] = Floats(T * C);
+      parts[j] = Floats(T * D), ms[j] = Floats(T * C), xs[j] = Floats(T * C);
+      for (size_t t = 0; t < T; ++t) std::memcpy(&parts[j][t * D], &m[t * 5 * D + j * D], D * sizeof(float));
+      w2[j] = {DType::F32, y.maa_w2 + j * C * D, C, D};
+    }
+    cpu::matmuls(T, {{parts[0].data(), &w2[0], ms[0].data()},
+                     {parts[1].data(), &w2[1], ms[1].data()},
+                     {parts[2].data(), &w2[2], ms[2].data()},
+                     {parts[3].data(), &w2[3], ms[3].data()},
+                     {parts[4].data(), &w2[4], ms[4].data()}});
+    for (size_t j = 0; j < 5; ++j)
       for (size_t t = 0; t < T; ++t)
         for (size_t c = 0; c < C; ++c) {
           const size_t i = t * C + c;
-          xs[j][i] = z[i] + (prev[i] - z[i]) * (y.maa[j * C + c] + mj[i]);
+          xs[j][i] = z[i] + (prev[i] - z[i]) * (y.maa[j * C + c] + ms[j][i]);
         }
-    }
     const auto &xw = xs[0], &xk = xs[1], &xv = xs[2], &xr = xs[3], &xg = xs[4];
-    // Decay per channel and token: w = exp(−exp(d + tanh(xw·W1)·W2)), in float32.
-    Floats dl(T * Dd), w(T * C);
-    cpu::matmul(xw.data(), T, y.decay_w1, dl.data());
+    // The decay's first low-rank product and r, k, v, g in one round; then the decay per
+    // channel and token: w = exp(−exp(d + tanh(xw·W1)·W2)), in float32.
+    Floats dl(T * Dd), w(T * C), r(T * C), k(T * C), v(T * C), g(T * C), wkv(T * C);
+    cpu::matmuls(T, {{xw.data(), &y.decay_w1, dl.data()},
+                     {xr.data(), &y.Wr, r.data()},
+                     {xk.data(), &y.Wk, k.data()},
+                     {xv.data(), &y.Wv, v.data()},
+                     {xg.data(), &y.Wg, g.data()}});
     cpu::activate(cpu::Act::Tanh, dl.data(), nullptr, T, Dd, dl.data());
     cpu::matmul(dl.data(), T, y.decay_w2, w.data());
     cpu::activate(cpu::Act::DecayRwkv6, w.data(), y.decay, T, C, w.data());
-    Floats r(T * C), k(T * C), v(T * C), g(T * C), wkv(T * C);
-    cpu::matmul(xr.data(), T, y.Wr, r.data());
-    cpu::matmul(xk.data(), T, y.Wk, k.data());
-    cpu::matmul(xv.data(), T, y.Wv, v.data());
-    cpu::matmul(xg.data(), T, y.Wg, g.data());
     for (const Run& run : runs) {  // the scan continues each run's own state
       const size_t o = run.begin * C;
       cpu::wkv5(run.count, H, N, &r[o], &k[o], &v[o], &w[o], C, y.u, run.state->wkv(l), &wkv[o]);
