@@ -2,15 +2,20 @@
 // and RWKV-7) shared out over the thread pool.
 #include "kernels/cpu/wkv.hpp"
 
+#include <algorithm>
+
 #include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 
 namespace rwkv::cpu {
 
-// Channels are independent scans: vectors of them are shared out over the thread pool.
+// Channels are independent scans: vectors of them are shared out over the thread pool, in
+// pieces of at least ~32k channel-tokens (one token's scan, a microsecond, runs where it is
+// called: handing it to the pool costs more).
 void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, const float* u,
           float* aa, float* bb, float* pp, float* y) {
-  parallel_for(A, 64, [&](size_t c0, size_t c1) { simd::wkv4_channels(T, A, c0, c1, k, v, w, u, aa, bb, pp, y); });
+  const size_t grain = std::max<size_t>(64, 32768 / std::max<size_t>(T, 1));
+  parallel_for(A, grain, [&](size_t c0, size_t c1) { simd::wkv4_channels(T, A, c0, c1, k, v, w, u, aa, bb, pp, y); });
 }
 
 // Heads are independent: they are shared out over the thread pool.
