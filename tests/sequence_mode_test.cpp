@@ -1,6 +1,8 @@
 // Sequence (time-parallel) mode equals RNN mode: for every version, the logits at every
 // position and the final state agree whether tokens are fed one at a time, all at once, or
 // in uneven chunks (issue: max |error| ≤ 1e-5 relative).
+#include <sys/resource.h>
+
 #include <cmath>
 #include <fstream>
 
@@ -164,6 +166,66 @@ TEST_P(Batch, SequencesInOneCallEqualSeparateCalls) {
 INSTANTIATE_TEST_SUITE_P(Tiny, Batch,
                          ::testing::Values("4v0-660K-FP32", "5v2-730K-FP32", "6v0-1m-FP32", "7v0-834K-FP32"),
                          [](const auto& p) { return p.param.substr(0, 3); });
+
+}  // namespace
+}  // namespace rwkv
+
+namespace rwkv {
+namespace {
+
+// The per-layer buffers: a freed one serves the next request it fits (within twice its
+// size), moves hand the memory over, and a buffer is never handed out twice.
+TEST(Floats, FreedBuffersServeTheRequestsTheyFit) {
+  const float* p;
+  {
+    Floats a(123457);
+    p = a.data();
+    a[123456] = 1;
+  }
+  Floats b(100001);  // fits: the same memory
+  EXPECT_EQ(b.data(), p);
+  Floats c(123457);  // the cached one is taken: new memory
+  EXPECT_NE(c.data(), p);
+  const float* q = c.data();
+  c = Floats();  // released into the cache
+  EXPECT_EQ(c.data(), nullptr);
+  Floats small(1000);  // far smaller: not served from a buffer 123 times its size
+  EXPECT_NE(small.data(), q);
+  Floats moved(std::move(small));
+  EXPECT_EQ(small.data(), nullptr);
+  Floats again(123000);
+  EXPECT_EQ(again.data(), q);
+  EXPECT_NE(again.data(), b.data());
+}
+
+// What the reuse is for: a buffer larger than glibc ever keeps in its heap (32 MB), asked for
+// again after it is freed, costs no page faults the second time.
+TEST(Floats, ALargeBufferAskedForAgainIsNotFaultedInAgain) {
+  auto minor_faults = [] {
+    rusage u{};
+    getrusage(RUSAGE_SELF, &u);
+    return u.ru_minflt;
+  };
+  const size_t n = size_t{40} << 18;  // 40 MB of floats
+  auto touch = [n](Floats& f) {
+    for (size_t i = 0; i < n; i += 1024) f[i] = 1.0f;
+  };
+  long first, second;
+  {
+    const long before = minor_faults();
+    Floats a(n);
+    touch(a);
+    first = minor_faults() - before;
+  }
+  {
+    const long before = minor_faults();
+    Floats b(n);
+    touch(b);
+    second = minor_faults() - before;
+  }
+  EXPECT_GT(first, 0);
+  EXPECT_LT(second, first / 4 + 1) << "first " << first;
+}
 
 }  // namespace
 }  // namespace rwkv

@@ -5,22 +5,11 @@
 #include <cstdio>
 #include <exception>
 #include <iostream>
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
 
 #include "commands.hpp"
 #include "io/error.hpp"
 
 int main(int argc, char** argv) {
-#ifdef __GLIBC__
-  // A long prompt's per-layer buffers are megabytes each. By default glibc hands such blocks
-  // back to the system when they are freed, and the next layer faults in fresh zeroed pages:
-  // that cost RWKV-4 prefill over a quarter of its time. Blocks up to 32 MB come from the heap,
-  // and up to 256 MB of freed heap is kept for reuse.
-  mallopt(M_MMAP_THRESHOLD, 32 << 20);
-  mallopt(M_TRIM_THRESHOLD, 256 << 20);
-#endif
   CLI::App app{"rwkv: run, convert and create RWKV language models (RWKV-4, 5, 6, 7)"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "rwkv 0.1.0");
