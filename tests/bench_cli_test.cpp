@@ -4,8 +4,10 @@
 
 #include <algorithm>
 #include <cmath>
+#include <fstream>
 #include <string>
 
+#include "io/mapped_file.hpp"
 #include "model/model.hpp"
 #include "perf/machine.hpp"
 #include "test_util.hpp"
@@ -32,6 +34,8 @@ TEST(BenchCli, JsonHasTheRequiredKeys) {
       EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
     }
     EXPECT_LE(double(j["decode_peak_rss_bytes"]), double(j["peak_rss_bytes"]));
+    ASSERT_TRUE(j["huge_page_bytes"].is_number_unsigned()) << r.output;  // 0 where the system has none
+    EXPECT_LE(double(j["huge_page_bytes"]), double(j["peak_rss_bytes"]));
     EXPECT_EQ(j["threads"], 1);
     EXPECT_EQ(j["batch"], std::stoi(batch));
     EXPECT_EQ(j["repeat"], 2);
@@ -96,6 +100,25 @@ TEST(PerfMachine, ProbesReturnValidNumbers) {
   EXPECT_TRUE(std::isfinite(peak) && peak > 0) << peak;
   EXPECT_FALSE(perf::fma_isa().empty());
   EXPECT_GT(perf::peak_rss_bytes(), size_t(1) << 20);
+  EXPECT_LE(perf::huge_page_bytes(), perf::peak_rss_bytes());
+}
+
+// Files of 2 MB and more are mapped at a 2 MB boundary (so that the file's cache can map as
+// 2 MB pages), and read back exactly, to the last byte; smaller files too.
+TEST(MappedFile, LargeFilesStartAtA2MBBoundaryAndReadBackExactly) {
+  test::TempDir dir;
+  for (size_t n : {size_t{1000}, (size_t{2} << 20) + 12345, size_t{5} << 20}) {
+    std::vector<uint8_t> bytes(n);
+    for (size_t i = 0; i < n; ++i) bytes[i] = static_cast<uint8_t>(i * 131 + (i >> 12));
+    const std::string path = dir.file(std::to_string(n) + ".bin");
+    std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(n));
+    const auto f = MappedFile::open(path);
+    ASSERT_EQ(f->size(), n);
+    if (n >= (size_t{2} << 20)) {
+      EXPECT_EQ(reinterpret_cast<uintptr_t>(f->data()) % (size_t{2} << 20), 0u) << n;
+    }
+    EXPECT_TRUE(std::equal(bytes.begin(), bytes.end(), f->data())) << n;
+  }
 }
 
 }  // namespace

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <cstdio>
+#include <memory>
 #include <string>
 
 namespace rwkv {
@@ -21,7 +22,9 @@ class AtomicFile {
   void commit();
 
  private:
+  static constexpr size_t kBuffer = size_t{8} << 20;
   std::string target_, path_;
+  std::unique_ptr<char[]> buffer_;  // file_'s buffer (closed in the destructor's body, before this goes)
   std::FILE* file_ = nullptr;
   uint64_t written_ = 0;
   bool done_ = false;

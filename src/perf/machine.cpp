@@ -7,7 +7,10 @@
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <fstream>
 #include <memory>
+#include <sstream>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -170,6 +173,20 @@ double fma_peak_gflop_s(int threads, int runs) {
 }
 
 std::string fma_isa() { return best_fma_loop().isa; }
+
+size_t huge_page_bytes() {
+  std::ifstream f("/proc/self/smaps_rollup");
+  std::string line;
+  size_t kb = 0;
+  while (std::getline(f, line)) {
+    std::istringstream in(line);
+    std::string key;
+    size_t value = 0;
+    if (in >> key >> value && (key == "AnonHugePages:" || key == "FilePmdMapped:" || key == "ShmemPmdMapped:"))
+      kb += value;
+  }
+  return kb * 1024;
+}
 
 size_t peak_rss_bytes() {
   rusage u{};

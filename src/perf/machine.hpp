@@ -21,4 +21,8 @@ std::string fma_isa();
 // Peak resident set size of this process so far, in bytes (getrusage ru_maxrss).
 size_t peak_rss_bytes();
 
+// Bytes of this process now resident on 2 MB pages (anonymous and file-backed: AnonHugePages,
+// FilePmdMapped and ShmemPmdMapped of /proc/self/smaps_rollup); 0 where the system does not say.
+size_t huge_page_bytes();
+
 }  // namespace rwkv::perf

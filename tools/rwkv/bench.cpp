@@ -75,7 +75,7 @@ class Status {
 
 struct Measured {
   double decode_s = 0, prefill_s = 0, bandwidth_gb_s = 0, fma_gflop_s = 0;
-  size_t peak_rss = 0, decode_peak_rss = 0;
+  size_t peak_rss = 0, decode_peak_rss = 0, huge_page_bytes = 0;
 };
 
 Measured measure(const Model& model, const BenchOptions& o, int threads) {
@@ -129,6 +129,7 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
   }
 
   m.peak_rss = perf::peak_rss_bytes();  // before the bandwidth probe's buffer
+  m.huge_page_bytes = perf::huge_page_bytes();
   // Each probe in two rounds, the better reading kept: on a shared machine one round can
   // coincide with another guest holding a core or the memory for all of its runs, and a low
   // reading of the machine would flatter the ratios set against it.
@@ -231,6 +232,7 @@ void run_bench(const BenchOptions& o) {
         {"weight_bytes_per_token", integer(model->weight_bytes_per_token())},
         {"peak_rss_bytes", integer(m.peak_rss)},
         {"decode_peak_rss_bytes", dec ? integer(m.decode_peak_rss) : std::string("null")},
+        {"huge_page_bytes", integer(m.huge_page_bytes)},
         {"bandwidth_gb_s", number(m.bandwidth_gb_s)},
         {"fma_peak_gflop_s", number(m.fma_gflop_s)},
         {"fma_isa", json_string(perf::fma_isa())},
@@ -255,7 +257,7 @@ void run_bench(const BenchOptions& o) {
               m.fma_gflop_s, perf::fma_isa().c_str(), threads);
   std::printf("memory     peak RSS %.1f MB", static_cast<double>(m.peak_rss) / 1e6);
   if (m.decode_peak_rss) std::printf(" (%.1f MB after decode)", static_cast<double>(m.decode_peak_rss) / 1e6);
-  std::printf("\n");
+  std::printf("; on 2 MB pages %.1f MB\n", static_cast<double>(m.huge_page_bytes) / 1e6);
 }
 
 }  // namespace
