@@ -443,10 +443,10 @@ HWY_INLINE void wkv7_sa_chunk(size_t N, const float* St, const float* a, size_t 
   for (size_t c = 0; c < NV; ++c) hn::StoreU(hn::Add(even[c], odd[c]), d, sa + i0 + c * L);
 }
 
-// The update of a chunk of NV vectors of values for one token, and y for them; with the next
-// token's a (a_next, may be null), also that token's sa from the updated rows, so that each
-// token after the first walks the state once.
-template <size_t NV>
+// The update of a chunk of NV vectors of values for one token, and y for them; with kNext,
+// also the next token's sa from the updated rows (a_next: that token's a), so that each token
+// after the first walks the state once.
+template <size_t NV, bool kNext>
 HWY_INLINE void wkv7_update_chunk(size_t N, const float* r, const float* w, const float* k, const float* v,
                                   const float* b, const float* sa, const float* a_next, size_t i0, float* St,
                                   float* y, float* sa_next) {
@@ -460,42 +460,34 @@ HWY_INLINE void wkv7_update_chunk(size_t N, const float* r, const float* w, cons
   }
   for (size_t j = 0; j < N; ++j) {
     const VF wj = hn::Set(d, w[j]), bj = hn::Set(d, b[j]), kj = hn::Set(d, k[j]), rj = hn::Set(d, r[j]);
+    [[maybe_unused]] VF aj;
+    if constexpr (kNext) aj = hn::Set(d, a_next[j]);
     float* row = St + j * N + i0;
-    if (a_next) {
-      const VF aj = hn::Set(d, a_next[j]);
-      for (size_t c = 0; c < NV; ++c) {
-        VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
-        s = hn::MulAdd(sas[c], bj, s);
-        s = hn::MulAdd(vs[c], kj, s);
-        hn::StoreU(s, d, row + c * L);
-        acc[c] = hn::MulAdd(s, rj, acc[c]);
-        next[c] = hn::MulAdd(s, aj, next[c]);
-      }
-    } else {
-      for (size_t c = 0; c < NV; ++c) {
-        VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
-        s = hn::MulAdd(sas[c], bj, s);
-        s = hn::MulAdd(vs[c], kj, s);
-        hn::StoreU(s, d, row + c * L);
-        acc[c] = hn::MulAdd(s, rj, acc[c]);
-      }
+    for (size_t c = 0; c < NV; ++c) {
+      VF s = hn::Mul(hn::LoadU(d, row + c * L), wj);
+      s = hn::MulAdd(sas[c], bj, s);
+      s = hn::MulAdd(vs[c], kj, s);
+      hn::StoreU(s, d, row + c * L);
+      acc[c] = hn::MulAdd(s, rj, acc[c]);
+      if constexpr (kNext) next[c] = hn::MulAdd(s, aj, next[c]);
     }
   }
   for (size_t c = 0; c < NV; ++c) {
     hn::StoreU(acc[c], d, y + i0 + c * L);
-    if (a_next) hn::StoreU(next[c], d, sa_next + i0 + c * L);
+    if constexpr (kNext) hn::StoreU(next[c], d, sa_next + i0 + c * L);
   }
 }
 
 // One token on the transposed state, given its sa; with a_next, the next token's sa as well.
+template <bool kNext>
 HWY_INLINE void wkv7_token_lanes(size_t N, const float* r, const float* w, const float* k, const float* v,
                                  const float* b, const float* sa, const float* a_next, float* St, float* y,
                                  float* sa_next) {
   const DF d;
   const size_t L = hn::Lanes(d);
   size_t i0 = 0;
-  for (; i0 + 2 * L <= N; i0 += 2 * L) wkv7_update_chunk<2>(N, r, w, k, v, b, sa, a_next, i0, St, y, sa_next);
-  for (; i0 < N; i0 += L) wkv7_update_chunk<1>(N, r, w, k, v, b, sa, a_next, i0, St, y, sa_next);
+  for (; i0 + 2 * L <= N; i0 += 2 * L) wkv7_update_chunk<2, kNext>(N, r, w, k, v, b, sa, a_next, i0, St, y, sa_next);
+  for (; i0 < N; i0 += L) wkv7_update_chunk<1, kNext>(N, r, w, k, v, b, sa, a_next, i0, St, y, sa_next);
 }
 
 // Long runs with whole vectors of rows work on the transposed state (transposed in and out
@@ -522,8 +514,11 @@ void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w,
   for (; i0 < N; i0 += L) wkv7_sa_chunk<1>(N, St.data(), a, i0, sa.data());
   for (size_t t = 0; t < T; ++t) {
     const size_t o = t * stride;
-    const float* a_next = t + 1 < T ? a + o + stride : nullptr;
-    wkv7_token_lanes(N, r + o, w + o, k + o, v + o, b + o, sa.data(), a_next, St.data(), y + o, sa_next.data());
+    if (t + 1 < T)
+      wkv7_token_lanes<true>(N, r + o, w + o, k + o, v + o, b + o, sa.data(), a + o + stride, St.data(), y + o,
+                             sa_next.data());
+    else
+      wkv7_token_lanes<false>(N, r + o, w + o, k + o, v + o, b + o, sa.data(), nullptr, St.data(), y + o, nullptr);
     sa.swap(sa_next);
   }
   for (size_t i = 0; i < N; ++i)
