@@ -14,7 +14,7 @@ AtomicFile::AtomicFile(std::string target) : target_(std::move(target)), path_(t
   if (!file_) fail(path_, ": cannot create: ", std::strerror(errno));
   // Written in whole 8 MB pieces: Linux then caches the file in 2 MB pieces, which a reader
   // that maps it right after (rwkv convert, then rwkv bench) gets as 2 MB pages.
-  buffer_ = std::make_unique<char[]>(kBuffer);
+  buffer_.reset(new char[kBuffer]);  // not zeroed: pages are touched only as far as written
   std::setvbuf(file_, buffer_.get(), _IOFBF, kBuffer);
 }
 
