@@ -24,15 +24,18 @@ std::unique_ptr<Model> Model::from_weights(Weights w) {
 }
 
 namespace {
+// Set when the thread's cache is destroyed (at thread exit): Floats made or freed later go
+// straight to the heap. Trivially destructible, so it can be read to the thread's very end.
+thread_local bool t_floats_gone = false;
+
 // Each thread's freed Floats buffers (capacity, memory), oldest first, at most kBytes in all.
 struct FloatCache {
   static constexpr size_t kBytes = size_t{256} << 20;
   std::vector<std::pair<size_t, float*>> buffers;
   size_t bytes = 0;
-  bool alive = true;  // false once the thread's cache is destroyed (Floats freed later are deleted)
   ~FloatCache() {
     for (auto& b : buffers) delete[] b.second;
-    alive = false;
+    t_floats_gone = true;
   }
 };
 thread_local FloatCache t_floats;
@@ -41,28 +44,30 @@ thread_local FloatCache t_floats;
 // The smallest cached buffer that holds n floats and is at most twice as large, else a new one.
 Floats::Floats(size_t n) {
   n = std::max<size_t>(n, 1);
-  auto& c = t_floats.buffers;
-  size_t best = c.size();
-  for (size_t i = 0; i < c.size(); ++i)
-    if (c[i].first >= n && c[i].first <= 2 * n && (best == c.size() || c[i].first < c[best].first)) best = i;
-  if (best == c.size()) {
-    p_ = new float[n];
-    capacity_ = n;
-    return;
+  if (!t_floats_gone) {
+    auto& c = t_floats.buffers;
+    size_t best = c.size();
+    for (size_t i = 0; i < c.size(); ++i)
+      if (c[i].first >= n && c[i].first <= 2 * n && (best == c.size() || c[i].first < c[best].first)) best = i;
+    if (best < c.size()) {
+      capacity_ = c[best].first;
+      p_ = c[best].second;
+      t_floats.bytes -= capacity_ * sizeof(float);
+      c.erase(c.begin() + static_cast<std::ptrdiff_t>(best));
+      return;
+    }
   }
-  capacity_ = c[best].first;
-  p_ = c[best].second;
-  t_floats.bytes -= capacity_ * sizeof(float);
-  c.erase(c.begin() + static_cast<std::ptrdiff_t>(best));
+  p_ = new float[n];
+  capacity_ = n;
 }
 
 void Floats::release() noexcept {
   if (!p_) return;
   const size_t bytes = capacity_ * sizeof(float);
-  FloatCache& c = t_floats;
-  if (!c.alive || bytes > FloatCache::kBytes) {
+  if (t_floats_gone || bytes > FloatCache::kBytes) {
     delete[] p_;
   } else {
+    FloatCache& c = t_floats;
     while (c.bytes + bytes > FloatCache::kBytes) {  // the oldest go first
       delete[] c.buffers.front().second;
       c.bytes -= c.buffers.front().first * sizeof(float);
