@@ -167,12 +167,6 @@ INSTANTIATE_TEST_SUITE_P(Tiny, Batch,
                          ::testing::Values("4v0-660K-FP32", "5v2-730K-FP32", "6v0-1m-FP32", "7v0-834K-FP32"),
                          [](const auto& p) { return p.param.substr(0, 3); });
 
-}  // namespace
-}  // namespace rwkv
-
-namespace rwkv {
-namespace {
-
 // The per-layer buffers: a freed one serves the next request it fits (within twice its
 // size), moves hand the memory over, and a buffer is never handed out twice.
 TEST(Floats, FreedBuffersServeTheRequestsTheyFit) {

@@ -241,4 +241,11 @@ const Tensor& TensorSet::get(const std::string& name) const {
   return *t;
 }
 
+std::vector<int64_t> squeezed(const std::vector<int64_t>& shape) {
+  std::vector<int64_t> dims;
+  for (int64_t d : shape)
+    if (d != 1) dims.push_back(d);
+  return dims;
+}
+
 }  // namespace rwkv

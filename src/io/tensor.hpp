@@ -32,6 +32,10 @@ uint16_t fp32_to_bf16(float f);  // round to nearest even (NaN stays NaN)
 // Decodes n values of type t (n a multiple of the block size) to float32.
 void dequantize(DType t, const void* src, float* dst, size_t n);
 
+// The dimensions of a shape other than those of size 1: shapes that differ only by such
+// dimensions ([1, 1, C] and [C]) hold the same values in the same order.
+std::vector<int64_t> squeezed(const std::vector<int64_t>& shape);
+
 struct Tensor {
   std::string name;
   DType dtype = DType::F32;

@@ -85,14 +85,6 @@ void Floats::release() noexcept {
 }
 
 namespace {
-// The dimensions of a shape other than those of size 1.
-std::vector<int64_t> squeezed(const std::vector<int64_t>& shape) {
-  std::vector<int64_t> dims;
-  for (int64_t d : shape)
-    if (d != 1) dims.push_back(d);
-  return dims;
-}
-
 // The bytes of a matrix's eight-row copy (Model::interleaved), 0 if it gets none: the
 // embedding is a table look-up, read in place.
 size_t eight_row_bytes(const std::string& name, DType type, size_t rows, size_t cols) {

@@ -65,7 +65,7 @@ class Rwkv5 final : public Model {
     const Hparams& hp = hparams();
     const size_t C = hp.n_embd, H = hp.n_head, N = hp.head_size;
     auto prev = token_shift(z, C, runs, l, Shift::Att);
-    const bool gated = hparams().v5_gate;
+    const bool gated = hp.v5_gate;
     Floats xr(T * C), xk(T * C), xv(T * C), r(T * C), k(T * C), v(T * C), wkv(T * C), xg, g;
     mix4(z, prev.data(), y.mix_r, T, C, xr.data());
     mix4(z, prev.data(), y.mix_k, T, C, xk.data());

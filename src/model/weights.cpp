@@ -33,13 +33,6 @@ std::string Weights::layer(int l, const std::string& suffix) {
 
 namespace {
 
-std::vector<int64_t> squeezed(const std::vector<int64_t>& s) {
-  std::vector<int64_t> out;
-  for (int64_t d : s)
-    if (d != 1) out.push_back(d);
-  return out;
-}
-
 Tensor renamed(const Tensor& t, std::string name, std::vector<int64_t> shape) {
   Tensor r = t;
   r.name = std::move(name);

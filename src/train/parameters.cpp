@@ -7,21 +7,12 @@
 
 namespace rwkv::train {
 
-namespace {
-std::vector<int64_t> without_ones(const std::vector<int64_t>& shape) {
-  std::vector<int64_t> s;
-  for (int64_t d : shape)
-    if (d != 1) s.push_back(d);
-  return s;
-}
-}  // namespace
-
 template <typename F>
 Parameter<F>& Parameters<F>::take(const Weights& w, const std::string& name, const std::vector<int64_t>& shape) {
   if (index_.count(name)) fail("training: parameter ", name, " taken twice");
   const Tensor* t = w.tensors.find(name);
   if (!t) fail(w.path, ": missing tensor ", w.describe(name));
-  if (without_ones(t->shape) != without_ones(shape)) {
+  if (squeezed(t->shape) != squeezed(shape)) {
     Tensor e;
     e.shape = shape;
     fail(w.path, ": tensor ", w.describe(name), " has shape ", t->shape_string(), ", expected ", e.shape_string());
