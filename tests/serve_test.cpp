@@ -256,7 +256,11 @@ TEST(Serve, ModelsHealthAndMetrics) {
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, json({{"status", "ok"}}));
 
-  post(s, "/v1/completions", R"({"prompt": "Hello", "max_tokens": 5})");
+  // Greedy, so that the reply cannot be an end-of-text token with nothing generated.
+  const Reply done = post(s, "/v1/completions", R"({"prompt": "Hello", "max_tokens": 5, "temperature": 0})");
+  ASSERT_EQ(done.status, 200) << done.raw;
+  const int generated = done.body["usage"]["completion_tokens"].get<int>();
+  ASSERT_GE(generated, 1);
   const Reply text = get(s, "/metrics");
   for (const char* name :
        {"rwkv_requests_total", "rwkv_requests_failed_total", "rwkv_requests_cancelled_total", "rwkv_prompt_tokens_total",
@@ -270,7 +274,7 @@ TEST(Serve, ModelsHealthAndMetrics) {
   EXPECT_EQ(m.size(), 13u);
   EXPECT_EQ(m.at("rwkv_requests_total"), 1);
   EXPECT_EQ(m.at("rwkv_prompt_tokens_total"), 5);
-  EXPECT_GE(m.at("rwkv_completion_tokens_total"), 1);
+  EXPECT_EQ(m.at("rwkv_completion_tokens_total"), generated);
   EXPECT_EQ(m.at("rwkv_requests_running"), 0);
 }
 
