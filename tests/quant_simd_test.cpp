@@ -118,14 +118,14 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
   }
 }
 
-// Q4_0, Q8_0 and Q4_K through their eight-row layout (simd::interleave_rows8), where this CPU's
+// The types with an eight-row layout (simd::interleave_rows8), where this CPU's
 // kernels read it: every row gives the same bits as the row-at-a-time kernel, over whole groups,
 // the rows left over (21 = 2·8 + 5), ranges that start and end inside a group, and levels and
 // activations at the ends of their ranges; and both stay close to the scalar reference.
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   std::mt19937 rng(16);
   std::normal_distribution<float> gauss;
-  for (DType type : {DType::Q4_0, DType::Q8_0, DType::Q4_K}) {
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K}) {
     ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
     for (size_t cols : type == DType::Q4_K ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
       for (int extreme = 0; extreme < 2; ++extreme) {
@@ -165,7 +165,8 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   }
   std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
   EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
-  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_1, W.data(), 8, 64, out.data()), Error);
+  EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::Q6_K));
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 256, out.data()), Error);
 }
 
 // Activations to quantize: random, with halfway cases (levels exactly k + 0.5), equal

@@ -72,13 +72,13 @@ INSTANTIATE_TEST_SUITE_P(Tiny, SequenceMode,
                            return n;
                          });
 
-// Q4_0 and Q8_0 models (every matrix quantized, llama.cpp's policy), whose products go eight
+// Models of the 32-value block types (every matrix quantized, llama.cpp's policy), whose products go eight
 // rows at a time where the CPU has that kernel and one row at a time elsewhere (the rows left
 // over, pieces of work that start inside a group of eight): the same equality.
 TEST(SequenceMode, EqualsRnnModeForEightRowQuantizedModels) {
   test::TempDir dir;
   const Weights w = load_weights(test::data_path("rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"));
-  for (DType type : {DType::Q4_0, DType::Q8_0}) {
+  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0}) {
     save_gguf(w, dir.file("q.gguf"), QuantizeTypes{type, type, type});
     const auto model = Model::load(dir.file("q.gguf"));
     const auto tokens = corpus_tokens(40);

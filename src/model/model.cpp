@@ -168,7 +168,7 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   if (!used_.count(name) && name != "token_embd.weight") matrix_parameter_count_ += rows * cols;
   const Tensor& t = checked(name, shape);
   // Block types and aligned 16-bit floats are used as stored (memory-mapped), except that
-  // Q4_0/Q8_0/Q4_K matrices get an eight-row copy where the CPU reads one (interleaved).
+  // matrices of a type with an eight-row layout get that copy where the CPU reads it (interleaved).
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
   if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16)) {
     cpu::Matrix m{t.dtype, t.data, rows, cols};
@@ -189,7 +189,7 @@ uint8_t* Model::arena_bytes(size_t n) {
   return p;
 }
 
-// Q4_0, Q8_0 and Q4_K where the kernels read the eight-row layout: the rows copied into it, a few MB
+// The types with an eight-row layout, where the kernels read it: the rows copied into it, a few MB
 // at a time, each piece's mapped pages then let go, so that the weights are resident once.
 const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
   const size_t bytes = eight_row_bytes(t.name, t.dtype, rows, cols), rows8 = rows / 8 * 8;

@@ -20,7 +20,8 @@ struct Matrix {
   DType type = DType::F32;
   const void* data = nullptr;
   size_t rows = 0, cols = 0;
-  // Optional, for Q4_0, Q8_0 and Q4_K: rows [0, rows − rows % 8) again, interleaved by eights
+  // Optional, for the types with an eight-row layout (simd::has_rows8_layout): rows
+  // [0, rows − rows % 8) again, interleaved by eights
   // (simd::interleave_rows8), the layout the AVX2 kernels read fastest. Same results.
   const void* rows8 = nullptr;
   const float* f32() const { return static_cast<const float*>(data); }

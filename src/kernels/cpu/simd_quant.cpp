@@ -158,13 +158,15 @@ HWY_INLINE V8 fifth_bits(uint32_t bits, size_t j) {
 
 // The 32-value block types (GG ggml-common.h): bytes per block, the level type, whether the
 // block has a minimum, the offset subtracted from the unsigned levels (done once per block on
-// the activation sums: Σ(u − k)·x = Σu·x − k·Σx, cheaper than centring every level) and the 32
+// the activation sums: Σ(u − k)·x = Σu·x − k·Σx, cheaper than centring every level), where an
+// eight-row group's levels and fifth bits start (interleave_rows8; 0: none) and the 32
 // levels of a block. The fp16 scale d is at byte 0, the fp16 minimum m (kMin) at byte 2.
 // Levels j < 16 are in the low nibbles of the 16 bytes qs, levels j ≥ 16 in the high nibbles.
 struct Q4_0B {
   static constexpr size_t kBytes = 18;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 8;
+  static constexpr size_t kLevelsAt = 16, kHighAt = 0;  // in the eight-row layout
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     return make_levels([b](size_t j) { return packed_nibbles(b + 2, j); });
@@ -174,6 +176,7 @@ struct Q4_1B {
   static constexpr size_t kBytes = 20;
   static constexpr bool kMin = true;
   static constexpr int kOffset = 0;
+  static constexpr size_t kLevelsAt = 32, kHighAt = 0;  // in the eight-row layout
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     return make_levels([b](size_t j) { return packed_nibbles(b + 4, j); });
@@ -183,6 +186,7 @@ struct Q5_0B {  // the 5th bit of level j is bit j of the 32 bits qh
   static constexpr size_t kBytes = 22;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 16;
+  static constexpr size_t kLevelsAt = 48, kHighAt = 16;  // in the eight-row layout
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     uint32_t qh;
@@ -194,6 +198,7 @@ struct Q5_1B {
   static constexpr size_t kBytes = 24;
   static constexpr bool kMin = true;
   static constexpr int kOffset = 0;
+  static constexpr size_t kLevelsAt = 64, kHighAt = 32;  // in the eight-row layout
   using L = uint8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     uint32_t qh;
@@ -206,6 +211,7 @@ struct Q8_0B {
   static constexpr size_t kBytes = 34;
   static constexpr bool kMin = false;
   static constexpr int kOffset = 0;
+  static constexpr size_t kLevelsAt = 16, kHighAt = 0;  // in the eight-row layout
   using L = int8_t;
   static HWY_INLINE Levels unpack(const uint8_t* b) {
     return make_levels([b](size_t j) { return hn::LoadU(D8(), b + 2 + j); });
@@ -230,68 +236,32 @@ struct TokenSums {
   const float* s;
 };
 
-// One row against one token: Σ_b d_b·x_b.d·Σ(u − k)·x (+ m_b·x_b.s). Every token is computed
-// by this same sequence of operations, alone or among many, so sequence mode and RNN mode
-// give the same bits. The weights are prefetched about once per cache line.
+// One row against one token: Σ_b d_b·x_b.d·Σ(u − k)·x (+ m_b·x_b.s), block after block (the
+// targets without the eight-row kernel). Every token is computed by this same sequence of
+// operations, alone or among many, so sequence mode and RNN mode give the same bits. The
+// weights are prefetched about once per cache line.
 template <class B>
 HWY_INLINE float row_token(const uint8_t* w, size_t blocks, const TokenSums& x) {
   using L = typename B::L;
   constexpr bool kPrefetchOdd = 2 * B::kBytes > 64;  // one prefetch per 2 blocks reaches every line
-  const DF df;
-  VF acc = hn::Zero(df), mins = hn::Zero(df);
-  size_t b = 0;
-#if RWKV_X86_AVX2
-  // Eight blocks at a time: their eight integer sums are gathered into one vector (horizontal
-  // adds), the offsets subtracted exactly, and the scales applied to the eight at once.
-  for (; b + 8 <= blocks; b += 8) {
-    __m256i h[4];
-    for (size_t j = 0; j < 8; j += 2) {
-      const uint8_t *w0 = w + (b + j) * B::kBytes, *w1 = w0 + B::kBytes;
-      prefetch_ahead(w0, 1);
-      if (kPrefetchOdd) prefetch_ahead(w1, 1);
-      const __m256i p0 = dot32<L, false>(B::unpack(w0), x.x[b + j].q, sub_scales(1, 1)).raw;
-      const __m256i p1 = dot32<L, false>(B::unpack(w1), x.x[b + j + 1].q, sub_scales(1, 1)).raw;
-      h[j / 2] = _mm256_hadd_epi32(p0, p1);
-    }
-    const __m256i h0123 = _mm256_hadd_epi32(h[0], h[1]), h4567 = _mm256_hadd_epi32(h[2], h[3]);
-    __m256i sums = _mm256_add_epi32(_mm256_permute2x128_si256(h0123, h4567, 0x20),
-                                    _mm256_permute2x128_si256(h0123, h4567, 0x31));  // block j in lane j
-    if constexpr (B::kOffset != 0) {
-      const __m256i ls = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.level_sum + b));
-      sums = _mm256_sub_epi32(sums, _mm256_mullo_epi32(ls, _mm256_set1_epi32(B::kOffset)));
-    }
-    // The eight fp16 values at byte `at` of blocks b .. b + 7.
-    auto halves = [&](size_t at) {
-      const uint8_t* p = w + b * B::kBytes + at;
-      constexpr size_t k = B::kBytes;
-      auto h = [p](size_t j) { return static_cast<short>(u16(p + j * k)); };
-      return _mm_setr_epi16(h(0), h(1), h(2), h(3), h(4), h(5), h(6), h(7));
-    };
-    const __m128i dw = halves(0);
-    [[maybe_unused]] const __m128i mw = B::kMin ? halves(2) : _mm_setzero_si128();
-    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(dw), _mm256_loadu_ps(x.d + b));
-    acc = VF{_mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), scale, acc.raw)};
-    if constexpr (B::kMin) mins = VF{_mm256_fmadd_ps(_mm256_cvtph_ps(mw), _mm256_loadu_ps(x.s + b), mins.raw)};
-  }
-#endif
-  float tail = 0;
-  for (; b < blocks; ++b) {
+  float sum = 0;
+  for (size_t b = 0; b < blocks; ++b) {
     const uint8_t* wb = w + b * B::kBytes;
     if (b % 2 == 0 || kPrefetchOdd) prefetch_ahead(wb, 1);
     const int32_t dot = sum_lanes(dot32<L, false>(B::unpack(wb), x.x[b].q, sub_scales(1, 1))) - B::kOffset * x.level_sum[b];
-    tail += half(wb) * x.d[b] * static_cast<float>(dot);
-    if constexpr (B::kMin) tail += half(wb + 2) * x.s[b];
+    sum += half(wb) * x.d[b] * static_cast<float>(dot);
+    if constexpr (B::kMin) sum += half(wb + 2) * x.s[b];
   }
-  return hn::GetLane(hn::SumOfLanes(df, hn::Add(acc, mins))) + tail;
+  return sum;
 }
 
-// ---- Q4_0 and Q8_0, eight rows at a time (the layout of interleave_rows8 in simd_quant.hpp)
+// ---- 32-value types, eight rows at a time (the layout of interleave_rows8 in simd_quant.hpp)
 
 // One row against one token, block after block: the integer sum of block b (offset removed)
-// times the scale d_b·x_b.d, added with a fused multiply-add. rows8_token computes each of its
-// eight rows by exactly these operations, one row per lane, so a row gives the same bits
-// whichever of the two computes it (rows outside whole groups of eight, targets without the
-// eight-row kernel).
+// times the scale d_b·x_b.d, then (kMin) the minimum m_b times x_b.s, each added with a fused
+// multiply-add. rows8_token computes each of its eight rows by exactly these operations, one
+// row per lane, so a row gives the same bits whichever of the two computes it (rows outside
+// whole groups of eight, matrices without the copy).
 template <class B>
 HWY_INLINE float row_token_fma(const uint8_t* w, size_t blocks, const TokenSums& x) {
   using L = typename B::L;
@@ -304,17 +274,28 @@ HWY_INLINE float row_token_fma(const uint8_t* w, size_t blocks, const TokenSums&
     const int32_t dot = sum_lanes(dot32<L, false>(B::unpack(wb), x.x[b].q, sub_scales(1, 1))) - B::kOffset * x.level_sum[b];
     const float scale = half(wb) * x.d[b];
     acc = hn::MulAdd(hn::Set(d1, static_cast<float>(dot)), hn::Set(d1, scale), acc);
+    if constexpr (B::kMin) acc = hn::MulAdd(hn::Set(d1, half(wb + 2)), hn::Set(d1, x.s[b]), acc);
   }
   return hn::GetLane(acc);
 }
 
 #if RWKV_X86_AVX2
+// The fifth bits of Q5_0/Q5_1 for pair p of an eight-row group (the word of interleave_rows8:
+// bit 8i + p of row r's word is the fifth bit of the level in byte i of lane r of the pair's
+// nibbles) moved to bit 4 of byte i, the place of a fifth bit above a nibble.
+template <int P>
+HWY_INLINE __m256i fifth_bits8(__m256i words) {
+  const __m256i at4 = P <= 4 ? _mm256_slli_epi32(words, 4 - P) : _mm256_srli_epi32(words, P - 4);
+  return _mm256_and_si256(at4, _mm256_set1_epi8(0x10));
+}
+
 // Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against one
 // token: row r's result in lane r. Per block column, the activations' levels 4k .. 4k + 3 are
 // broadcast to every lane and multiplied with the vector holding those levels of all 8 rows:
 // pmaddubsw and pmaddwd leave each row's sum in its own int32 lane.
 template <class B>
 HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& x) {
+  constexpr bool kQ8 = std::is_same_v<B, Q8_0B>, kFifth = B::kHighAt != 0;
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, g += 8 * B::kBytes) {
@@ -325,20 +306,11 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
       std::memcpy(&v, xq + 4 * k, 4);
       return _mm256_set1_epi32(v);
     };
-    auto levels = [g](size_t v) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 16 + 32 * v)); };
+    auto levels = [g](size_t v) {
+      return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + B::kLevelsAt + 32 * v));
+    };
     __m256i sum;
-    if constexpr (std::is_same_v<B, Q4_0B>) {
-      // Unsigned levels 0–15 against |x| ≤ 127: 8 pair sums of at most 3810 fit an int16 lane.
-      const __m256i low4 = _mm256_set1_epi8(15);
-      __m256i pairs = _mm256_setzero_si256();
-      for (size_t v = 0; v < 4; ++v) {
-        const __m256i w = levels(v);
-        const __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
-        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xs(v)));
-        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xs(v + 4)));
-      }
-      sum = _mm256_sub_epi32(_mm256_madd_epi16(pairs, ones), _mm256_set1_epi32(B::kOffset * x.level_sum[b]));
-    } else {
+    if constexpr (kQ8) {
       // Signed levels: |w| against x with w's sign; pair sums up to 32512, widened at once.
       sum = _mm256_setzero_si256();
       for (size_t k = 0; k < 8; ++k) {
@@ -346,10 +318,40 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
         const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xs(k), w));
         sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
       }
+    } else {
+      // Unsigned levels against |x| ≤ 127: a pair sum is at most 3810 (4 bits) or 7874 (5 bits),
+      // so 8 (4 bits) or 4 (5 bits) of them fit an int16 lane before widening.
+      const __m256i low4 = _mm256_set1_epi8(15);
+      [[maybe_unused]] __m256i high;
+      if constexpr (kFifth) high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + B::kHighAt));
+      sum = _mm256_setzero_si256();
+      __m256i pairs = _mm256_setzero_si256();
+      auto vector = [&](auto v) RWKV_INLINE_LAMBDA {
+        const __m256i w = levels(v);
+        __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
+        if constexpr (kFifth) {
+          lo = _mm256_or_si256(lo, fifth_bits8<2 * v>(high));
+          hi = _mm256_or_si256(hi, fifth_bits8<2 * v + 1>(high));
+        }
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xs(v)));
+        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xs(v + 4)));
+        if (!kFifth ? v == 3 : v % 2 == 1) {
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+          pairs = _mm256_setzero_si256();
+        }
+      };
+      vector(std::integral_constant<int, 0>());
+      vector(std::integral_constant<int, 1>());
+      vector(std::integral_constant<int, 2>());
+      vector(std::integral_constant<int, 3>());
+      if constexpr (B::kOffset != 0) sum = _mm256_sub_epi32(sum, _mm256_set1_epi32(B::kOffset * x.level_sum[b]));
     }
     const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
                                        _mm256_set1_ps(x.d[b]));
     acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);
+    if constexpr (B::kMin)
+      acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))),
+                            _mm256_set1_ps(x.s[b]), acc);
   }
   return acc;
 }
@@ -665,13 +667,13 @@ HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]]
   }
 }
 
-// 32-value types. Q4_0 and Q8_0 go eight rows at a time through W8, their interleaved copy,
-// where there is one and the kernel for it; their other rows one at a time with the same float
-// operations (row_token_fma).
+// 32-value types: eight rows at a time through W8, their interleaved copy, where there is one
+// and the kernel for it (AVX2); the other rows one at a time, there with the same float
+// operations (row_token_fma), elsewhere by row_token.
 template <class B>
 void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
                const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
-  constexpr bool kRows8 = std::is_same_v<B, Q4_0B> || std::is_same_v<B, Q8_0B>;
+  constexpr bool kRows8 = RWKV_X86_AVX2;
   const size_t blocks = cols / 32, row_bytes = blocks * B::kBytes;
   const uint8_t* w = static_cast<const uint8_t*>(W);
   auto token = [&](size_t t) {
@@ -689,7 +691,7 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
 #else
   const std::nullptr_t eight = nullptr;
 #endif
-  rows_in_eights(kRows8 ? W8 : nullptr, 8 * row_bytes, r0, r1, T, token_block(blocks * sizeof(Q8Block)), Y, ldy,
+  rows_in_eights(W8, 8 * row_bytes, r0, r1, T, token_block(blocks * sizeof(Q8Block)), Y, ldy,
                  eight, one);
 }
 
@@ -831,7 +833,13 @@ void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, 
 
 bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
 
-bool has_rows8_layout(DType type) { return type == DType::Q4_0 || type == DType::Q8_0 || type == DType::Q4_K; }
+bool has_rows8_layout(DType type) {
+  switch (type) {
+    case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q4_K:
+      return true;
+    default: return false;
+  }
+}
 
 size_t rows8_bytes(DType type, size_t rows, size_t cols) {
   return type == DType::Q4_K ? rows / 8 * (cols / 256) * kRows8Q4KBytes : rows * dtype_bytes(type, cols);
@@ -861,13 +869,26 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
         }
     return;
   }
-  const size_t vectors = (bb - 2) / 4;  // 4-byte groups of levels per block: 4 (Q4_0) or 8 (Q8_0)
+  // The 32-value types: d at byte 0 of a block, then the minimum m and the fifth bits qh where
+  // the type has them, then the 16 or 32 bytes qs.
+  const bool min = type == DType::Q4_1 || type == DType::Q5_1, fifth = type == DType::Q5_0 || type == DType::Q5_1;
+  const size_t qs_at = 2 + (min ? 2 : 0) + (fifth ? 4 : 0), vectors = (bb - qs_at) / 4;
+  const size_t high_at = min ? 32 : 16, levels_at = high_at + (fifth ? 32 : 0);
   for (size_t g = 0; g < rows / 8; ++g)
     for (size_t b = 0; b < blocks; ++b, o += 8 * bb)
       for (size_t r = 0; r < 8; ++r) {
         const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
         std::memcpy(o + 2 * r, src, 2);  // the scale d
-        for (size_t k = 0; k < vectors; ++k) std::memcpy(o + 16 + 32 * k + 4 * r, src + 2 + 4 * k, 4);
+        if (min) std::memcpy(o + 16 + 2 * r, src + 2, 2);
+        if (fifth) {  // bit 8i + 2v + h: the fifth bit of level 4v + i + 16h (byte i of vector v)
+          uint32_t qh, word = 0;
+          std::memcpy(&qh, src + qs_at - 4, 4);
+          for (uint32_t v = 0; v < 4; ++v)
+            for (uint32_t i = 0; i < 4; ++i)
+              for (uint32_t h = 0; h < 2; ++h) word |= ((qh >> (4 * v + i + 16 * h)) & 1u) << (8 * i + 2 * v + h);
+          std::memcpy(o + high_at + 4 * r, &word, 4);
+        }
+        for (size_t k = 0; k < vectors; ++k) std::memcpy(o + levels_at + 32 * k + 4 * r, src + qs_at + 4 * k, 4);
       }
 }
 

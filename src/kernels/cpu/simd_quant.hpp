@@ -24,18 +24,21 @@ struct Q8Scalars {
   const float* s;            // Q8Block::s
   const int32_t* level_sum;  // Q8Block::level_sum, an exact integer
 };
-// W8 (may be null): for Q4_0 and Q8_0, W's rows also interleaved by eights (interleave_rows8),
-// read where the CPU has the eight-row kernel (rows8_kernel). Either way each row's result is
-// the same bits.
+// W8 (may be null): W's rows also interleaved by eights (interleave_rows8), read where the CPU
+// has the eight-row kernel (rows8_kernel). Either way each row's result is the same bits.
 void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
              const Q8Scalars& xs, size_t T, float* Y, size_t ldy);
 
-// The eight-row layouts (has_rows8_layout). Q4_0 and Q8_0: rows in groups of 8; per group,
-// per block column, the 8 rows' fp16 scales (16 bytes), then their levels in 32-byte vectors
-// whose 4-byte lane r holds 4 levels of row r: the bytes qs[4k .. 4k + 3] of row r's block in
-// vector k (4 vectors for Q4_0, whose byte j holds levels j and j + 16; 8 for Q8_0). The same
-// size as the rows it holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd
-// then leave each row's sum in its own lane: no horizontal adds.
+// The eight-row layouts (has_rows8_layout). The 32-value types: rows in groups of 8; per group,
+// per block column, the 8 rows' fp16 scales d (16 bytes); Q4_1 and Q5_1: their fp16 minimums
+// (16 bytes); Q5_0 and Q5_1: their fifth bits, one 32-bit word per row, bit 8i + 2k + h the
+// fifth bit of the level in the low (h = 0) or high (h = 1) nibble of byte i of vector k
+// below; then their levels in 32-byte vectors whose 4-byte lane r holds 4 levels of row r:
+// the bytes qs[4k .. 4k + 3] of row r's block in vector k (4 vectors for the 4- and 5-bit
+// types, whose byte j holds levels j and j + 16; 8 for Q8_0). The same size as the rows it
+// holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd then leave each
+// row's sum in its own lane: no horizontal adds; a shift and a mask put the fifth bits of a
+// vector's nibbles in place.
 //
 // Q4_K: per group, per super-block column (kRows8Q4KBytes): the 8 rows' fp16 d (16 bytes) and
 // dmin (16), their sub-block scales and minimums unpacked to bytes (for each pair p of
