@@ -125,9 +125,10 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   std::mt19937 rng(16);
   std::normal_distribution<float> gauss;
-  for (DType type : {DType::Q4_0, DType::Q4_1, DType::Q5_0, DType::Q5_1, DType::Q8_0, DType::Q4_K}) {
+  for (DType type : kBlockTypes) {
     ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
-    for (size_t cols : type == DType::Q4_K ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
+    const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
+    for (size_t cols : k_quant ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
       for (int extreme = 0; extreme < 2; ++extreme) {
         const size_t rows = 21, T = 5;
         auto W = random_weights(type, rows, cols, rng);
@@ -140,7 +141,9 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
         std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, 16, cols));
         cpu::simd::interleave_rows8(type, W.data(), 16, cols, W8.data());
         std::vector<float> X(T * cols);
-        for (size_t i = 0; i < X.size(); ++i) X[i] = extreme ? (i % 3 ? 1.0f : -1.0f) : gauss(rng);
+        // (Extreme: token 0 all ones, so that every product has the same sign and the integer
+        // sums are largest.)
+        for (size_t i = 0; i < X.size(); ++i) X[i] = extreme ? (i < cols || i % 3 ? 1.0f : -1.0f) : gauss(rng);
         const cpu::Matrix plain{type, W.data(), rows, cols};
         cpu::Matrix eights = plain;
         eights.rows8 = W8.data();
@@ -165,8 +168,9 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   }
   std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
   EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
-  EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::Q6_K));
-  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 256, out.data()), Error);
+  EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::F16));
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::F16, W.data(), 8, 64, out.data()), Error);
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 100, out.data()), Error);
 }
 
 // Activations to quantize: random, with halfway cases (levels exactly k + 0.5), equal

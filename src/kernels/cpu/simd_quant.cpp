@@ -289,6 +289,14 @@ HWY_INLINE __m256i fifth_bits8(__m256i words) {
   return _mm256_and_si256(at4, _mm256_set1_epi8(0x10));
 }
 
+// Q6_K's two high bits of pair p (bits p, p + 1 of byte i in each row's word; p even) moved to
+// bits 4–5 of byte i, above the nibble.
+template <int P>
+HWY_INLINE __m256i high_bits8(__m256i words) {
+  const __m256i at4 = P <= 4 ? _mm256_slli_epi32(words, 4 - P) : _mm256_srli_epi32(words, P - 4);
+  return _mm256_and_si256(at4, _mm256_set1_epi8(0x30));
+}
+
 // Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against one
 // token: row r's result in lane r. Per block column, the activations' levels 4k .. 4k + 3 are
 // broadcast to every lane and multiplied with the vector holding those levels of all 8 rows:
@@ -500,28 +508,36 @@ struct Q6_KB {
   static float dmin(const uint8_t*) { return 0.0f; }
 };
 
-// Q4_K, one row against one token, super-block after super-block: the exact integer sums
-// Σ_j scale_j·Σ q·x and Σ_j min_j·Σ x of the super-block, scaled with two fused multiply-adds.
-// rows8_token_q4k computes each of its eight rows by these same operations, one row per lane.
-HWY_INLINE float row_token_fma_q4k(const uint8_t* w, size_t blocks, const Q8KBlock* x) {
+// A K-quant row against one token, super-block after super-block: the exact integer sums
+// Σ_j scale_j·Σ q·x (and for Q4_K/Q5_K Σ_j min_j·Σ x) of the super-block, scaled with fused
+// multiply-adds. rows8_token_k and rows8_token_q6k compute each of their eight rows by these
+// same operations, one row per lane.
+template <class K>
+HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock* x) {
   const hn::CappedTag<float, 1> d1;
   auto acc = hn::Zero(d1);
-  for (size_t b = 0; b < blocks; ++b, w += Q4_KB::kBytes) {
-    prefetch_ahead(w, Q4_KB::kBytes);
-    const auto scales = KScales::unpack(w);
+  for (size_t b = 0; b < blocks; ++b, w += K::kBytes) {
+    prefetch_ahead(w, K::kBytes);
+    const auto scales = K::Scales::unpack(w);
     VI32 sum = hn::Zero(D32());
-    for (size_t j = 0; j < 8; ++j) sum = hn::Add(sum, dot32<uint8_t, true>(Q4_KB::unpack(w, j), x[b].q + 32 * j, scales.sub(j)));
-    const int32_t isum = sum_lanes(sum), msum = sum_lanes(scales.min_dot(x[b].bsums));
-    acc = hn::MulAdd(hn::Set(d1, static_cast<float>(isum)), hn::Set(d1, half(w) * x[b].d), acc);
-    acc = hn::NegMulAdd(hn::Set(d1, static_cast<float>(msum)), hn::Set(d1, half(w + 2) * x[b].d), acc);
+    for (size_t j = 0; j < 8; ++j)
+      sum = hn::Add(sum, dot32<typename K::L, true>(K::unpack(w, j), x[b].q + 32 * j, scales.sub(j)));
+    acc = hn::MulAdd(hn::Set(d1, static_cast<float>(sum_lanes(sum))), hn::Set(d1, K::d(w) * x[b].d), acc);
+    if constexpr (K::kMin) {
+      const int32_t msum = sum_lanes(scales.min_dot(x[b].bsums));
+      acc = hn::NegMulAdd(hn::Set(d1, static_cast<float>(msum)), hn::Set(d1, K::dmin(w) * x[b].d), acc);
+    }
   }
   return hn::GetLane(acc);
 }
 
 #if RWKV_X86_AVX2
-// Eight rows of Q4_K (interleave_rows8's layout: per super-block column 1184 bytes) against
-// one token, row r's result in lane r.
-HWY_INLINE __m256 rows8_token_q4k(const uint8_t* g, size_t blocks, const Q8KBlock* x) {
+// Eight rows of Q4_K or Q5_K (interleave_rows8's layout: per super-block column
+// kRows8Q4KBytes or kRows8Q5KBytes) against one token, row r's result in lane r.
+template <class K>
+HWY_INLINE __m256 rows8_token_k(const uint8_t* g, size_t blocks, const Q8KBlock* x) {
+  constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
+  constexpr size_t kGroupBytes = kFifth ? kRows8Q5KBytes : kRows8Q4KBytes, kLevelsAt = kFifth ? 416 : 160;
   constexpr int8_t Z = -128;  // pshufb: a zero byte
   // From 16 bytes v[0..7], u[0..7] in both halves: int16 pairs (v[r], v[r]), (u[r], u[r]), (v[r], u[r]) in lane r.
   const __m256i first = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6, Z,
@@ -532,29 +548,53 @@ HWY_INLINE __m256 rows8_token_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
                                         14, Z, 7, Z, 15, Z);
   const __m256i low4 = _mm256_set1_epi8(15);
   __m256 acc = _mm256_setzero_ps();
-  for (size_t b = 0; b < blocks; ++b, g += kRows8Q4KBytes) {
-    prefetch_ahead(g, kRows8Q4KBytes);
+  for (size_t b = 0; b < blocks; ++b, g += kGroupBytes) {
+    prefetch_ahead(g, kGroupBytes);
     const Q8KBlock& xb = x[b];
     auto bcast16 = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
     // Σx per sub-block j as int16 (|Σx| ≤ 32·127): j = 0–3 in the low half, 4–7 in the high.
     const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
     const __m256i sx = _mm256_hadd_epi16(bs, bs);
-    const uint8_t* qs = g + 160;
+    const uint8_t* qs = g + kLevelsAt;
     __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
     for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+      // Pair sums of at most 3810 (4-bit levels): 8 fit an int16 lane; of 7874 (Q5_K): 4 do.
       __m256i plo = _mm256_setzero_si256(), phi = _mm256_setzero_si256();
-      for (size_t k = 0; k < 8; ++k) {
+      const __m256i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm256_shuffle_epi8(sc, first),
+                    scale_hi = _mm256_shuffle_epi8(sc, second);
+      auto widen = [&] {
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, scale_lo));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, scale_hi));
+        plo = phi = _mm256_setzero_si256();
+      };
+      [[maybe_unused]] __m256i high[2];
+      if constexpr (kFifth)
+        for (size_t h = 0; h < 2; ++h)
+          high[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 160 + 64 * c + 32 * h));
+      auto vector = [&](auto k) RWKV_INLINE_LAMBDA {
         const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 256 * c + 32 * k));
         int32_t xlo, xhi;
         std::memcpy(&xlo, xb.q + 64 * c + 4 * k, 4);
         std::memcpy(&xhi, xb.q + 64 * c + 32 + 4 * k, 4);
-        plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(_mm256_and_si256(w, low4), _mm256_set1_epi32(xlo)));
-        phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4),
-                                                         _mm256_set1_epi32(xhi)));
-      }
-      const __m256i sc = bcast16(g + 32 + 16 * c), mn = bcast16(g + 96 + 16 * c);
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, _mm256_shuffle_epi8(sc, first)));
-      isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, _mm256_shuffle_epi8(sc, second)));
+        __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
+        if constexpr (kFifth) {
+          lo = _mm256_or_si256(lo, fifth_bits8<2 * (k % 4)>(high[k / 4]));
+          hi = _mm256_or_si256(hi, fifth_bits8<2 * (k % 4) + 1>(high[k / 4]));
+        }
+        plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
+        phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+        if (kFifth && k == 3) widen();
+      };
+      vector(std::integral_constant<int, 0>());
+      vector(std::integral_constant<int, 1>());
+      vector(std::integral_constant<int, 2>());
+      vector(std::integral_constant<int, 3>());
+      vector(std::integral_constant<int, 4>());
+      vector(std::integral_constant<int, 5>());
+      vector(std::integral_constant<int, 6>());
+      vector(std::integral_constant<int, 7>());
+      widen();
+      const __m256i mn = bcast16(g + 96 + 16 * c);
       // (Σx of sub-blocks 2c, 2c + 1) as one int32 in every lane, against (min_2c, min_2c+1).
       const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
       msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_shuffle_epi8(mn, both), pair));
@@ -567,79 +607,75 @@ HWY_INLINE __m256 rows8_token_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
   }
   return acc;
 }
-#endif
 
-// The integer scales of sub-block j: Q4_K/Q5_K's 6-bit scales (scale[j]) with their minimums;
-// Q6_K's two int8 scales per sub-block (scale[2j], scale[2j + 1]).
-// As the reference, per super-block and token: the integer sum Σ_j scale_j·Σ q·x, minus for
-// Q4_K/Q5_K Σ_j min_j·Σx (from the 16-value sums of the activations), scaled in float.
-// The integer sums stay in lanes: each super-block's are converted and scaled as a vector,
-// and the lanes are added once per row.
-template <class K, size_t TT>
-HWY_INLINE void row_tile_k(const uint8_t* w, size_t blocks, const Q8KBlock* x, float* y, size_t ldy) {
-  using L = typename K::L;
-  const DF df;
-  VF sum[TT];
-  for (size_t t = 0; t < TT; ++t) sum[t] = hn::Zero(df);
-  for (size_t b = 0; b < blocks; ++b, w += K::kBytes) {
-    prefetch_ahead(w, K::kBytes);
-    const auto scales = K::Scales::unpack(w);
-    VI32 acc[TT];
-    for (size_t t = 0; t < TT; ++t) acc[t] = hn::Zero(D32());
-    for (size_t j = 0; j < 8; ++j) {
-      const Levels q = K::unpack(w, j);
-      const SubScales s = scales.sub(j);
-      for (size_t t = 0; t < TT; ++t) acc[t] = hn::Add(acc[t], dot32<L, true>(q, x[t * blocks + b].q + 32 * j, s));
+// Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column) against
+// one token, row r's result in lane r. Levels are taken unsigned (0–63): the offset of 32 comes
+// off once per super-block as 32·Σ_j scale_j·Σx over the 16-value sub-blocks j.
+HWY_INLINE __m256 rows8_token_q6k(const uint8_t* g, size_t blocks, const Q8KBlock* x) {
+  const __m256i low4 = _mm256_set1_epi8(15);
+  // The 8 rows' int8 scales of sub-block j, each twice, as int16: (s_r, s_r) in lane r.
+  auto scale_pairs = [](const uint8_t* p) {
+    const __m128i s = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
+    return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, s));
+  };
+  __m256 acc = _mm256_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b, g += kRows8Q6KBytes) {
+    prefetch_ahead(g, kRows8Q6KBytes);
+    const Q8KBlock& xb = x[b];
+    __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+    for (size_t j = 0; j < 8; ++j) {  // (scale_2j, scale_2j+1) of each row against (Σx_2j, Σx_2j+1)
+      const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16 + 16 * j));
+      const __m256i pairs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, _mm_srli_si128(s, 8)));
+      int32_t sx;
+      std::memcpy(&sx, xb.bsums + 2 * j, 4);
+      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(pairs, _mm256_set1_epi32(sx)));
     }
-    const float d = K::d(w), dmin = K::dmin(w);
-    for (size_t t = 0; t < TT; ++t) {
-      const Q8KBlock& xb = x[t * blocks + b];
-      sum[t] = hn::MulAdd(hn::ConvertTo(df, acc[t]), hn::Set(df, d * xb.d), sum[t]);
-      if constexpr (K::kMin)
-        sum[t] = hn::NegMulAdd(hn::ConvertTo(df, scales.min_dot(xb.bsums)), hn::Set(df, dmin * xb.d), sum[t]);
+    for (size_t ch = 0; ch < 4; ++ch) {  // ql[32ch ..]: values 128h + 32c + l (low nibbles), + 64 (high); ch = 2h + c
+      const size_t v0 = 128 * (ch / 2) + 32 * (ch % 2);  // the first value of the low nibbles
+      const uint8_t* levels = g + 144 + 256 * ch;
+      const uint8_t* words = g + 1168 + 128 * ch;
+      // Pair sums of at most 2·63·127: two fit an int16 lane before widening.
+      auto two_vectors = [&](auto j) RWKV_INLINE_LAMBDA {
+        const __m256i word = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 32 * j));
+        __m256i plo = _mm256_setzero_si256(), phi = _mm256_setzero_si256();
+        auto vector = [&](auto kk) RWKV_INLINE_LAMBDA {  // vector k = 2j + kk
+          constexpr int k = 2 * decltype(j)::value + decltype(kk)::value;
+          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(levels + 32 * k));
+          const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), high_bits8<4 * decltype(kk)::value>(word));
+          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4),
+                                             high_bits8<4 * decltype(kk)::value + 2>(word));
+          int32_t xlo, xhi;
+          std::memcpy(&xlo, xb.q + v0 + 4 * k, 4);
+          std::memcpy(&xhi, xb.q + v0 + 64 + 4 * k, 4);
+          plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
+          phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+        };
+        vector(std::integral_constant<int, 0>());
+        vector(std::integral_constant<int, 1>());
+        // Vectors 2j, 2j + 1 lie in 16-value sub-block v0/16 + j/2 (low) and 4 more (high).
+        const size_t sub = v0 / 16 + decltype(j)::value / 2;
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, scale_pairs(g + 16 + 8 * sub)));
+        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, scale_pairs(g + 16 + 8 * (sub + 4))));
+      };
+      two_vectors(std::integral_constant<int, 0>());
+      two_vectors(std::integral_constant<int, 1>());
+      two_vectors(std::integral_constant<int, 2>());
+      two_vectors(std::integral_constant<int, 3>());
     }
+    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(msum, 5));
+    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
+                                   _mm256_set1_ps(xb.d));
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
   }
-  for (size_t t = 0; t < TT; ++t) y[t * ldy] = hn::GetLane(hn::SumOfLanes(df, sum[t]));
+  return acc;
 }
+#endif
 
 // ---- rows × tokens
 
 // Tokens per pass over the rows: their activations (`token_bytes` each) should stay in the
 // core's L2 cache while the rows stream past.
 size_t token_block(size_t token_bytes) { return std::max<size_t>(1, (128 * 1024) / std::max<size_t>(token_bytes, 1)); }
-
-// Rows [r0, r1) against T tokens (activations x[t·blocks + b]), for the K-quants: tiles of up
-// to 4 tokens, so each weight block is unpacked once per 4 tokens and read from memory once
-// per token block. Tile(w, x, y) computes one row against TT tokens.
-template <class Block, size_t kBlockValues, template <size_t> class Tile>
-void rows(const uint8_t* W, size_t cols, size_t r0, size_t r1, const Block* x, size_t T, float* Y, size_t ldy,
-          size_t row_bytes) {
-  const size_t blocks = cols / kBlockValues, tb = token_block(blocks * sizeof(Block));
-  for (size_t t0 = 0; t0 < T; t0 += tb) {
-    const size_t t1 = std::min(T, t0 + tb);
-    for (size_t r = r0; r < r1; ++r) {
-      const uint8_t* w = W + r * row_bytes;
-      size_t t = t0;
-      for (; t + 4 <= t1; t += 4) Tile<4>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy);
-      switch (t1 - t) {
-        case 3: Tile<3>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy); break;
-        case 2: Tile<2>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy); break;
-        case 1: Tile<1>::run(w, blocks, x + t * blocks, Y + t * ldy + r, ldy); break;
-        default: break;
-      }
-    }
-  }
-}
-
-template <class K>
-struct TileK {
-  template <size_t TT>
-  struct T {
-    static void run(const uint8_t* w, size_t blocks, const Q8KBlock* x, float* y, size_t ldy) {
-      row_tile_k<K, TT>(w, blocks, x, y, ldy);
-    }
-  };
-};
 
 // Rows [r0, r1) against tokens [0, T), in blocks of tb tokens (each row, or group of eight
 // rows, stays in L1 for the tokens of a block). Where the eight-row copy W8 holds a whole group
@@ -695,30 +731,30 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
                  eight, one);
 }
 
+// The K-quants: eight rows at a time through W8 where there is one, the other rows one at a
+// time by the same float operations (row_token_fma_k).
 template <class K>
-void q8k_rows_k(const void* W, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T, float* Y,
-                size_t ldy) {
-  rows<Q8KBlock, 256, TileK<K>::template T>(static_cast<const uint8_t*>(W), cols, r0, r1, x, T, Y, ldy,
-                                            cols / 256 * K::kBytes);
-}
-
-// Q4_K: eight rows at a time through W8 where there is one, the other rows one at a time by the
-// same float operations (row_token_fma_q4k).
-void q4k_rows(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
-              float* Y, size_t ldy) {
-  const size_t blocks = cols / 256, row_bytes = blocks * Q4_KB::kBytes;
+void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
+             float* Y, size_t ldy) {
+  const size_t blocks = cols / 256, row_bytes = blocks * K::kBytes;
   const uint8_t* w = static_cast<const uint8_t*>(W);
   auto one = [&](size_t r, size_t t) RWKV_INLINE_LAMBDA {
-    return row_token_fma_q4k(w + r * row_bytes, blocks, x + t * blocks);
+    return row_token_fma_k<K>(w + r * row_bytes, blocks, x + t * blocks);
   };
 #if RWKV_X86_AVX2
   auto eight = [&](const uint8_t* g, size_t t) RWKV_INLINE_LAMBDA {
-    return rows8_token_q4k(g, blocks, x + t * blocks);
+    if constexpr (std::is_same_v<K, Q6_KB>)
+      return rows8_token_q6k(g, blocks, x + t * blocks);
+    else
+      return rows8_token_k<K>(g, blocks, x + t * blocks);
   };
 #else
   const std::nullptr_t eight = nullptr;
 #endif
-  rows_in_eights(W8, blocks * kRows8Q4KBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight, one);
+  constexpr size_t kGroupBytes = std::is_same_v<K, Q4_KB>   ? kRows8Q4KBytes
+                                 : std::is_same_v<K, Q5_KB> ? kRows8Q5KBytes
+                                                            : kRows8Q6KBytes;
+  rows_in_eights(W8, blocks * kGroupBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight, one);
 }
 
 void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
@@ -736,9 +772,9 @@ void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, s
 void Q8KRows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
              size_t T, float* Y, size_t ldy) {
   switch (type) {
-    case DType::Q4_K: return q4k_rows(W, W8, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q5_K: return q8k_rows_k<Q5_KB>(W, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q6_K: return q8k_rows_k<Q6_KB>(W, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q4_K: return k_rows8<Q4_KB>(W, W8, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q5_K: return k_rows8<Q5_KB>(W, W8, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q6_K: return k_rows8<Q6_KB>(W, W8, cols, r0, r1, x, T, Y, ldy);
     default: return;  // callers pass these types only
   }
 }
@@ -836,25 +872,71 @@ bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
 bool has_rows8_layout(DType type) {
   switch (type) {
     case DType::Q4_0: case DType::Q4_1: case DType::Q5_0: case DType::Q5_1: case DType::Q8_0: case DType::Q4_K:
+    case DType::Q5_K: case DType::Q6_K:
       return true;
     default: return false;
   }
 }
 
 size_t rows8_bytes(DType type, size_t rows, size_t cols) {
-  return type == DType::Q4_K ? rows / 8 * (cols / 256) * kRows8Q4KBytes : rows * dtype_bytes(type, cols);
+  if (type == DType::Q4_K || type == DType::Q5_K)
+    return rows / 8 * (cols / 256) * (type == DType::Q4_K ? kRows8Q4KBytes : kRows8Q5KBytes);
+  return rows * dtype_bytes(type, cols);  // the 32-value types and Q6_K: the same size
 }
 
+namespace {
+// The word of fifth bits that the eight-row kernels read for 4 vectors of nibbles (the layouts
+// in simd_quant.hpp): bit 8i + 2k + h is bit(k, i, h), the fifth bit of the level in the low
+// (h = 0) or high (h = 1) nibble of byte i of vector k.
+template <class Bit>
+uint32_t fifth_bits_word(const Bit& bit) {
+  uint32_t word = 0;
+  for (uint32_t k = 0; k < 4; ++k)
+    for (uint32_t i = 0; i < 4; ++i)
+      for (uint32_t h = 0; h < 2; ++h) word |= static_cast<uint32_t>(bit(k, i, h) & 1u) << (8 * i + 2 * k + h);
+  return word;
+}
+}  // namespace
+
 void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out) {
-  const size_t block = type == DType::Q4_K ? 256 : 32;
+  const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
+  const size_t block = k_quant ? 256 : 32;
   if (!has_rows8_layout(type) || rows % 8 != 0 || cols % block != 0)
     fail("interleave_rows8: ", dtype_name(type), " ", rows, " x ", cols, " has no eight-row layout");
   const size_t bb = dtype_block_bytes(type), blocks = cols / block, row_bytes = blocks * bb;
   const auto* in = static_cast<const uint8_t*>(W);
   auto* o = static_cast<uint8_t*>(out);
-  if (type == DType::Q4_K) {
+  if (type == DType::Q6_K) {  // ql: 128 bytes at 0, qh: 64 at 128, int8 scales: 16 at 192, d at 208
     for (size_t g = 0; g < rows / 8; ++g)
-      for (size_t b = 0; b < blocks; ++b, o += kRows8Q4KBytes)
+      for (size_t b = 0; b < blocks; ++b, o += kRows8Q6KBytes)
+        for (size_t r = 0; r < 8; ++r) {
+          const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
+          std::memcpy(o + 2 * r, src + 208, 2);
+          for (size_t j = 0; j < 16; ++j) o[16 + 8 * j + r] = src[192 + j];
+          for (size_t ch = 0; ch < 4; ++ch) {  // values 128h + 32c + l and + 64: ch = 2h + c
+            for (size_t k = 0; k < 8; ++k) std::memcpy(o + 144 + 256 * ch + 32 * k + 4 * r, src + 32 * ch + 4 * k, 4);
+            // Word j, vectors 2j + kk: bits 8i + 4kk + 2n, + 1 hold the high bits of byte i's low
+            // (n = 0) or high (n = 1) nibble: bits 2(c + 2n), + 1 of qh[32h + 4k + i].
+            const size_t h = ch / 2, c = ch % 2;
+            for (size_t j = 0; j < 4; ++j) {
+              uint32_t word = 0;
+              for (uint32_t kk = 0; kk < 2; ++kk)
+                for (uint32_t i = 0; i < 4; ++i)
+                  for (uint32_t n = 0; n < 2; ++n) {
+                    const uint32_t bits = (src[128 + 32 * h + 4 * (2 * j + kk) + i] >> (2 * (c + 2 * n))) & 3u;
+                    word |= bits << (8 * i + 4 * kk + 2 * n);
+                  }
+              std::memcpy(o + 1168 + 128 * ch + 32 * j + 4 * r, &word, 4);
+            }
+          }
+        }
+    return;
+  }
+  if (k_quant) {
+    const bool fifth = type == DType::Q5_K;  // qh: 32 bytes at 16 (bit j of qh[l]: sub-block j, value l)
+    const size_t qs_at = fifth ? 48 : 16, levels_at = fifth ? 416 : 160;
+    for (size_t g = 0; g < rows / 8; ++g)
+      for (size_t b = 0; b < blocks; ++b, o += fifth ? kRows8Q5KBytes : kRows8Q4KBytes)
         for (size_t r = 0; r < 8; ++r) {
           const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
           std::memcpy(o + 2 * r, src, 2);       // d
@@ -865,7 +947,15 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
             o[32 + 16 * (j / 2) + 8 * (j % 2) + r] = scale[j];
             o[96 + 16 * (j / 2) + 8 * (j % 2) + r] = min[j];
           }
-          for (size_t k = 0; k < 32; ++k) std::memcpy(o + 160 + 32 * k + 4 * r, src + 16 + 4 * k, 4);
+          for (size_t k = 0; k < 32; ++k) std::memcpy(o + levels_at + 32 * k + 4 * r, src + qs_at + 4 * k, 4);
+          // Chunk c (sub-blocks 2c, 2c + 1), vectors 4H .. 4H + 3: byte i of vector k holds value
+          // 4k + i of both sub-blocks.
+          for (size_t c = 0; fifth && c < 4; ++c)
+            for (size_t H = 0; H < 2; ++H) {
+              const uint32_t word = fifth_bits_word(
+                  [&](uint32_t k, uint32_t i, uint32_t h) { return src[16 + 4 * (4 * H + k) + i] >> (2 * c + h); });
+              std::memcpy(o + 160 + 64 * c + 32 * H + 4 * r, &word, 4);
+            }
         }
     return;
   }
@@ -880,12 +970,10 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
         const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
         std::memcpy(o + 2 * r, src, 2);  // the scale d
         if (min) std::memcpy(o + 16 + 2 * r, src + 2, 2);
-        if (fifth) {  // bit 8i + 2v + h: the fifth bit of level 4v + i + 16h (byte i of vector v)
-          uint32_t qh, word = 0;
+        if (fifth) {  // byte i of vector k holds levels 4k + i and 4k + i + 16
+          uint32_t qh;
           std::memcpy(&qh, src + qs_at - 4, 4);
-          for (uint32_t v = 0; v < 4; ++v)
-            for (uint32_t i = 0; i < 4; ++i)
-              for (uint32_t h = 0; h < 2; ++h) word |= ((qh >> (4 * v + i + 16 * h)) & 1u) << (8 * i + 2 * v + h);
+          const uint32_t word = fifth_bits_word([qh](uint32_t k, uint32_t i, uint32_t h) { return qh >> (4 * k + i + 16 * h); });
           std::memcpy(o + high_at + 4 * r, &word, 4);
         }
         for (size_t k = 0; k < vectors; ++k) std::memcpy(o + levels_at + 32 * k + 4 * r, src + qs_at + 4 * k, 4);

@@ -45,7 +45,16 @@ void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, 
 // sub-blocks, 8 rows of sub-block 2p then 8 of 2p + 1: 64 bytes each), then for each 64-value
 // chunk c 8 vectors whose lane r holds bytes qs[32c + 4k .. 4k + 3] of row r (low nibbles:
 // sub-block 2c, high: 2c + 1). 1184 bytes for the 1152 of the 8 super-blocks it holds.
-constexpr size_t kRows8Q4KBytes = 1184;
+// Q5_K (kRows8Q5KBytes): the same, with the fifth bits between the minimums and the levels:
+// per chunk c, for vectors 0–3 and then 4–7, one word per row as the 32-value types have
+// (1440 bytes for 1408).
+// Q6_K (kRows8Q6KBytes, the same size as its rows): per group, per super-block column, the 8
+// rows' fp16 d (16 bytes), their int8 scales (8 rows of sub-block j at 16 + 8j), then for each
+// 32-byte piece ch = 2h + c of ql the 8 vectors as above (low nibbles: values 128h + 32c + l,
+// high: + 64), then for each piece 4 vectors of words, one per row: in word j, bits
+// 8i + 4kk + 2n and + 1 are the two high bits of the low (n = 0) or high (n = 1) nibble of byte
+// i of vector 2j + kk.
+constexpr size_t kRows8Q4KBytes = 1184, kRows8Q5KBytes = 1440, kRows8Q6KBytes = 1680;
 bool has_rows8_layout(DType type);
 size_t rows8_bytes(DType type, size_t rows, size_t cols);  // rows a multiple of 8
 // Whether this CPU's kernels read that layout (AVX2 and up).
@@ -54,7 +63,7 @@ bool rows8_kernel();
 void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out);
 
 // The same for the K-quants (Q4_K, Q5_K, Q6_K) against activations quantized per 256 values.
-// W8 as for q8_rows, for Q4_K.
+// W8 as for q8_rows.
 void q8k_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
               size_t T, float* Y, size_t ldy);
 
