@@ -2,9 +2,10 @@
 // is compiled once per target (foreach_target.h re-includes it); HWY_DYNAMIC_DISPATCH picks one.
 //
 // Each block of weights is unpacked in registers to one byte per weight (its integer level) and
-// dotted with 8-bit activations: integer products summed exactly per block, scaled in float per
-// block (32-value types: one row against one token at a time, the row staying in L1 for the
-// next tokens) or per super-block (K-quants: tiles of up to 4 tokens per unpacked block).
+// dotted with 8-bit activations: integer products summed exactly per block (32-value types) or
+// super-block (K-quants), scaled in float. On AVX2, eight rows at a time from their
+// interleaved copy (each row's sum in its own lane); elsewhere one row at a time. Either way a
+// group of rows stays in L1 for the tokens of a block.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/simd_quant.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
