@@ -281,21 +281,13 @@ HWY_INLINE float row_token_fma(const uint8_t* w, size_t blocks, const TokenSums&
 }
 
 #if RWKV_X86_AVX2
-// The fifth bits of Q5_0/Q5_1 for pair p of an eight-row group (the word of interleave_rows8:
-// bit 8i + p of row r's word is the fifth bit of the level in byte i of lane r of the pair's
-// nibbles) moved to bit 4 of byte i, the place of a fifth bit above a nibble.
-template <int P>
-HWY_INLINE __m256i fifth_bits8(__m256i words) {
+// The bits above the nibbles of one vector of an eight-row group, from each row's word of
+// them (interleave_rows8): kBits bits (1: the fifth bit of Q5 levels, 2: Q6_K's high bits)
+// from bit 8i + P of the word moved to bit 4 of byte i, above the nibble.
+template <int P, int kBits>
+HWY_INLINE __m256i bits_above_nibbles(__m256i words) {
   const __m256i at4 = P <= 4 ? _mm256_slli_epi32(words, 4 - P) : _mm256_srli_epi32(words, P - 4);
-  return _mm256_and_si256(at4, _mm256_set1_epi8(0x10));
-}
-
-// Q6_K's two high bits of pair p (bits p, p + 1 of byte i in each row's word; p even) moved to
-// bits 4–5 of byte i, above the nibble.
-template <int P>
-HWY_INLINE __m256i high_bits8(__m256i words) {
-  const __m256i at4 = P <= 4 ? _mm256_slli_epi32(words, 4 - P) : _mm256_srli_epi32(words, P - 4);
-  return _mm256_and_si256(at4, _mm256_set1_epi8(0x30));
+  return _mm256_and_si256(at4, _mm256_set1_epi8(static_cast<char>(((1 << kBits) - 1) << 4)));
 }
 
 // Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against one
@@ -339,8 +331,8 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
         const __m256i w = levels(v);
         __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
         if constexpr (kFifth) {
-          lo = _mm256_or_si256(lo, fifth_bits8<2 * v>(high));
-          hi = _mm256_or_si256(hi, fifth_bits8<2 * v + 1>(high));
+          lo = _mm256_or_si256(lo, bits_above_nibbles<2 * v, 1>(high));
+          hi = _mm256_or_si256(hi, bits_above_nibbles<2 * v + 1, 1>(high));
         }
         pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xs(v)));
         pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xs(v + 4)));
@@ -579,8 +571,8 @@ HWY_INLINE __m256 rows8_token_k(const uint8_t* g, size_t blocks, const Q8KBlock*
         std::memcpy(&xhi, xb.q + 64 * c + 32 + 4 * k, 4);
         __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
         if constexpr (kFifth) {
-          lo = _mm256_or_si256(lo, fifth_bits8<2 * (k % 4)>(high[k / 4]));
-          hi = _mm256_or_si256(hi, fifth_bits8<2 * (k % 4) + 1>(high[k / 4]));
+          lo = _mm256_or_si256(lo, bits_above_nibbles<2 * (k % 4), 1>(high[k / 4]));
+          hi = _mm256_or_si256(hi, bits_above_nibbles<2 * (k % 4) + 1, 1>(high[k / 4]));
         }
         plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
         phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
@@ -642,9 +634,9 @@ HWY_INLINE __m256 rows8_token_q6k(const uint8_t* g, size_t blocks, const Q8KBloc
         auto vector = [&](auto kk) RWKV_INLINE_LAMBDA {  // vector k = 2j + kk
           constexpr int k = 2 * decltype(j)::value + decltype(kk)::value;
           const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(levels + 32 * k));
-          const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), high_bits8<4 * decltype(kk)::value>(word));
+          const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), bits_above_nibbles<4 * decltype(kk)::value, 2>(word));
           const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4),
-                                             high_bits8<4 * decltype(kk)::value + 2>(word));
+                                             bits_above_nibbles<4 * decltype(kk)::value + 2, 2>(word));
           int32_t xlo, xhi;
           std::memcpy(&xlo, xb.q + v0 + 4 * k, 4);
           std::memcpy(&xhi, xb.q + v0 + 64 + 4 * k, 4);
