@@ -11,6 +11,7 @@
 #include <hwy/targets.h>
 
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/wkv.hpp"
 #include "test_util.hpp"
 
@@ -227,6 +228,32 @@ TEST_P(NormRows, LayerNormAndGroupNormMatchTheirDefinitions) {
 
 // The SIMD activations against their definitions in double: rows longer than a vector (body
 // and tail), with and without a bias, and extreme inputs where exp would overflow.
+// The per-head reductions of RWKV-7 (the κ normalisation, the bonus) against double sums,
+// for lengths with and without a vector tail, each instruction set this CPU runs.
+TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {
+  std::mt19937 rng(9);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (size_t n : {1, 7, 64, 67}) {
+      auto a = random_vec(n, rng, -3, 3), b = random_vec(n, rng), c = random_vec(n, rng);
+      std::vector<float> y(n, -1.0f);
+      double squares = 0, dot = 0, magnitude = 0;
+      for (size_t i = 0; i < n; ++i) {
+        const float p = a[i] * b[i];
+        squares += double(p) * p;
+        dot += double(a[i]) * b[i] * c[i];
+        magnitude += std::fabs(double(a[i]) * b[i] * c[i]);
+      }
+      const double got = cpu::simd::scaled_sum_squares(a.data(), b.data(), n, y.data());
+      EXPECT_NEAR(got, squares, 1e-12 * squares) << n;
+      for (size_t i = 0; i < n; ++i) ASSERT_EQ(y[i], a[i] * b[i]) << n << " " << i;
+      EXPECT_NEAR(cpu::simd::dot3(a.data(), b.data(), c.data(), n), dot, 1e-6 * magnitude + 1e-7) << n;
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(Kernels, ActivationsMatchTheirDefinitions) {
   std::mt19937 rng(7);
   const size_t T = 5, n = 37;

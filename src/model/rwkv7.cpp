@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/wkv.hpp"
 #include "model/blocks.hpp"
 #include "model/model.hpp"
@@ -97,11 +98,7 @@ class Rwkv7 final : public Model {
         // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
         for (size_t h = 0; h < H; ++h) {
           const size_t o = t * C + h * N;
-          double ss = 0;
-          for (size_t j = 0; j < N; ++j) {
-            kk[o + j] = k[o + j] * y.k_k[h * N + j];
-            ss += double(kk[o + j]) * kk[o + j];
-          }
+          const double ss = cpu::simd::scaled_sum_squares(&k[o], &y.k_k[h * N], N, &kk[o]);
           const float inv = 1.0f / std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
           for (size_t j = 0; j < N; ++j) kk[o + j] *= inv;
         }
@@ -124,8 +121,7 @@ class Rwkv7 final : public Model {
       for (size_t t = t0; t < t1; ++t)
         for (size_t h = 0; h < H; ++h) {
           const size_t o = t * C + h * N;
-          float dot = 0;
-          for (size_t j = 0; j < N; ++j) dot += r[o + j] * k[o + j] * y.r_k[h * N + j];
+          const float dot = cpu::simd::dot3(&r[o], &k[o], &y.r_k[h * N], N);
           for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
         }
     });

@@ -646,6 +646,39 @@ void Activate(Act act, const float* x, const float* bias, size_t T, size_t n, fl
 
 // ---- normalisation: y = float((x − mean)·inv)·weight + bias, inv = 1/sqrt(var + eps), with the
 // mean and the (biased) variance summed in double, a vector of doubles at a time.
+// y = x ⊙ s; returns Σ y² (each y widened, summed in double lanes).
+double ScaledSumSquares(const float* x, const float* s, size_t n, float* y) {
+  const hn::Repartition<double, DF> dd;
+  const hn::Rebind<float, decltype(dd)> df;  // as many floats as dd has doubles
+  const size_t L = hn::Lanes(dd);
+  auto squares = hn::Zero(dd);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    const auto v = hn::Mul(hn::LoadU(df, x + i), hn::LoadU(df, s + i));
+    hn::StoreU(v, df, y + i);
+    const auto w = hn::PromoteTo(dd, v);
+    squares = hn::MulAdd(w, w, squares);
+  }
+  double q = hn::GetLane(hn::SumOfLanes(dd, squares));
+  for (; i < n; ++i) {
+    y[i] = x[i] * s[i];
+    q += double(y[i]) * y[i];
+  }
+  return q;
+}
+
+// Σ a·b·c in float lanes.
+float Dot3(const float* a, const float* b, const float* c, size_t n) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  auto acc = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) acc = hn::MulAdd(hn::Mul(hn::LoadU(d, a + i), hn::LoadU(d, b + i)), hn::LoadU(d, c + i), acc);
+  float sum = hn::GetLane(hn::SumOfLanes(d, acc));
+  for (; i < n; ++i) sum += a[i] * b[i] * c[i];
+  return sum;
+}
+
 void Normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
   const hn::Repartition<double, DF> dd;
   const hn::Rebind<float, decltype(dd)> df;  // as many floats as dd has doubles
@@ -692,6 +725,8 @@ HWY_EXPORT(Wkv4Channels);
 HWY_EXPORT(Wkv5Head);
 HWY_EXPORT(Activate);
 HWY_EXPORT(Normalize);
+HWY_EXPORT(ScaledSumSquares);
+HWY_EXPORT(Dot3);
 HWY_EXPORT(TargetName);
 
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
@@ -737,6 +772,12 @@ void activate(Act act, const float* x, const float* bias, size_t T, size_t n, fl
 void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
   HWY_DYNAMIC_DISPATCH(Normalize)(x, n, weight, bias, eps, y);
 }
+
+double scaled_sum_squares(const float* x, const float* s, size_t n, float* y) {
+  return HWY_DYNAMIC_DISPATCH(ScaledSumSquares)(x, s, n, y);
+}
+
+float dot3(const float* a, const float* b, const float* c, size_t n) { return HWY_DYNAMIC_DISPATCH(Dot3)(a, b, c, n); }
 
 const char* target_name() { return HWY_DYNAMIC_DISPATCH(TargetName)(); }
 

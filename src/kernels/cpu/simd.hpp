@@ -50,6 +50,10 @@ enum class Act { Sigmoid, Tanh, ReluSq, DecayRwkv7, DecayRwkv6 };
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y);
 // y = (x − mean)/sqrt(var + eps)·weight + bias over n values (mean and variance in double).
 void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y);
+// y = x ⊙ s, returning Σ y² summed in double.
+double scaled_sum_squares(const float* x, const float* s, size_t n, float* y);
+// Σ a·b·c.
+float dot3(const float* a, const float* b, const float* c, size_t n);
 // The instruction set the kernels run with here (e.g. "AVX2", "AVX3").
 const char* target_name();
 
