@@ -644,8 +644,8 @@ void Activate(Act act, const float* x, const float* bias, size_t T, size_t n, fl
   }
 }
 
-// ---- normalisation: y = float((x − mean)·inv)·weight + bias, inv = 1/sqrt(var + eps), with the
-// mean and the (biased) variance summed in double, a vector of doubles at a time.
+// ---- RWKV-7's per-head sums (the κ normalisation, the bonus)
+
 // y = x ⊙ s; returns Σ y² (each y widened, summed in double lanes).
 double ScaledSumSquares(const float* x, const float* s, size_t n, float* y) {
   const hn::Repartition<double, DF> dd;
@@ -679,6 +679,8 @@ float Dot3(const float* a, const float* b, const float* c, size_t n) {
   return sum;
 }
 
+// ---- normalisation: y = float((x − mean)·inv)·weight + bias, inv = 1/sqrt(var + eps), with the
+// mean and the (biased) variance summed in double, a vector of doubles at a time.
 void Normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {
   const hn::Repartition<double, DF> dd;
   const hn::Rebind<float, decltype(dd)> df;  // as many floats as dd has doubles

@@ -498,7 +498,6 @@ struct Q6_KB {
     });
   }
   static float d(const uint8_t* b) { return half(b + 208); }
-  static float dmin(const uint8_t*) { return 0.0f; }
 };
 
 // A K-quant row against one token, super-block after super-block: the exact integer sums
@@ -710,8 +709,10 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
     return TokenSums{x + o, xs.d + o, xs.level_sum + o, xs.s + o};
   };
   auto one = [&](size_t r, size_t t) RWKV_INLINE_LAMBDA {
-    return kRows8 ? row_token_fma<B>(w + r * row_bytes, blocks, token(t))
-                  : row_token<B>(w + r * row_bytes, blocks, token(t));
+    if constexpr (kRows8)
+      return row_token_fma<B>(w + r * row_bytes, blocks, token(t));
+    else
+      return row_token<B>(w + r * row_bytes, blocks, token(t));
   };
 #if RWKV_X86_AVX2
   auto eight = [&](const uint8_t* g, size_t t) RWKV_INLINE_LAMBDA {
@@ -878,15 +879,16 @@ size_t rows8_bytes(DType type, size_t rows, size_t cols) {
 }
 
 namespace {
-// The word of fifth bits that the eight-row kernels read for 4 vectors of nibbles (the layouts
-// in simd_quant.hpp): bit 8i + 2k + h is bit(k, i, h), the fifth bit of the level in the low
-// (h = 0) or high (h = 1) nibble of byte i of vector k.
-template <class Bit>
-uint32_t fifth_bits_word(const Bit& bit) {
+// A row's word of the bits above the nibbles, as bits_above_nibbles reads it, for the 4 / kBits
+// vectors it covers: kBits bits at 8i + kBits·(2k + h) are bits(k, i, h), those above the low
+// (h = 0) or high (h = 1) nibble of byte i of vector k (1 bit: Q5's fifth; 2: Q6_K's high bits).
+template <uint32_t kBits, class Bits>
+uint32_t nibble_bits_word(const Bits& bits) {
   uint32_t word = 0;
-  for (uint32_t k = 0; k < 4; ++k)
+  for (uint32_t k = 0; k < 4 / kBits; ++k)
     for (uint32_t i = 0; i < 4; ++i)
-      for (uint32_t h = 0; h < 2; ++h) word |= static_cast<uint32_t>(bit(k, i, h) & 1u) << (8 * i + 2 * k + h);
+      for (uint32_t h = 0; h < 2; ++h)
+        word |= (static_cast<uint32_t>(bits(k, i, h)) & ((1u << kBits) - 1)) << (8 * i + kBits * (2 * k + h));
   return word;
 }
 }  // namespace
@@ -908,17 +910,13 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
           for (size_t j = 0; j < 16; ++j) o[16 + 8 * j + r] = src[192 + j];
           for (size_t ch = 0; ch < 4; ++ch) {  // values 128h + 32c + l and + 64: ch = 2h + c
             for (size_t k = 0; k < 8; ++k) std::memcpy(o + 144 + 256 * ch + 32 * k + 4 * r, src + 32 * ch + 4 * k, 4);
-            // Word j, vectors 2j + kk: bits 8i + 4kk + 2n, + 1 hold the high bits of byte i's low
-            // (n = 0) or high (n = 1) nibble: bits 2(c + 2n), + 1 of qh[32h + 4k + i].
+            // Word j covers vectors 2j, 2j + 1: the high bits of byte i's low (n = 0) or high
+            // (n = 1) nibble in vector 2j + kk are bits 2(c + 2n), + 1 of qh[32h + 4(2j + kk) + i].
             const size_t h = ch / 2, c = ch % 2;
             for (size_t j = 0; j < 4; ++j) {
-              uint32_t word = 0;
-              for (uint32_t kk = 0; kk < 2; ++kk)
-                for (uint32_t i = 0; i < 4; ++i)
-                  for (uint32_t n = 0; n < 2; ++n) {
-                    const uint32_t bits = (src[128 + 32 * h + 4 * (2 * j + kk) + i] >> (2 * (c + 2 * n))) & 3u;
-                    word |= bits << (8 * i + 4 * kk + 2 * n);
-                  }
+              const uint32_t word = nibble_bits_word<2>([&](uint32_t kk, uint32_t i, uint32_t n) {
+                return src[128 + 32 * h + 4 * (2 * j + kk) + i] >> (2 * (c + 2 * n));
+              });
               std::memcpy(o + 1168 + 128 * ch + 32 * j + 4 * r, &word, 4);
             }
           }
@@ -945,7 +943,7 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
           // 4k + i of both sub-blocks.
           for (size_t c = 0; fifth && c < 4; ++c)
             for (size_t H = 0; H < 2; ++H) {
-              const uint32_t word = fifth_bits_word(
+              const uint32_t word = nibble_bits_word<1>(
                   [&](uint32_t k, uint32_t i, uint32_t h) { return src[16 + 4 * (4 * H + k) + i] >> (2 * c + h); });
               std::memcpy(o + 160 + 64 * c + 32 * H + 4 * r, &word, 4);
             }
@@ -966,7 +964,8 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
         if (fifth) {  // byte i of vector k holds levels 4k + i and 4k + i + 16
           uint32_t qh;
           std::memcpy(&qh, src + qs_at - 4, 4);
-          const uint32_t word = fifth_bits_word([qh](uint32_t k, uint32_t i, uint32_t h) { return qh >> (4 * k + i + 16 * h); });
+          const uint32_t word =
+              nibble_bits_word<1>([qh](uint32_t k, uint32_t i, uint32_t h) { return qh >> (4 * k + i + 16 * h); });
           std::memcpy(o + high_at + 4 * r, &word, 4);
         }
         for (size_t k = 0; k < vectors; ++k) std::memcpy(o + levels_at + 32 * k + 4 * r, src + qs_at + 4 * k, 4);
