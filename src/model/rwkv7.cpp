@@ -80,20 +80,21 @@ class Rwkv7 final : public Model {
                      {xs[4].data(), &y.a1, ha.data()},
                      {xs[5].data(), &y.g1, hg.data()},
                      {xs[3].data(), &y.v1, hv.data()}});
-    cpu::activate(cpu::Act::Tanh, hw.data(), nullptr, T, hp.lora_w, hw.data());
-    cpu::activate(cpu::Act::Sigmoid, hg.data(), nullptr, T, hp.lora_g, hg.data());
+    per_tokens([&](size_t t0, size_t t1) {
+      cpu::simd::activate(cpu::Act::Tanh, &hw[t0 * hp.lora_w], nullptr, t1 - t0, hp.lora_w, &hw[t0 * hp.lora_w]);
+      cpu::simd::activate(cpu::Act::Sigmoid, &hg[t0 * hp.lora_g], nullptr, t1 - t0, hp.lora_g, &hg[t0 * hp.lora_g]);
+    });
     cpu::matmuls(T, {{hw.data(), &y.w2, w.data()},
                      {ha.data(), &y.a2, a.data()},
                      {hg.data(), &y.g2, g.data()},
                      {hv.data(), &y.v2, gate.data()}});
-    cpu::activate(cpu::Act::DecayRwkv7, w.data(), y.w0, T, C, w.data());  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
-    cpu::activate(cpu::Act::Sigmoid, a.data(), y.a0, T, C, a.data());
     // Value residual: layer 0 remembers its values; later layers mix towards them.
-    if (l == 0)
-      sc.v_first.assign(v.data(), v.data() + TC);
-    else
-      cpu::activate(cpu::Act::Sigmoid, gate.data(), y.v0, T, C, gate.data());
+    if (l == 0) sc.v_first.assign(v.data(), v.data() + TC);
     per_tokens([&](size_t t0, size_t t1) {
+      const size_t o0 = t0 * C, n = t1 - t0;
+      cpu::simd::activate(cpu::Act::DecayRwkv7, &w[o0], y.w0, n, C, &w[o0]);  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
+      cpu::simd::activate(cpu::Act::Sigmoid, &a[o0], y.a0, n, C, &a[o0]);
+      if (l > 0) cpu::simd::activate(cpu::Act::Sigmoid, &gate[o0], y.v0, n, C, &gate[o0]);
       for (size_t t = t0; t < t1; ++t) {
         // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
         for (size_t h = 0; h < H; ++h) {
@@ -115,12 +116,12 @@ class Rwkv7 final : public Model {
       const size_t o = run.begin * C;
       cpu::wkv7(run.count, H, N, &r[o], &w[o], &k[o], &v[o], &kk[o], &b[o], run.state->wkv(l), &wkv[o]);
     }
-    cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
-    // Bonus: per head (Σ_j r_j k_j r_k[j])·v, then the output gate.
+    // Per head: the group norm, the bonus (Σ_j r_j k_j r_k[j])·v, then the output gate.
     per_tokens([&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t)
         for (size_t h = 0; h < H; ++h) {
           const size_t o = t * C + h * N;
+          cpu::simd::normalize(&wkv[o], N, y.ln_x_w + h * N, y.ln_x_b + h * N, hp.group_norm_eps, &wkv[o]);
           const float dot = cpu::simd::dot3(&r[o], &k[o], &y.r_k[h * N], N);
           for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
         }
