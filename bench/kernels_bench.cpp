@@ -136,6 +136,7 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
       ->ArgsProduct({{768, 3072}, {768}, {1, 2}})
       ->Args({768, 3072, 1})
       ->Args({768, 3072, 2})
+      ->Args({32, 768, 2})  // RWKV-7's low-rank first halves: few rows
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }

@@ -69,6 +69,18 @@ TEST(Kernels, MatmulFloatTypesMatchReference) {
         for (size_t T : {1, 2, 7, 13, 16, 40, 101}) expect_float_matmul_matches_reference(type, in, out, T, rng);
 }
 
+// A GEMM of few rows and many tokens is cut along the tokens as well (blocks of whole groups
+// of 6 tokens, the last one short), with any number of threads.
+TEST(Kernels, MatmulFewRowsManyTokensMatchesReference) {
+  std::mt19937 rng(12);
+  for (int threads : {1, 2, 3}) {
+    cpu::set_threads(threads);
+    for (auto [out, T] : {std::pair<size_t, size_t>{7, 389}, {33, 300}, {64, 512}, {128, 257}})
+      expect_float_matmul_matches_reference(DType::F16, 301, out, T, rng);
+  }
+  cpu::set_threads(0);
+}
+
 // Each instruction set compiled in and run by this CPU (AVX-512, AVX2, SSE4, ..., emulated):
 // their vectors differ in width, and so do the GEMM's panels of rows.
 TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {

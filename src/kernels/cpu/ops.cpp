@@ -43,9 +43,24 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   // target). Each piece reads all the tokens' activations once per chunk of columns, against
   // all its rows, so pieces are as large as an even share allows, up to 128 rows (a 768 × 768
   // product on two threads: 131–149 GFLOP/s in pieces of 32 rows, 140–162 in pieces of 128).
-  const size_t share = (W.rows / (2 * static_cast<size_t>(thread_count())) + 31) / 32 * 32;
-  parallel_for(W.rows, std::clamp<size_t>(share, 32, 128),
-               [&](size_t r0, size_t r1) { simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
+  // A product of few rows (RWKV-7's low-rank first halves: 32 to 128) is cut along the tokens
+  // as well, in blocks of at least 128, so that every thread has pieces: each piece widens its
+  // rows' weights again, which costs little against 128 tokens of arithmetic.
+  const size_t threads = static_cast<size_t>(thread_count());
+  const size_t share = (W.rows / (2 * threads) + 31) / 32 * 32;
+  const size_t row_grain = std::clamp<size_t>(share, 32, 128), row_pieces = (W.rows + row_grain - 1) / row_grain;
+  size_t token_blocks = 1;
+  if (row_pieces < 2 * threads)
+    token_blocks = std::clamp<size_t>((2 * threads + row_pieces - 1) / row_pieces, 1, std::max<size_t>(1, T / 128));
+  const size_t block = ((T + token_blocks - 1) / token_blocks + 5) / 6 * 6;  // whole groups of 6 tokens
+  token_blocks = (T + block - 1) / block;
+  parallel_for(row_pieces * token_blocks, 1, [&](size_t b, size_t e) {
+    for (size_t u = b; u < e; ++u) {
+      const size_t r0 = u / token_blocks * row_grain, r1 = std::min(W.rows, r0 + row_grain);
+      const size_t t0 = u % token_blocks * block, tn = std::min(T - t0, block);
+      simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
+    }
+  });
 }
 
 void matmuls(size_t T, std::initializer_list<Product> products) {
