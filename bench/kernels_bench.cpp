@@ -136,7 +136,8 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
       ->ArgsProduct({{768, 3072}, {768}, {1, 2}})
       ->Args({768, 3072, 1})
       ->Args({768, 3072, 2})
-      ->Args({32, 768, 2})  // RWKV-7's low-rank first halves: few rows
+      ->Args({32, 768, 2})  // RWKV-7's low-rank products: few rows, then few columns
+      ->Args({768, 64, 2})
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }

@@ -189,10 +189,12 @@ constexpr size_t kPackRows = 6;
 
 // out[j][0..2L) = Σ_i s_j[i] · p[i][0..2L) over i < n for six streams s_j, with p advancing by
 // two vectors per step: each step broadcasts one value of each stream against the two vectors,
-// so twelve accumulators hold 6 × 2L finished sums (no sums across lanes). Both matrix-matrix
+// so twelve accumulators hold 6 × 2L finished sums (no sums across lanes), stored (kAdd: added)
+// as six rows of out, ld apart. Both matrix-matrix
 // kernels are this loop: streams of weights against packed tokens, or streams of tokens
 // against packed weights.
-HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out) {
+template <bool kAdd = false>
+HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld) {
   const DF d;
   const size_t L = hn::Lanes(d);
   VF c00 = hn::Zero(d), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
@@ -215,13 +217,12 @@ HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, s
     a = hn::Set(d, s5[i]);
     c50 = hn::MulAdd(a, p0, c50), c51 = hn::MulAdd(a, p1, c51);
   }
-  const size_t G = 2 * L;
-  hn::StoreU(c00, d, out), hn::StoreU(c01, d, out + L);
-  hn::StoreU(c10, d, out + G), hn::StoreU(c11, d, out + G + L);
-  hn::StoreU(c20, d, out + 2 * G), hn::StoreU(c21, d, out + 2 * G + L);
-  hn::StoreU(c30, d, out + 3 * G), hn::StoreU(c31, d, out + 3 * G + L);
-  hn::StoreU(c40, d, out + 4 * G), hn::StoreU(c41, d, out + 4 * G + L);
-  hn::StoreU(c50, d, out + 5 * G), hn::StoreU(c51, d, out + 5 * G + L);
+  auto put = [&](VF c0, VF c1, float* o) {
+    if constexpr (kAdd) c0 = hn::Add(hn::LoadU(d, o), c0), c1 = hn::Add(hn::LoadU(d, o + L), c1);
+    hn::StoreU(c0, d, o), hn::StoreU(c1, d, o + L);
+  };
+  put(c00, c01, out), put(c10, c11, out + ld), put(c20, c21, out + 2 * ld);
+  put(c30, c31, out + 3 * ld), put(c40, c41, out + 4 * ld), put(c50, c51, out + 5 * ld);
 }
 
 // Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
@@ -259,7 +260,7 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
           }
         }
         for (size_t g = g0; g < g1; ++g) {
-          six_by_two(w, Xp + g * cols * G + k0 * G, kc, out_buf.data());
+          six_by_two(w, Xp + g * cols * G + k0 * G, kc, out_buf.data(), G);
           const size_t tn = std::min(G, T - g * G);
           for (size_t j = 0; j < n; ++j)
             for (size_t t = 0; t < tn; ++t) {
@@ -293,24 +294,22 @@ constexpr size_t kKC = 512;
 constexpr size_t kBlockBytes = 256 * 1024;  // packed weights of a row block
 
 // Y[t][0..2L) (+)= Σ_i x[t][i] · b[i][0..2L) for the 6 tokens t; only the first tn tokens and
-// rn rows are written.
+// rn rows are written. A whole tile goes straight to Y; a partial one through a buffer.
 HWY_INLINE void micro_kernel(const float* const* x, const float* HWY_RESTRICT b, size_t kc, float* y, size_t ldy,
                              size_t tn, size_t rn, bool add) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  HWY_ALIGN float tile[kMR * 2 * HWY_MAX_BYTES / sizeof(float)];
-  six_by_two(x, b, kc, tile);
-  for (size_t t = 0; t < tn; ++t) {
-    float* yt = y + t * ldy;
-    const float* ct = tile + t * 2 * L;
-    if (rn == 2 * L) {
-      const VF c0 = hn::Load(d, ct), c1 = hn::Load(d, ct + L);
-      hn::StoreU(add ? hn::Add(hn::LoadU(d, yt), c0) : c0, d, yt);
-      hn::StoreU(add ? hn::Add(hn::LoadU(d, yt + L), c1) : c1, d, yt + L);
-    } else {
-      for (size_t r = 0; r < rn; ++r) yt[r] = add ? yt[r] + ct[r] : ct[r];
-    }
+  if (tn == kMR && rn == 2 * L) {
+    if (add)
+      six_by_two<true>(x, b, kc, y, ldy);
+    else
+      six_by_two(x, b, kc, y, ldy);
+    return;
   }
+  HWY_ALIGN float tile[kMR * 2 * HWY_MAX_BYTES / sizeof(float)];
+  six_by_two(x, b, kc, tile, 2 * L);
+  for (size_t t = 0; t < tn; ++t)
+    for (size_t r = 0; r < rn; ++r) y[t * ldy + r] = add ? y[t * ldy + r] + tile[t * 2 * L + r] : tile[t * 2 * L + r];
 }
 
 // Wp[p][i][v] = W[r0 + p·2L + v][k0 + i] as float32, zero for rows at or beyond r1. Four rows
