@@ -7,7 +7,7 @@
 #
 # Environment: RWKV (default build/rwkv); SIZES (default "0.1B 0.4B 1.5B r4-169M"); TYPES
 # (default "f16 q8_0 q4_0 q4_k"); BATCHES (default "1 4 16 64", on the 0.1B f32 and f16 files);
-# DECODE (default 64), PREFILL (default 512, f16 files only); KEEP_CACHE=1 keeps the files'
+# DECODE (default 64), PREFILL (default 512, f16 files only, also on 1 thread); KEEP_CACHE=1 keeps the files'
 # cached pages as they are (by default each file's cache is dropped before its bench). Needs jq. The 1.5B model takes
 # 6 GB (f32) + 3 GB (f16) + ~3 GB (quantized) of disk.
 set -euo pipefail
@@ -81,6 +81,20 @@ for size in $sizes; do
     echo "| $size | $type | $(mib "$size_b") | $(f1 "$(jq -r .decode_ms_per_token <<<"$j")") | $(f1 "$(jq -r .decode_gb_s <<<"$j")") | $(f1 "$(jq -r .decode_pct_of_bandwidth_floor <<<"$j")") | $pre | $gf | $pk | $(( (rss - size_b) / 1048576 )) | $(f1 "$(jq -r .bandwidth_gb_s <<<"$j")") | $(f1 "$(jq -r .fma_peak_gflop_s <<<"$j")") |"
   done
 done
+
+if [ "$prefill" -gt 0 ] && [ "$threads" != 1 ]; then
+  echo
+  echo "Prefill of $prefill tokens on 1 thread (f16; the FMA peak measured on one core)"
+  echo
+  echo "| model | prefill tok/s | prefill GFLOP/s | % of fp32 peak | FMA GFLOP/s |"
+  echo "|---|---|---|---|---|"
+  for size in $sizes; do
+    file=$(model "$size" f16)
+    echo "bench $file --threads 1 ..." >&2
+    j=$("$rwkv" bench -m "$file" --threads 1 --decode 0 --prefill "$prefill" --probe-mib 64 --json)
+    echo "| $size | $(f1 "$(jq -r .prefill_tok_s <<<"$j")") | $(f1 "$(jq -r .prefill_gflop_s <<<"$j")") | $(f1 "$(jq -r .prefill_pct_of_fp32_peak <<<"$j")") | $(f1 "$(jq -r .fma_peak_gflop_s <<<"$j")") |"
+  done
+fi
 
 [ -n "$batches" ] || exit 0
 echo
