@@ -6,7 +6,7 @@
 #   bench/goals.sh [DIR] [THREADS]          # DIR default /tmp/rwkv-goals, THREADS default 2
 #
 # Environment: RWKV (default build/rwkv); SIZES (default "0.1B 0.4B 1.5B r4-169M"); TYPES
-# (default "f16 q8_0 q4_0 q4_k"); BATCHES (default "1 4 16 64", on the 0.1B f32 and f16 files);
+# (default "f16 q8_0 q4_0 q4_k"); BATCHES (default "1 4 16 64", on the 0.1B f32 and f16 files; set empty for none);
 # DECODE (default 64), PREFILL (default 512, f16 files only, also on 1 thread); KEEP_CACHE=1 keeps the files'
 # cached pages as they are (by default each file's cache is dropped before its bench). Needs jq. The 1.5B model takes
 # 6 GB (f32) + 3 GB (f16) + ~3 GB (quantized) of disk.
@@ -20,7 +20,7 @@ rwkv=${RWKV:-$(cd "$(dirname "$0")/.." && pwd)/build/rwkv}
 [ -x "$rwkv" ] || die "$rwkv: not found (build first, or set RWKV)"
 sizes=${SIZES:-"0.1B 0.4B 1.5B r4-169M"}
 types=${TYPES:-"f16 q8_0 q4_0 q4_k"}
-batches=${BATCHES:-"1 4 16 64"}
+batches=${BATCHES-"1 4 16 64"}
 decode=${DECODE:-64}
 prefill=${PREFILL:-512}
 
