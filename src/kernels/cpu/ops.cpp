@@ -54,9 +54,21 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     token_blocks = std::clamp<size_t>((2 * threads + row_pieces - 1) / row_pieces, 1, std::max<size_t>(1, T / 128));
   const size_t block = ((T + token_blocks - 1) / token_blocks + 5) / 6 * 6;  // whole groups of 6 tokens
   token_blocks = (T + block - 1) / block;
-  parallel_for(row_pieces * token_blocks, 1, [&](size_t b, size_t e) {
+  // Row pieces shrink towards the end (each 1/(2·threads) of the rows left, rounded up to 32,
+  // at most row_grain): the pool hands them out in order, so the thread that finishes first
+  // waits for a small piece rather than a 128-row one. 0.1B f16 prefill, 2 threads: the
+  // calling thread's wait at the end of its jobs went from 2.0–5.3 % to 0.5–1.9 % of the
+  // jobs' time (an instrumented pool, 4 alternating pairs).
+  std::vector<size_t> starts{0};
+  while (starts.back() < W.rows) {
+    const size_t left = W.rows - starts.back();
+    const size_t piece = token_blocks > 1 ? row_grain : std::clamp<size_t>((left / (2 * threads) + 31) / 32 * 32, 32, row_grain);
+    starts.push_back(std::min(W.rows, starts.back() + piece));
+  }
+  const size_t pieces = starts.size() - 1;
+  parallel_for(pieces * token_blocks, 1, [&](size_t b, size_t e) {
     for (size_t u = b; u < e; ++u) {
-      const size_t r0 = u / token_blocks * row_grain, r1 = std::min(W.rows, r0 + row_grain);
+      const size_t r0 = starts[u / token_blocks], r1 = starts[u / token_blocks + 1];
       const size_t t0 = u % token_blocks * block, tn = std::min(T - t0, block);
       simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
     }
