@@ -74,6 +74,14 @@ class Pool {
   static constexpr uint64_t kPieceBits = 20, kPieceMask = (uint64_t{1} << kPieceBits) - 1;
   static uint64_t claim_word(uint64_t seq, uint64_t parts) { return (seq << (2 * kPieceBits)) | (parts << kPieceBits); }
 
+  // Where piece p of `parts` starts: pieces shrink linearly towards the end of the job (piece
+  // p spans the chunks between 1 − (1 − p/parts)² and 1 − (1 − (p+1)/parts)² of the way), and
+  // are claimed in order, so the threads run out of work within a small piece of each other.
+  static size_t first_chunk(size_t chunks, size_t parts, size_t p) {
+    const uint64_t whole = uint64_t{parts} * parts, rest = parts - p;
+    return static_cast<size_t>(chunks * (whole - rest * rest) / whole);
+  }
+
   void take_parts() {
     uint64_t c = claim_.load(std::memory_order_acquire);
     for (;;) {
@@ -84,7 +92,7 @@ class Pool {
       void* ctx = ctx_.load(std::memory_order_relaxed);
       const size_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed);
       const size_t chunks = (n + grain - 1) / grain;
-      const size_t b = chunks * p / parts * grain, e = std::min(n, chunks * (p + 1) / parts * grain);
+      const size_t b = first_chunk(chunks, parts, p) * grain, e = std::min(n, first_chunk(chunks, parts, p + 1) * grain);
       if (b < e) {
         struct InJob {  // cleared however fn returns
           InJob() { t_in_job = true; }
