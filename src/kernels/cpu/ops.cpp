@@ -55,10 +55,10 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   const size_t block = ((T + token_blocks - 1) / token_blocks + 5) / 6 * 6;  // whole groups of 6 tokens
   token_blocks = (T + block - 1) / block;
   // Row pieces shrink towards the end (each 1/(2·threads) of the rows left, rounded up to 32,
-  // at most row_grain; on one thread they stay whole): the pool hands them out in order, so the
-  // thread that finishes first waits for a small piece rather than a 128-row one. 0.1B f16 prefill, 2 threads: the
-  // calling thread's wait at the end of its jobs went from 2.0–5.3 % to 0.5–1.9 % of the
-  // jobs' time (an instrumented pool, 4 alternating pairs).
+  // at most row_grain; on one thread they stay whole): the pool hands them out in order, so
+  // the thread that finishes first waits for a small piece rather than a 128-row one. 0.1B
+  // f16 prefill, 2 threads: the calling thread's wait at the end of its jobs went from
+  // 2.0–5.3 % to 0.5–1.9 % of the jobs' time (an instrumented pool, 4 alternating pairs).
   std::vector<size_t> starts{0};
   while (starts.back() < W.rows) {
     const size_t left = W.rows - starts.back();
