@@ -238,8 +238,6 @@ TEST_P(NormRows, LayerNormAndGroupNormMatchTheirDefinitions) {
   }
 }
 
-// The SIMD activations against their definitions in double: rows longer than a vector (body
-// and tail), with and without a bias, and extreme inputs where exp would overflow.
 // The per-head reductions of RWKV-7 (the κ normalisation, the bonus) against double sums,
 // for lengths with and without a vector tail, each instruction set this CPU runs.
 TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {
@@ -266,6 +264,8 @@ TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// The SIMD activations against their definitions in double: rows longer than a vector (body
+// and tail), with and without a bias, and extreme inputs where exp would overflow.
 TEST(Kernels, ActivationsMatchTheirDefinitions) {
   std::mt19937 rng(7);
   const size_t T = 5, n = 37;

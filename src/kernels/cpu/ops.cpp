@@ -47,24 +47,22 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   // as well, in blocks of at least 128, so that every thread has pieces: each piece widens its
   // rows' weights again, which costs little against 128 tokens of arithmetic.
   const size_t threads = static_cast<size_t>(thread_count());
-  const size_t share = (W.rows / (2 * threads) + 31) / 32 * 32;
-  const size_t row_grain = std::clamp<size_t>(share, 32, 128), row_pieces = (W.rows + row_grain - 1) / row_grain;
+  // A piece of `rows` left: half a thread's even share, in whole 32-row panels, 32 to 128.
+  auto piece_of = [threads](size_t rows) { return std::clamp<size_t>((rows / (2 * threads) + 31) / 32 * 32, 32, 128); };
+  const size_t row_grain = piece_of(W.rows), row_pieces = (W.rows + row_grain - 1) / row_grain;
   size_t token_blocks = 1;
   if (row_pieces < 2 * threads)
     token_blocks = std::clamp<size_t>((2 * threads + row_pieces - 1) / row_pieces, 1, std::max<size_t>(1, T / 128));
   const size_t block = ((T + token_blocks - 1) / token_blocks + 5) / 6 * 6;  // whole groups of 6 tokens
   token_blocks = (T + block - 1) / block;
-  // Row pieces shrink towards the end (each 1/(2·threads) of the rows left, rounded up to 32,
-  // at most row_grain; on one thread they stay whole): the pool hands them out in order, so
-  // the thread that finishes first waits for a small piece rather than a 128-row one. 0.1B
-  // f16 prefill, 2 threads: the calling thread's wait at the end of its jobs went from
-  // 2.0–5.3 % to 0.5–1.9 % of the jobs' time (an instrumented pool, 4 alternating pairs).
+  // Row pieces shrink towards the end (each the piece_of the rows left; on one thread they stay
+  // whole): the pool hands them out in order, so the thread that finishes first waits for a
+  // small piece rather than a 128-row one. 0.1B f16 prefill, 2 threads: the calling thread's
+  // wait at the end of its jobs went from 2.0–5.3 % to 0.5–1.9 % of the jobs' time (an
+  // instrumented pool, 4 alternating pairs).
   std::vector<size_t> starts{0};
   while (starts.back() < W.rows) {
-    const size_t left = W.rows - starts.back();
-    const size_t piece = token_blocks > 1 || threads == 1
-                             ? row_grain
-                             : std::clamp<size_t>((left / (2 * threads) + 31) / 32 * 32, 32, row_grain);
+    const size_t piece = token_blocks > 1 || threads == 1 ? row_grain : piece_of(W.rows - starts.back());
     starts.push_back(std::min(W.rows, starts.back() + piece));
   }
   const size_t pieces = starts.size() - 1;
