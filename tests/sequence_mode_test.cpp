@@ -74,7 +74,12 @@ INSTANTIATE_TEST_SUITE_P(Tiny, SequenceMode,
 
 // Models of the 32-value block types (every matrix quantized, llama.cpp's policy), whose products go eight
 // rows at a time where the CPU has that kernel and one row at a time elsewhere (the rows left
-// over, pieces of work that start inside a group of eight): the same equality.
+// over, pieces of work that start inside a group of eight): the same equality, to within one
+// step of an 8-bit activation level. The float products ahead of the quantized ones (RWKV-7's
+// low-rank matrices) add in another order for one token than for several, and where that last
+// bit moves an activation across a rounding boundary, its 8-bit level moves by one: 6e-4 of the
+// logits on AVX-512 (16 lanes); in this test no level moved on AVX2. A wrong kernel or
+// chunking errs by far more.
 TEST(SequenceMode, EqualsRnnModeForEightRowQuantizedModels) {
   test::TempDir dir;
   const Weights w = load_weights(test::data_path("rwkv_cpp_tiny/tiny-rwkv-7v0-834K-FP32.bin"));
@@ -85,8 +90,8 @@ TEST(SequenceMode, EqualsRnnModeForEightRowQuantizedModels) {
     const auto [rnn_logits, rnn_state] = run_chunks(*model, tokens, {1});
     for (const std::vector<size_t>& sizes : std::vector<std::vector<size_t>>{{40}, {5, 1, 11, 2}, {16}}) {
       const auto [logits, state] = run_chunks(*model, tokens, sizes);
-      EXPECT_LE(relative_error(logits, rnn_logits), 1e-5) << dtype_name(type) << " first chunk " << sizes[0];
-      EXPECT_LE(relative_error(state, rnn_state), 1e-5) << dtype_name(type) << " first chunk " << sizes[0];
+      EXPECT_LE(relative_error(logits, rnn_logits), 3e-3) << dtype_name(type) << " first chunk " << sizes[0];
+      EXPECT_LE(relative_error(state, rnn_state), 3e-3) << dtype_name(type) << " first chunk " << sizes[0];
     }
   }
 }
