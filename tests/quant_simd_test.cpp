@@ -1,6 +1,8 @@
 // The SIMD, multi-threaded products of block-quantized weights (matmul_quantized) against the
 // scalar reference (matmul_quantized_reference): the integer sums per block are the same, so the
 // results differ only by the order of float additions.
+// simd_quant.cpp compiles AVX-512 with VNNI too (HWY_AVX3_DL); so does this loop over targets.
+#define HWY_WANT_AVX3_DL
 #include <hwy/targets.h>
 
 #include <algorithm>
@@ -74,8 +76,8 @@ TEST(QuantSimd, EveryTypeMatchesTheScalarReference) {
   cpu::set_threads(0);
 }
 
-// Each instruction set compiled in: AVX2 (pmaddubsw), SSE4 and SSSE3 (the portable Highway
-// code), scalar; as far as this CPU runs them.
+// Each instruction set compiled in: AVX-512 with VNNI (vpdpbusd), AVX-512 and AVX2 (pmaddubsw),
+// SSE4 and SSSE3 (the portable Highway code), scalar; as far as this CPU runs them.
 TEST(QuantSimd, EveryInstructionSetMatchesTheScalarReference) {
   std::mt19937 rng(14);
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
@@ -118,59 +120,64 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
   }
 }
 
-// The types with an eight-row layout (simd::interleave_rows8), where this CPU's
-// kernels read it: every row gives the same bits as the row-at-a-time kernel, over whole groups,
+// The types with an eight-row layout (simd::interleave_rows8), on each instruction set whose
+// kernels read it (AVX2 and up): every row gives the same bits as the row-at-a-time kernel, over whole groups,
 // the rows left over (21 = 2·8 + 5), ranges that start and end inside a group, and levels and
 // activations at the ends of their ranges; and both stay close to the scalar reference.
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
-  std::mt19937 rng(16);
-  std::normal_distribution<float> gauss;
-  for (DType type : kBlockTypes) {
-    ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
-    const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
-    for (size_t cols : k_quant ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
-      for (int extreme = 0; extreme < 2; ++extreme) {
-        const size_t rows = 21, T = 5;
-        auto W = random_weights(type, rows, cols, rng);
-        const size_t bb = dtype_block_bytes(type);
-        if (extreme)
-          for (size_t b = 0; b < W.size() / bb; ++b) {  // levels 0x80 / 0xff: −128 or 15 (Q4_K: scales too)
-            std::memset(&W[b * bb], b % 2 ? 0xff : 0x80, bb);
-            set_scales(type, &W[b * bb], b);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    std::mt19937 rng(16);
+    std::normal_distribution<float> gauss;
+    for (DType type : kBlockTypes) {
+      ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
+      const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
+      for (size_t cols : k_quant ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
+        for (int extreme = 0; extreme < 2; ++extreme) {
+          const size_t rows = 21, T = 5;
+          auto W = random_weights(type, rows, cols, rng);
+          const size_t bb = dtype_block_bytes(type);
+          if (extreme)
+            for (size_t b = 0; b < W.size() / bb; ++b) {  // levels 0x80 / 0xff: −128 or 15 (Q4_K: scales too)
+              std::memset(&W[b * bb], b % 2 ? 0xff : 0x80, bb);
+              set_scales(type, &W[b * bb], b);
+            }
+          std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, 16, cols));
+          cpu::simd::interleave_rows8(type, W.data(), 16, cols, W8.data());
+          std::vector<float> X(T * cols);
+          // (Extreme: token 0 all ones, so that every product has the same sign and the integer
+          // sums are largest.)
+          for (size_t i = 0; i < X.size(); ++i) X[i] = extreme ? (i < cols || i % 3 ? 1.0f : -1.0f) : gauss(rng);
+          const cpu::Matrix plain{type, W.data(), rows, cols};
+          cpu::Matrix eights = plain;
+          eights.rows8 = W8.data();
+          std::vector<float> a(T * rows), b(T * rows), ref(T * rows);
+          for (int threads : {1, 2}) {
+            cpu::set_threads(threads);
+            cpu::matmul_quantized(X.data(), T, plain, a.data());
+            cpu::matmul_quantized(X.data(), T, eights, b.data());
+            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " cols " << cols;
           }
-        std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, 16, cols));
-        cpu::simd::interleave_rows8(type, W.data(), 16, cols, W8.data());
-        std::vector<float> X(T * cols);
-        // (Extreme: token 0 all ones, so that every product has the same sign and the integer
-        // sums are largest.)
-        for (size_t i = 0; i < X.size(); ++i) X[i] = extreme ? (i < cols || i % 3 ? 1.0f : -1.0f) : gauss(rng);
-        const cpu::Matrix plain{type, W.data(), rows, cols};
-        cpu::Matrix eights = plain;
-        eights.rows8 = W8.data();
-        std::vector<float> a(T * rows), b(T * rows), ref(T * rows);
-        for (int threads : {1, 2}) {
-          cpu::set_threads(threads);
-          cpu::matmul_quantized(X.data(), T, plain, a.data());
-          cpu::matmul_quantized(X.data(), T, eights, b.data());
-          ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " cols " << cols;
+          cpu::set_threads(0);
+          const cpu::QuantizedActivations xq(X.data(), T, plain);
+          std::fill(b.begin(), b.end(), 0.0f);
+          xq.rows(eights, 3, 12, b.data());
+          xq.rows(eights, 12, rows, b.data());
+          xq.rows(eights, 0, 3, b.data());
+          ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " ranges";
+          cpu::matmul_quantized_reference(X.data(), T, plain, ref.data());
+          for (size_t i = 0; i < ref.size(); ++i)
+            EXPECT_NEAR(b[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-3) << dtype_name(type) << " " << i;
         }
-        cpu::set_threads(0);
-        const cpu::QuantizedActivations xq(X.data(), T, plain);
-        std::fill(b.begin(), b.end(), 0.0f);
-        xq.rows(eights, 3, 12, b.data());
-        xq.rows(eights, 12, rows, b.data());
-        xq.rows(eights, 0, 3, b.data());
-        ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " ranges";
-        cpu::matmul_quantized_reference(X.data(), T, plain, ref.data());
-        for (size_t i = 0; i < ref.size(); ++i)
-          EXPECT_NEAR(b[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-3) << dtype_name(type) << " " << i;
-      }
+    }
+    std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
+    EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
+    EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::F16));
+    EXPECT_THROW(cpu::simd::interleave_rows8(DType::F16, W.data(), 8, 64, out.data()), Error);
+    EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 100, out.data()), Error);
   }
-  std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
-  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
-  EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::F16));
-  EXPECT_THROW(cpu::simd::interleave_rows8(DType::F16, W.data(), 8, 64, out.data()), Error);
-  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 100, out.data()), Error);
+  hwy::SetSupportedTargetsForTest(0);
 }
 
 // Activations to quantize: random, with halfway cases (levels exactly k + 0.5), equal

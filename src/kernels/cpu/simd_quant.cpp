@@ -8,6 +8,11 @@
 // group of rows stays in L1 for the tokens of a block.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/simd_quant.cpp"
+// Also compile for AVX-512 with VNNI (Ice Lake and later, Zen 4 and later): its byte dot
+// products (vpdpbusd) replace pmaddubsw + pmaddwd. Highway leaves this target out by default.
+#ifndef HWY_WANT_AVX3_DL
+#define HWY_WANT_AVX3_DL
+#endif
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
 #include <hwy/cache_control.h>
 #include <hwy/highway.h>
@@ -38,6 +43,8 @@ using VI32 = hn::Vec<D32>;
 using VF = hn::Vec<DF>;
 
 #define RWKV_X86_AVX2 (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2)
+// AVX-512 VNNI (HWY_AVX3_DL, compiled in below): vpdpbusd on 256-bit vectors.
+#define RWKV_X86_VNNI (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3_DL)
 // On a lambda: inlined wherever it is called, as the kernels it wraps would be if called directly
 // (without it, the Q4_K eight-row kernel ran 30 % slower through rows_in_eights).
 #define RWKV_INLINE_LAMBDA __attribute__((always_inline))
@@ -297,14 +304,24 @@ HWY_INLINE __m256i bits_above_nibbles(__m256i words) {
   return _mm256_and_si256(at4, _mm256_set1_epi8(static_cast<char>(((1 << kBits) - 1) << 4)));
 }
 
+// sum + the dot products of each 4 unsigned bytes of u with the 4 signed bytes of s beside them,
+// in int32 lanes: one vpdpbusd with VNNI, else pmaddubsw then pmaddwd (the pair sums in int16
+// must not saturate: callers keep |u · s| pair sums within int16).
+HWY_INLINE __m256i dot4_add(__m256i sum, __m256i u, __m256i s) {
+#if RWKV_X86_VNNI
+  return _mm256_dpbusd_epi32(sum, u, s);
+#else
+  return _mm256_add_epi32(sum, _mm256_madd_epi16(_mm256_maddubs_epi16(u, s), _mm256_set1_epi16(1)));
+#endif
+}
+
 // Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against one
 // token: row r's result in lane r. Per block column, the activations' levels 4k .. 4k + 3 are
 // broadcast to every lane and multiplied with the vector holding those levels of all 8 rows:
-// pmaddubsw and pmaddwd leave each row's sum in its own int32 lane.
+// byte dot products of 4 (dot4_add) leave each row's sum in its own int32 lane.
 template <class B>
 HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& x) {
   constexpr bool kQ8 = std::is_same_v<B, Q8_0B>, kFifth = B::kHighAt != 0;
-  const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, g += 8 * B::kBytes) {
     prefetch_ahead(g, 8 * B::kBytes);
@@ -323,17 +340,16 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
       sum = _mm256_setzero_si256();
       for (size_t k = 0; k < 8; ++k) {
         const __m256i w = levels(k);
-        const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(xs(k), w));
-        sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+        sum = dot4_add(sum, _mm256_sign_epi8(w, w), _mm256_sign_epi8(xs(k), w));
       }
     } else {
       // Unsigned levels against |x| ≤ 127: a pair sum is at most 3810 (4 bits) or 7874 (5 bits),
-      // so 8 (4 bits) or 4 (5 bits) of them fit an int16 lane before widening.
+      // so without VNNI 8 (4 bits) or 4 (5 bits) of them are added in int16 before widening.
       const __m256i low4 = _mm256_set1_epi8(15);
       [[maybe_unused]] __m256i high;
       if constexpr (kFifth) high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + B::kHighAt));
       sum = _mm256_setzero_si256();
-      __m256i pairs = _mm256_setzero_si256();
+      [[maybe_unused]] __m256i pairs = _mm256_setzero_si256();
       auto vector = [&](auto v) RWKV_INLINE_LAMBDA {
         const __m256i w = levels(v);
         __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
@@ -341,12 +357,16 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
           lo = _mm256_or_si256(lo, bits_above_nibbles<2 * v, 1>(high));
           hi = _mm256_or_si256(hi, bits_above_nibbles<2 * v + 1, 1>(high));
         }
+#if RWKV_X86_VNNI
+        sum = dot4_add(dot4_add(sum, lo, xs(v)), hi, xs(v + 4));
+#else
         pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xs(v)));
         pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xs(v + 4)));
         if (!kFifth ? v == 3 : v % 2 == 1) {
-          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, ones));
+          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
           pairs = _mm256_setzero_si256();
         }
+#endif
       };
       vector(std::integral_constant<int, 0>());
       vector(std::integral_constant<int, 1>());
