@@ -120,10 +120,11 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
   }
 }
 
-// The types with an eight-row layout (simd::interleave_rows8), on each instruction set whose
-// kernels read it (AVX2 and up): every row gives the same bits as the row-at-a-time kernel, over whole groups,
-// the rows left over (21 = 2·8 + 5), ranges that start and end inside a group, and levels and
-// activations at the ends of their ranges; and both stay close to the scalar reference.
+// The types with an eight-row layout (simd::interleave_rows8), on each instruction set this CPU
+// runs (AVX2 and up read the layout; the others read rows one at a time): every row gives the
+// same bits as the row-at-a-time kernel, over whole groups, the rows left over (21 = 2·8 + 5),
+// ranges that start and end inside a group, and levels and activations at the ends of their
+// ranges; and both stay close to the scalar reference. Then the layout's refusals.
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     SCOPED_TRACE(hwy::TargetName(target));
@@ -171,13 +172,13 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
             EXPECT_NEAR(b[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-3) << dtype_name(type) << " " << i;
         }
     }
-    std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
-    EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
-    EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::F16));
-    EXPECT_THROW(cpu::simd::interleave_rows8(DType::F16, W.data(), 8, 64, out.data()), Error);
-    EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 100, out.data()), Error);
   }
   hwy::SetSupportedTargetsForTest(0);
+  std::vector<uint8_t> W(dtype_bytes(DType::Q4_0, 64) * 8), out(W.size());
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q4_0, W.data(), 7, 64, out.data()), Error);
+  EXPECT_FALSE(cpu::simd::has_rows8_layout(DType::F16));
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::F16, W.data(), 8, 64, out.data()), Error);
+  EXPECT_THROW(cpu::simd::interleave_rows8(DType::Q6_K, W.data(), 8, 100, out.data()), Error);
 }
 
 // Activations to quantize: random, with halfway cases (levels exactly k + 0.5), equal
