@@ -15,7 +15,7 @@
 namespace rwkv {
 namespace {
 
-std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+using test::tiny;
 
 const char* const kSmall = " --threads 1 --decode 4 --prefill 16 --probe-mib 8 --repeat 2";
 const char* const kProbe = " --threads 1 --probe-mib 8";
@@ -56,12 +56,7 @@ TEST(BenchCli, TableAndSkippedParts) {
   EXPECT_EQ(j["repeat"], 1);
 }
 
-void expect_one_line_error(const test::CommandResult& r, const std::string& part) {
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.output.rfind("rwkv: error: ", 0), 0u) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-  EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
-}
+using test::expect_one_line_error;
 
 TEST(BenchCli, BadFlagsAreOneLineAndNonZeroExit) {
   const std::string m = "bench -m " + tiny("7v0-834K-FP32") + " --probe-mib 8";

@@ -233,7 +233,7 @@ std::string write_json(const rwkv::test::TempDir& dir, const json& j) {
 }
 
 // The message of the Error that loading `path` throws ("" if none).
-std::string load_error(const std::string& path) {
+std::string bpe_load_error(const std::string& path) {
   try {
     rwkv::load_bpe_tokenizer(path);
   } catch (const rwkv::Error& e) {
@@ -269,7 +269,7 @@ TEST(BpeTokenizerFile, NullNormalizerSkipsNfc) {
 }
 
 TEST(BpeTokenizerFile, MissingFile) {
-  const std::string msg = load_error("/nonexistent/20B_tokenizer.json");
+  const std::string msg = bpe_load_error("/nonexistent/20B_tokenizer.json");
   EXPECT_NE(msg.find("/nonexistent/20B_tokenizer.json"), std::string::npos) << msg;
 }
 
@@ -277,7 +277,7 @@ TEST(BpeTokenizerFile, NotJson) {
   rwkv::test::TempDir dir;
   const std::string path = dir.file("tokenizer.json");
   std::ofstream(path) << "{\"model\": [1, 2,";
-  const std::string msg = load_error(path);
+  const std::string msg = bpe_load_error(path);
   EXPECT_NE(msg.find("not valid JSON"), std::string::npos) << msg;
 }
 
@@ -308,7 +308,7 @@ TEST(BpeTokenizerFile, BadFieldsAreNamed) {
   for (const Case& c : cases) {
     json j = minimal_file();
     c.mutate(j);
-    const std::string msg = load_error(write_json(dir, j));
+    const std::string msg = bpe_load_error(write_json(dir, j));
     EXPECT_NE(msg.find(c.expected), std::string::npos) << "expected \"" << c.expected << "\" in: " << msg;
     EXPECT_EQ(msg.find('\n'), std::string::npos) << msg;
   }

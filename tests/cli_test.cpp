@@ -6,7 +6,7 @@
 namespace rwkv {
 namespace {
 
-std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+using test::tiny;
 
 TEST(Cli, InfoPrintsTheModel) {
   auto r = test::run_cli("info " + tiny("5v2-730K-Q5_1"));

@@ -10,12 +10,7 @@
 namespace rwkv {
 namespace {
 
-std::vector<float> logits_all(const Model& m, const std::vector<int32_t>& tokens) {
-  std::vector<float> out(tokens.size() * m.hparams().vocab_size);
-  State s = m.new_state();
-  m.forward(s, tokens, Logits::All, out.data());
-  return out;
-}
+using test::logits_all;
 
 const std::vector<int32_t> kTokens = {84, 104, 105, 115, 32, 105, 115, 34, 105, 110};
 

@@ -11,7 +11,7 @@
 namespace rwkv {
 namespace {
 
-std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+using test::tiny;
 
 // stdout only (stderr has the speed line).
 std::string generate(const std::string& args) {

@@ -83,7 +83,7 @@ void expect_read_error(const std::string& path, const std::vector<uint8_t>& byte
 }
 
 template <typename F>
-void expect_error(F&& f, const std::string& part) {
+void expect_gguf_error(F&& f, const std::string& part) {
   try {
     f();
     ADD_FAILURE() << "no error (expected: " << part << ")";
@@ -196,7 +196,7 @@ TEST(GgufValue, Arrays) {
   EXPECT_EQ(GgufValue::f32_array({0.5f, 2.f}).as_float_array(), (std::vector<double>{0.5, 2.0}));
   EXPECT_EQ(GgufValue::u32_array({1, 2}), GgufValue::array(GgufType::U32, {GgufValue::u32(1), GgufValue::u32(2)}));
   EXPECT_FALSE(GgufValue::u32_array({1, 2}) == GgufValue::i32_array({1, 2}));
-  expect_error([] { GgufValue::array(GgufType::U32, {GgufValue::u32(1), GgufValue::i32(2)}); }, "item 1 is i32");
+  expect_gguf_error([] { GgufValue::array(GgufType::U32, {GgufValue::u32(1), GgufValue::i32(2)}); }, "item 1 is i32");
 
   GgufValue nested = GgufValue::array(GgufType::ARRAY, {GgufValue::str_array({"a"}), GgufValue::f64_array({1.0})});
   EXPECT_EQ(nested.array_size(), 2u);
@@ -356,11 +356,11 @@ TEST(GgufRoundTrip, FileLookupsAreLenientButTypeChecked) {
   EXPECT_EQ(f.find("missing"), nullptr);
   ASSERT_NE(f.find("t.u16"), nullptr);
   EXPECT_EQ(*f.find("t.u16"), GgufValue::u16(65000));
-  expect_error([&] { f.get_uint("t.i8"); }, "key t.i8 is i8 -7");
-  expect_error([&] { f.get_uint("general.architecture"); }, "a.gguf: key general.architecture");
-  expect_error([&] { f.get_float("t.u32"); }, "expected f32 or f64");
-  expect_error([&] { f.get_string("t.u32"); }, "expected string");
-  expect_error([&] { f.get_string_array("t.arr_i32"); }, "expected array<string>");
+  expect_gguf_error([&] { f.get_uint("t.i8"); }, "key t.i8 is i8 -7");
+  expect_gguf_error([&] { f.get_uint("general.architecture"); }, "a.gguf: key general.architecture");
+  expect_gguf_error([&] { f.get_float("t.u32"); }, "expected f32 or f64");
+  expect_gguf_error([&] { f.get_string("t.u32"); }, "expected string");
+  expect_gguf_error([&] { f.get_string_array("t.arr_i32"); }, "expected array<string>");
 }
 
 // ---- writer checks
@@ -376,38 +376,38 @@ TEST(GgufWriter, RejectsWhatReadersCannotTake) {
   auto write = [&](GgufMetadata m, std::vector<Tensor> t, uint32_t alignment = 32) {
     return [=] { write_gguf(path, m, t, alignment); };
   };
-  expect_error(write({}, {make_owned_tensor("u", DType::U8, {4}, {1, 2, 3, 4})}), "tensor u has type u8");
-  expect_error(write({}, {f32(std::string(64, 'n'), {1})}), "more than ggml's 63");
+  expect_gguf_error(write({}, {make_owned_tensor("u", DType::U8, {4}, {1, 2, 3, 4})}), "tensor u has type u8");
+  expect_gguf_error(write({}, {f32(std::string(64, 'n'), {1})}), "more than ggml's 63");
   write_gguf(path, {}, {f32(std::string(63, 'n'), {1})});  // exactly 63 bytes is fine
-  expect_error(write({}, {f32("", {1})}), "empty name");
-  expect_error(write({}, {f32("a", {1}), f32("a", {2})}), "duplicate tensor a");
-  expect_error(write({}, {f32("a", {})}), "has 0 dimensions");
-  expect_error(write({}, {f32("a", {1, 1, 1, 1, 1})}), "has 5 dimensions");
+  expect_gguf_error(write({}, {f32("", {1})}), "empty name");
+  expect_gguf_error(write({}, {f32("a", {1}), f32("a", {2})}), "duplicate tensor a");
+  expect_gguf_error(write({}, {f32("a", {})}), "has 0 dimensions");
+  expect_gguf_error(write({}, {f32("a", {1, 1, 1, 1, 1})}), "has 5 dimensions");
   {
     Tensor t = f32("a", {2});
     t.shape = {2, 0};
-    expect_error(write({}, {t}), "invalid dimension ne[0] = 0");
+    expect_gguf_error(write({}, {t}), "invalid dimension ne[0] = 0");
   }
   {
     Tensor t = make_owned_tensor("q", DType::Q8_0, {32}, std::vector<uint8_t>(34));
     t.shape = {2, 16};
-    expect_error(write({}, {t}), "not a multiple of the q8_0 block size 32");
+    expect_gguf_error(write({}, {t}), "not a multiple of the q8_0 block size 32");
   }
   {
     Tensor t = f32("a", {2});
     t.data = nullptr;
-    expect_error(write({}, {t}), "has no data");
+    expect_gguf_error(write({}, {t}), "has no data");
   }
-  expect_error(write({{"k", GgufValue::u8(1)}, {"k", GgufValue::u8(2)}}, {}), "duplicate metadata key k");
-  expect_error(write({{"", GgufValue::u8(1)}}, {}), "empty metadata key");
-  expect_error(write({}, {}, 48), "alignment 48 is not a power of two");
-  expect_error(write({}, {}, 4), "alignment 4 is not a power of two");
-  expect_error(write({}, {}, 64), "requires key general.alignment");
-  expect_error(write({{"general.alignment", GgufValue::u32(32)}}, {}, 64), "expected u32 64");
-  expect_error(write({{"general.alignment", GgufValue::u64(64)}}, {}, 64), "expected u32 64");
+  expect_gguf_error(write({{"k", GgufValue::u8(1)}, {"k", GgufValue::u8(2)}}, {}), "duplicate metadata key k");
+  expect_gguf_error(write({{"", GgufValue::u8(1)}}, {}), "empty metadata key");
+  expect_gguf_error(write({}, {}, 48), "alignment 48 is not a power of two");
+  expect_gguf_error(write({}, {}, 4), "alignment 4 is not a power of two");
+  expect_gguf_error(write({}, {}, 64), "requires key general.alignment");
+  expect_gguf_error(write({{"general.alignment", GgufValue::u32(32)}}, {}, 64), "expected u32 64");
+  expect_gguf_error(write({{"general.alignment", GgufValue::u64(64)}}, {}, 64), "expected u32 64");
   GgufValue deep = GgufValue::u32_array({1});
   for (int i = 0; i < 8; ++i) deep = GgufValue::array(GgufType::ARRAY, {deep});
-  expect_error(write({{"deep", deep}}, {}), "nested deeper");
+  expect_gguf_error(write({{"deep", deep}}, {}), "nested deeper");
   // None of the refusals left a file behind.
   EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
 }
@@ -417,9 +417,9 @@ TEST(GgufWriter, LeavesNoTemporaryFileOnError) {
   // The target is a directory: the data is written, the final rename fails.
   const std::string target = dir.file("is_a_dir");
   std::filesystem::create_directories(target + "/x");
-  expect_error([&] { write_gguf(target, {}, {make_f32_tensor("a", {1}, {1.f})}); }, "cannot rename");
+  expect_gguf_error([&] { write_gguf(target, {}, {make_f32_tensor("a", {1}, {1.f})}); }, "cannot rename");
   EXPECT_FALSE(std::filesystem::exists(target + ".tmp"));
-  expect_error([&] { write_gguf(dir.file("no/such/dir/a.gguf"), {}, {}); }, "cannot create");
+  expect_gguf_error([&] { write_gguf(dir.file("no/such/dir/a.gguf"), {}, {}); }, "cannot create");
 }
 
 // ---- reader checks

@@ -27,7 +27,7 @@ using Ids = std::vector<int32_t>;
 
 std::string world_vocab() { return test::data_path("tokenizers/rwkv_vocab_v20230424.txt"); }
 std::string bpe_json() { return test::data_path("tokenizers/20B_tokenizer.json"); }
-std::string tiny_model() { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-4v0-660K-FP32.bin"); }
+std::string tiny_model_path() { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-4v0-660K-FP32.bin"); }
 
 // The test vectors of one tokenizer ("world" or "20b") from the shared jsonl file.
 struct Vector {
@@ -130,7 +130,7 @@ TEST(RwkvTokenEscape, EveryWorldTokenRoundTrips) {
 
 TEST(GgufTokenizer, ConvertWithByteTokenizerReadsBackTheSameEncodings) {
   test::TempDir dir;
-  const auto r = test::run_cli("convert " + tiny_model() + " " + dir.file("b.gguf") + " --tokenizer bytes");
+  const auto r = test::run_cli("convert " + tiny_model_path() + " " + dir.file("b.gguf") + " --tokenizer bytes");
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_EQ(r.output.find("warning"), std::string::npos) << r.output;
   const GgufFile f = read_gguf(dir.file("b.gguf"));
@@ -316,7 +316,7 @@ void set(GgufMetadata& md, const std::string& k, GgufValue v) {
   md.emplace_back(k, std::move(v));
 }
 
-std::string load_error(const GgufMetadata& md, size_t vocab = 256) {
+std::string gguf_load_error(const GgufMetadata& md, size_t vocab = 256) {
   return error_of([&] { tokenizer_from_gguf(md, vocab, "bad.gguf"); });
 }
 
@@ -324,45 +324,45 @@ TEST(GgufTokenizerHostile, RwkvMetadataIsChecked) {
   EXPECT_EQ(tokenizer_from_gguf(rwkv_bytes_metadata(), 256, "ok.gguf")->name(), "bytes");
   EXPECT_EQ(tokenizer_from_gguf({}, 256, "none.gguf"), nullptr);
 
-  std::string m = load_error(rwkv_bytes_metadata(), 300);
+  std::string m = gguf_load_error(rwkv_bytes_metadata(), 300);
   EXPECT_NE(m.find("bad.gguf: tokenizer.ggml.tokens has 256 entries but the model's vocabulary has 300"), std::string::npos) << m;
 
   GgufMetadata md = rwkv_bytes_metadata();
   set(md, "tokenizer.ggml.tokens", GgufValue::i32_array(std::vector<int32_t>(256, 1)));
-  m = load_error(md);
+  m = gguf_load_error(md);
   EXPECT_NE(m.find("tokenizer.ggml.tokens is array<i32>[256], expected an array of strings"), std::string::npos) << m;
 
   md = rwkv_bytes_metadata();
   set(md, "tokenizer.ggml.model", GgufValue::u32(1));
-  EXPECT_NE(load_error(md).find("tokenizer.ggml.model is u32, expected a string"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md).find("tokenizer.ggml.model is u32, expected a string"), std::string::npos);
   set(md, "tokenizer.ggml.model", GgufValue::str("llama"));
-  EXPECT_NE(load_error(md).find("tokenizer.ggml.model names a tokenizer that is not supported"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md).find("tokenizer.ggml.model names a tokenizer that is not supported"), std::string::npos);
 
   md = rwkv_bytes_metadata();
   set(md, "tokenizer.ggml.token_type", GgufValue::str_array(std::vector<std::string>(256, "1")));
-  EXPECT_NE(load_error(md).find("tokenizer.ggml.token_type is array<string>[256], expected an array of integers"),
+  EXPECT_NE(gguf_load_error(md).find("tokenizer.ggml.token_type is array<string>[256], expected an array of integers"),
             std::string::npos);
   set(md, "tokenizer.ggml.token_type", GgufValue::i32_array(std::vector<int32_t>(255, 1)));
-  EXPECT_NE(load_error(md).find("token_type has 255 entries"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md).find("token_type has 255 entries"), std::string::npos);
   std::vector<int32_t> types(256, 1);
   types[7] = 9;
   set(md, "tokenizer.ggml.token_type", GgufValue::i32_array(types));
-  EXPECT_NE(load_error(md).find("tokenizer.ggml.token_type[7] = 9 is not a token type"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md).find("tokenizer.ggml.token_type[7] = 9 is not a token type"), std::string::npos);
 
   md = rwkv_bytes_metadata();
   auto tokens = *md[1].second.as_string_array();
   tokens[40] = "\\x4";
   set(md, "tokenizer.ggml.tokens", GgufValue::str_array(tokens));
-  m = load_error(md);
+  m = gguf_load_error(md);
   EXPECT_NE(m.find("bad.gguf: tokenizer.ggml.tokens[40]: \\x at offset 0"), std::string::npos) << m;
   tokens[40] = "(";
   tokens[41] = "(";  // byte 0x29 now has no token, and 0x28 two
   set(md, "tokenizer.ggml.tokens", GgufValue::str_array(tokens));
-  m = load_error(md);
+  m = gguf_load_error(md);
   EXPECT_NE(m.find("tokenizer.ggml.tokens[41]: the token repeats tokenizer.ggml.tokens[40]"), std::string::npos) << m;
   tokens[41] = "zz";  // no repeat now, but byte 0x29 ')' has no token
   set(md, "tokenizer.ggml.tokens", GgufValue::str_array(tokens));
-  m = load_error(md);
+  m = gguf_load_error(md);
   EXPECT_NE(m.find("no token for the single byte 0x29"), std::string::npos) << m;
 }
 
@@ -383,25 +383,25 @@ TEST(GgufTokenizerHostile, Gpt2MetadataIsChecked) {
 
   GgufMetadata md = small_bpe_metadata();
   md.erase(md.begin() + 4);
-  EXPECT_NE(load_error(md, 4).find("bad.gguf: tokenizer.ggml.merges is missing"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md, 4).find("bad.gguf: tokenizer.ggml.merges is missing"), std::string::npos);
   md = small_bpe_metadata();
   set(md, "tokenizer.ggml.merges", GgufValue::str_array({"a c"}));
-  std::string m = load_error(md, 4);
+  std::string m = gguf_load_error(md, 4);
   EXPECT_NE(m.find("tokenizer.ggml.merges[0] uses \"c\", which is not in the vocabulary"), std::string::npos) << m;
   set(md, "tokenizer.ggml.merges", GgufValue::str_array({"ab"}));
-  EXPECT_NE(load_error(md, 4).find("tokenizer.ggml.merges[0] is not of the form"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md, 4).find("tokenizer.ggml.merges[0] is not of the form"), std::string::npos);
   md = small_bpe_metadata();
   set(md, "tokenizer.ggml.pre", GgufValue::str("llama-bpe"));
-  EXPECT_NE(load_error(md, 4).find("tokenizer.ggml.pre names a pre-tokenizer other than GPT-2's"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md, 4).find("tokenizer.ggml.pre names a pre-tokenizer other than GPT-2's"), std::string::npos);
   md = small_bpe_metadata();
   set(md, "tokenizer.rwkv.normalizer", GgufValue::str("NFKC"));
-  EXPECT_NE(load_error(md, 4).find("tokenizer.rwkv.normalizer is not NFC"), std::string::npos);
-  EXPECT_NE(load_error(small_bpe_metadata(), 5).find("has 4 entries but the model's vocabulary has 5"), std::string::npos);
+  EXPECT_NE(gguf_load_error(md, 4).find("tokenizer.rwkv.normalizer is not NFC"), std::string::npos);
+  EXPECT_NE(gguf_load_error(small_bpe_metadata(), 5).find("has 4 entries but the model's vocabulary has 5"), std::string::npos);
 }
 
 TEST(GgufTokenizerHostile, CommandsRefuseABadFileAndAnExplicitTokenizerRepairsIt) {
   test::TempDir dir;
-  ASSERT_EQ(test::run_cli("convert " + tiny_model() + " " + dir.file("m.gguf")).exit_code, 0);
+  ASSERT_EQ(test::run_cli("convert " + tiny_model_path() + " " + dir.file("m.gguf")).exit_code, 0);
   GgufFile f = read_gguf(dir.file("m.gguf"));
   GgufMetadata md = f.metadata;
   set(md, "tokenizer.ggml.tokens", GgufValue::str_array(std::vector<std::string>(200, "x")));

@@ -12,14 +12,14 @@
 namespace rwkv {
 namespace {
 
-std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+using test::tiny;
 
 void append_u32(std::vector<uint8_t>& b, uint32_t v) {
   for (int i = 0; i < 4; ++i) b.push_back(static_cast<uint8_t>(v >> (8 * i)));
 }
 
 // Loading must either succeed or throw Error; anything else (crash, other exception) fails.
-void expect_error(const std::string& path, const std::string& needle = "") {
+void expect_load_error(const std::string& path, const std::string& needle = "") {
   try {
     Model::load(path);
     ADD_FAILURE() << path << " loaded";
@@ -42,7 +42,7 @@ TEST(MalformedInput, TruncatedBinFilesAtManyLengths) {
   cuts.push_back(bytes.size() - 1);
   for (size_t n : cuts) {
     test::write_bytes(dir.file("t.bin"), std::vector<uint8_t>(bytes.begin(), bytes.begin() + n));
-    expect_error(dir.file("t.bin"));
+    expect_load_error(dir.file("t.bin"));
   }
 }
 
@@ -53,7 +53,7 @@ TEST(MalformedInput, TruncatedGgufAndPthModels) {
     const auto bytes = test::read_bytes(src);
     for (size_t n = 0; n < bytes.size(); n += n < 2000 ? 7 : 4999) {
       test::write_bytes(dir.file("t"), std::vector<uint8_t>(bytes.begin(), bytes.begin() + n));
-      expect_error(dir.file("t"));
+      expect_load_error(dir.file("t"));
     }
   }
 }
@@ -61,11 +61,11 @@ TEST(MalformedInput, TruncatedGgufAndPthModels) {
 TEST(MalformedInput, WrongMagicAndUnknownFormats) {
   test::TempDir dir;
   test::write_bytes(dir.file("text.bin"), {'h', 'e', 'l', 'l', 'o', '\n'});
-  expect_error(dir.file("text.bin"), "unrecognised model file format");
+  expect_load_error(dir.file("text.bin"), "unrecognised model file format");
   test::write_bytes(dir.file("empty.bin"), {});
-  expect_error(dir.file("empty.bin"));
-  expect_error(dir.file("missing.bin"), "cannot open");
-  expect_error(dir.file(""));  // a directory
+  expect_load_error(dir.file("empty.bin"));
+  expect_load_error(dir.file("missing.bin"), "cannot open");
+  expect_load_error(dir.file(""));  // a directory
 }
 
 TEST(MalformedInput, HostileBinHeaders) {
@@ -82,7 +82,7 @@ TEST(MalformedInput, HostileBinHeaders) {
   };
   auto b = header(99);
   test::write_bytes(dir.file("v.bin"), b);
-  expect_error(dir.file("v.bin"), "version 99");
+  expect_load_error(dir.file("v.bin"), "version 99");
   // A tensor declaring 2^32-1 × 2^32-1 values.
   b = header(101);
   append_u32(b, 2);
@@ -92,7 +92,7 @@ TEST(MalformedInput, HostileBinHeaders) {
   append_u32(b, 0xffffffff);
   for (char c : std::string("emb.weight")) b.push_back(static_cast<uint8_t>(c));
   test::write_bytes(dir.file("huge.bin"), b);
-  expect_error(dir.file("huge.bin"), "emb.weight");
+  expect_load_error(dir.file("huge.bin"), "emb.weight");
   // Unknown data type and absurd dimension counts.
   b = header(101);
   append_u32(b, 1);
@@ -101,13 +101,13 @@ TEST(MalformedInput, HostileBinHeaders) {
   append_u32(b, 4);
   b.push_back('x');
   test::write_bytes(dir.file("type.bin"), b);
-  expect_error(dir.file("type.bin"), "data type 55");
+  expect_load_error(dir.file("type.bin"), "data type 55");
   b = header(101);
   append_u32(b, 9);
   append_u32(b, 1);
   append_u32(b, 0);
   test::write_bytes(dir.file("dims.bin"), b);
-  expect_error(dir.file("dims.bin"), "dimensions");
+  expect_load_error(dir.file("dims.bin"), "dimensions");
 }
 
 // A well-formed file whose tensors do not make a consistent model: the message names the tensor.
@@ -128,7 +128,7 @@ TEST(MalformedInput, WrongShapeIsNamed) {
   std::memcpy(&bytes[pos - 8], &a, 4);
   std::memcpy(&bytes[pos - 4], &b, 4);
   test::write_bytes(dir.file("shape.bin"), bytes);
-  expect_error(dir.file("shape.bin"), "blocks.1.att.key.weight (blk.1.time_mix_key.weight) has shape [256, 64], expected [128, 128]");
+  expect_load_error(dir.file("shape.bin"), "blocks.1.att.key.weight (blk.1.time_mix_key.weight) has shape [256, 64], expected [128, 128]");
 }
 
 TEST(MalformedInput, CliErrorsAreOneLineWithNonZeroExit) {

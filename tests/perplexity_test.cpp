@@ -14,7 +14,7 @@
 namespace rwkv {
 namespace {
 
-std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+using test::tiny;
 
 std::vector<int32_t> shakespeare_bytes(size_t n) {
   const auto bytes = test::read_bytes(test::data_path("corpus/tinyshakespeare_input.txt"));
@@ -150,12 +150,7 @@ TEST(PerplexityCli, ShippedShakespeareModelBeatsTheGoalOnHeldOutText) {
   EXPECT_GT(double(j["mean_nll"]), 1.0);
 }
 
-void expect_one_line_error(const test::CommandResult& r, const std::string& part) {
-  EXPECT_NE(r.exit_code, 0) << r.output;
-  EXPECT_EQ(r.output.rfind("rwkv: error: ", 0), 0u) << r.output;
-  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
-  EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
-}
+using test::expect_one_line_error;
 
 TEST(PerplexityCli, BadInputIsOneLineAndNonZeroExit) {
   test::TempDir dir;

@@ -49,7 +49,7 @@ size_t find_u32(const Buffer& b, uint32_t signature, size_t from = 0) {
   return 0;
 }
 
-uint32_t crc32(const Buffer& data) {
+uint32_t reference_crc32(const Buffer& data) {
   uint32_t c = 0xffffffff;
   for (uint8_t byte : data) {
     c ^= byte;
@@ -97,7 +97,7 @@ Buffer build_zip(const std::vector<ZipItem>& items, bool zip64 = false, size_t a
     put_u16(out, 0);
     put_u16(out, item.method);
     put_u32(out, 0);
-    put_u32(out, crc32(item.data));
+    put_u32(out, reference_crc32(item.data));
     put_u32(out, zip64 ? 0xffffffff : static_cast<uint32_t>(item.data.size()));
     put_u32(out, zip64 ? 0xffffffff : static_cast<uint32_t>(item.data.size()));
     put_u16(out, static_cast<uint16_t>(item.name.size()));
@@ -123,7 +123,7 @@ Buffer build_zip(const std::vector<ZipItem>& items, bool zip64 = false, size_t a
     put_u16(out, 0);
     put_u16(out, item.method);
     put_u32(out, 0);
-    put_u32(out, crc32(item.data));
+    put_u32(out, reference_crc32(item.data));
     put_u32(out, zip64 ? 0xffffffff : static_cast<uint32_t>(item.data.size()));
     put_u32(out, zip64 ? 0xffffffff : static_cast<uint32_t>(item.data.size()));
     put_u16(out, static_cast<uint16_t>(item.name.size()));

@@ -21,14 +21,14 @@ namespace {
 
 using test::TempDir;
 
-std::span<const uint8_t> bytes_of(const std::string& s) {
+std::span<const uint8_t> span_of(const std::string& s) {
   return std::span(reinterpret_cast<const uint8_t*>(s.data()), s.size());
 }
 
 TEST(PthWriter, Crc32) {
-  EXPECT_EQ(crc32(bytes_of("123456789")), 0xcbf43926u);  // the standard check value
-  EXPECT_EQ(crc32(bytes_of("")), 0u);
-  EXPECT_EQ(crc32(bytes_of("6789"), crc32(bytes_of("12345"))), 0xcbf43926u);
+  EXPECT_EQ(crc32(span_of("123456789")), 0xcbf43926u);  // the standard check value
+  EXPECT_EQ(crc32(span_of("")), 0u);
+  EXPECT_EQ(crc32(span_of("6789"), crc32(span_of("12345"))), 0xcbf43926u);
 }
 
 TEST(PthWriter, ZipRoundTripPlainAndZip64) {
@@ -36,9 +36,9 @@ TEST(PthWriter, ZipRoundTripPlainAndZip64) {
   for (bool zip64 : {false, true}) {
     const std::string path = dir.file(zip64 ? "b.zip" : "a.zip");
     ZipWriter z(path, zip64);
-    z.add("root/one", bytes_of("hello"));
-    z.add("root/two", bytes_of(std::string(1000, 'x')), 64);
-    z.add("root/empty", bytes_of(""));
+    z.add("root/one", span_of("hello"));
+    z.add("root/two", span_of(std::string(1000, 'x')), 64);
+    z.add("root/empty", span_of(""));
     z.finish();
     const auto archive = test::read_bytes(path);
     const auto entries = list_zip(archive, path);

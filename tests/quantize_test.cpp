@@ -20,7 +20,7 @@
 namespace rwkv {
 namespace {
 
-std::string tiny(const std::string& n) { return test::data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+using test::tiny;
 
 const std::vector<DType> kBlockTypes = {DType::Q8_0, DType::Q5_0, DType::Q5_1, DType::Q4_0,
                                         DType::Q4_1, DType::Q4_K, DType::Q5_K, DType::Q6_K};
@@ -282,12 +282,7 @@ TEST(QuantizePolicy, TruncatedQuantizedTensorIsAOneLineError) {
 
 // ---- whole models
 
-std::vector<float> logits_all(const Model& m, const std::vector<int32_t>& tokens) {
-  std::vector<float> out(tokens.size() * m.hparams().vocab_size);
-  State s = m.new_state();
-  m.forward(s, tokens, Logits::All, out.data());
-  return out;
-}
+using test::logits_all;
 
 struct Deviation {
   float max_abs = 0;
@@ -311,7 +306,7 @@ Deviation compare(const std::vector<float>& ref, const std::vector<float>& got, 
   return d;
 }
 
-const char* kPrompt70 = "This is a port of [BlinkDL/RWKV-LM](https://github.com/BlinkDL/RWKV-LM";
+using test::kPrompt70;
 
 // Every tiny model, FP32 → quantized GGUF → logits after each of 70 bytes against the FP32
 // model's. The tiny models are 64/128 wide, so their K-quant files are mostly the 32-value

@@ -38,14 +38,7 @@ std::pair<std::vector<float>, std::vector<float>> run_chunks(const Model& m, con
   return {logits, s.data()};
 }
 
-double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < want.size(); ++i) {
-    diff = std::max(diff, double(std::fabs(got[i] - want[i])));
-    scale = std::max(scale, double(std::fabs(want[i])));
-  }
-  return diff / scale;
-}
+using test::relative_error;
 
 class SequenceMode : public ::testing::TestWithParam<std::string> {};
 

@@ -110,7 +110,7 @@ std::vector<json> sse_events(const std::string& body, bool& done) {
   return events;
 }
 
-void expect_error(const Reply& r, int status, const std::string& param = "") {
+void expect_http_error(const Reply& r, int status, const std::string& param = "") {
   EXPECT_EQ(r.status, status) << r.raw;
   ASSERT_TRUE(r.body.is_object() && r.body.contains("error")) << r.raw;
   const json& e = r.body["error"];
@@ -251,7 +251,7 @@ TEST(Serve, ModelsHealthAndMetrics) {
   ASSERT_EQ(models.body["data"].size(), 1u);
   EXPECT_EQ(models.body["data"][0]["id"], "tiny");
   EXPECT_EQ(get(s, "/v1/models/tiny").body["id"], "tiny");
-  expect_error(get(s, "/v1/models/other"), 404, "model");
+  expect_http_error(get(s, "/v1/models/other"), 404, "model");
   const Reply health = get(s, "/health");
   EXPECT_EQ(health.status, 200);
   EXPECT_EQ(health.body, json({{"status", "ok"}}));
@@ -338,12 +338,12 @@ TEST(Serve, MalformedRequestsGetOpenAIErrors) {
   };
   for (const Case& k : bad) {
     SCOPED_TRACE(k.path + " " + k.body.substr(0, 80));
-    expect_error(post(s, k.path, k.body), 400, k.param);
+    expect_http_error(post(s, k.path, k.body), 400, k.param);
   }
 
   // Oversized bodies: with a Content-Length, and chunked (which httplib itself does not limit).
   const std::string huge = R"({"prompt": ")" + std::string(100 * 1024, 'a') + "\"}";
-  expect_error(post(s, c, huge), 413);
+  expect_http_error(post(s, c, huge), 413);
   auto chunked = s.client()->Post(
       c,
       [&huge](size_t offset, httplib::DataSink& sink) {
@@ -352,14 +352,14 @@ TEST(Serve, MalformedRequestsGetOpenAIErrors) {
         return true;
       },
       "application/json");
-  expect_error(to_reply(chunked), 413);
+  expect_http_error(to_reply(chunked), 413);
 
   // Routes and methods.
-  expect_error(post(s, "/v1/nope", "{}"), 404);
-  expect_error(get(s, "/nope"), 404);
-  expect_error(get(s, c), 405);
-  expect_error(to_reply(s.client()->Delete("/health")), 405);
-  expect_error(to_reply(s.client()->Put(chat, "{}", "application/json")), 405);
+  expect_http_error(post(s, "/v1/nope", "{}"), 404);
+  expect_http_error(get(s, "/nope"), 404);
+  expect_http_error(get(s, c), 405);
+  expect_http_error(to_reply(s.client()->Delete("/health")), 405);
+  expect_http_error(to_reply(s.client()->Put(chat, "{}", "application/json")), 405);
 
   // The server is still fine, and nothing above reached the scheduler.
   EXPECT_EQ(get(s, "/health").status, 200);
@@ -373,12 +373,12 @@ TEST(Serve, ApiKeyIsRequiredExceptForHealth) {
   options.api_key = "sekrit-key";
   TestServer s(options);
   const std::string body = R"({"prompt": "a", "max_tokens": 2})";
-  expect_error(post(s, "/v1/completions", body), 401);
-  expect_error(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit-kez"}}), 401);
-  expect_error(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit-key2"}}), 401);
-  expect_error(post(s, "/v1/completions", body, {{"Authorization", "sekrit-key"}}), 401);
-  expect_error(get(s, "/v1/models"), 401);
-  expect_error(get(s, "/metrics"), 401);
+  expect_http_error(post(s, "/v1/completions", body), 401);
+  expect_http_error(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit-kez"}}), 401);
+  expect_http_error(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit-key2"}}), 401);
+  expect_http_error(post(s, "/v1/completions", body, {{"Authorization", "sekrit-key"}}), 401);
+  expect_http_error(get(s, "/v1/models"), 401);
+  expect_http_error(get(s, "/metrics"), 401);
   EXPECT_EQ(post(s, "/v1/completions", body, {{"Authorization", "Bearer sekrit-key"}}).status, 200);
   EXPECT_EQ(get(s, "/v1/models", {{"Authorization", "Bearer sekrit-key"}}).status, 200);
   EXPECT_EQ(get(s, "/health").status, 200);
@@ -387,12 +387,12 @@ TEST(Serve, ApiKeyIsRequiredExceptForHealth) {
   auto c = s.client();
   c->set_keep_alive(true);
   const httplib::Headers key = {{"Authorization", "Bearer sekrit-key"}};
-  expect_error(to_reply(c->Post("/v1/completions", body, "application/json")), 401);
+  expect_http_error(to_reply(c->Post("/v1/completions", body, "application/json")), 401);
   EXPECT_EQ(to_reply(c->Post("/v1/completions", key, body, "application/json")).status, 200);
-  expect_error(to_reply(c->Post("/v1/completions", key, "{\"prompt\": 1}", "application/json")), 400);
-  expect_error(to_reply(c->Post("/v1/completions", key, std::string(2 << 20, ' '), "application/json")), 413);
+  expect_http_error(to_reply(c->Post("/v1/completions", key, "{\"prompt\": 1}", "application/json")), 400);
+  expect_http_error(to_reply(c->Post("/v1/completions", key, std::string(2 << 20, ' '), "application/json")), 413);
   EXPECT_EQ(to_reply(c->Post("/v1/completions", key, body, "application/json")).status, 200);
-  expect_error(to_reply(c->Post("/v1/nope", key, body, "application/json")), 404);
+  expect_http_error(to_reply(c->Post("/v1/nope", key, body, "application/json")), 404);
   EXPECT_EQ(to_reply(c->Get("/v1/models", key)).status, 200);
 }
 
@@ -401,7 +401,7 @@ TEST(Serve, FullQueueGives429) {
   scheduling.max_queue = 0;  // nothing may wait, so every request is turned away
   TestServer s({}, scheduling);
   const Reply r = post(s, "/v1/completions", R"({"prompt": "a"})");
-  expect_error(r, 429);
+  expect_http_error(r, 429);
   EXPECT_EQ(r.body["error"]["type"], "rate_limit_error");
   EXPECT_EQ(get(s, "/health").status, 200);
 }
@@ -501,8 +501,8 @@ TEST(Serve, StopFinishesOrCancelsInFlightAndRefusesNewRequests) {
     refused = get(s, "/health");
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
-  expect_error(refused, 503);
-  expect_error(post(s, "/v1/completions", R"({"prompt": "a"})"), 503);
+  expect_http_error(refused, 503);
+  expect_http_error(post(s, "/v1/completions", R"({"prompt": "a"})"), 503);
   stopper.join();
   reader.join();
   EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(4));

@@ -1,11 +1,15 @@
 // Helpers shared by the tests: where the shared data lives, reading raw float32 files,
-// temporary files, running the CLI.
+// temporary files, running the CLI, a model's logits. The suite may be built as one unity
+// translation unit per 16 files (scripts/build.sh), so a helper two test files need lives here
+// and a file's own helpers have names no other test file uses.
 #pragma once
 #include <gtest/gtest.h>
 
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <cstdlib>
@@ -13,6 +17,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "model/model.hpp"
 
 namespace rwkv::test {
 
@@ -77,6 +83,46 @@ inline CommandResult run_cli(const std::string& args, bool stdout_only = false) 
   int status = ::pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// A tiny rwkv.cpp model of the shared data by its short name: tiny("5v2-730K-Q5_1").
+inline std::string tiny(const std::string& n) { return data_path("rwkv_cpp_tiny/tiny-rwkv-" + n + ".bin"); }
+
+// The first 70 bytes of rwkv.cpp's test prompt (its expected logits are for these tokens).
+inline const char* const kPrompt70 = "This is a port of [BlinkDL/RWKV-LM](https://github.com/BlinkDL/RWKV-LM";
+
+// 20000 (or `bytes`) bytes of Tiny Shakespeare written to corpus.txt in `dir`.
+inline std::string small_corpus(const TempDir& dir, size_t bytes = 20000) {
+  const auto text = read_bytes(data_path("corpus/tinyshakespeare_input.txt"));
+  const std::string path = dir.file("corpus.txt");
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(text.data()), std::streamsize(bytes));
+  return path;
+}
+
+// A failed CLI run as the project wants it: non-zero exit, one line "rwkv: error: ..." naming `part`.
+inline void expect_one_line_error(const CommandResult& r, const std::string& part) {
+  EXPECT_NE(r.exit_code, 0) << r.output;
+  EXPECT_EQ(r.output.rfind("rwkv: error: ", 0), 0u) << r.output;
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find(part), std::string::npos) << part << "\n" << r.output;
+}
+
+// The largest absolute difference relative to the largest magnitude of `want`.
+inline double relative_error(const std::vector<float>& got, const std::vector<float>& want) {
+  double diff = 0, scale = 1e-30;
+  for (size_t i = 0; i < want.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(got[i]) - double(want[i])));
+    scale = std::max(scale, std::fabs(double(want[i])));
+  }
+  return diff / scale;
+}
+
+// The logits of every position of `tokens`, read in sequence mode from a fresh state.
+inline std::vector<float> logits_all(const Model& m, const std::vector<int32_t>& tokens) {
+  std::vector<float> out(tokens.size() * m.hparams().vocab_size);
+  State s = m.new_state();
+  m.forward(s, tokens, Logits::All, out.data());
+  return out;
 }
 
 }  // namespace rwkv::test

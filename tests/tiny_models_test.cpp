@@ -11,11 +11,11 @@
 namespace rwkv {
 namespace {
 
-const char* kPrompt70 = "This is a port of [BlinkDL/RWKV-LM](https://github.com/BlinkDL/RWKV-LM";
+using test::kPrompt70;
 
-std::string tiny(const std::string& name) { return test::data_path("rwkv_cpp_tiny/" + name); }
+std::string tiny_file(const std::string& name) { return test::data_path("rwkv_cpp_tiny/" + name); }
 
-std::vector<int32_t> bytes_of(const std::string& s) { return std::vector<int32_t>(s.begin(), s.end()); }
+std::vector<int32_t> tokens_of(const std::string& s) { return std::vector<int32_t>(s.begin(), s.end()); }
 
 // Logits after every token, by RNN mode (one token per call) or by one sequence call.
 std::vector<float> run_all(const Model& m, const std::vector<int32_t>& tokens, bool rnn) {
@@ -41,9 +41,9 @@ class Fp32Reference : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(Fp32Reference, EveryPositionMatchesFloat64ReferenceInBothModes) {
   const std::string name = GetParam();
-  auto model = Model::load(tiny("tiny-rwkv-" + name + "-FP32.bin"));
-  auto ref = test::read_f32(tiny("generated/reference-logits-" + name + "-FP32-prompt70.bin"));
-  auto tokens = bytes_of(kPrompt70);
+  auto model = Model::load(tiny_file("tiny-rwkv-" + name + "-FP32.bin"));
+  auto ref = test::read_f32(tiny_file("generated/reference-logits-" + name + "-FP32-prompt70.bin"));
+  auto tokens = tokens_of(kPrompt70);
   ASSERT_EQ(ref.size(), tokens.size() * 256);
   for (bool rnn : {true, false}) {
     auto got = run_all(*model, tokens, rnn);
@@ -73,8 +73,8 @@ class RwkvCppTolerance : public ::testing::TestWithParam<ExpectedCase> {};
 
 TEST_P(RwkvCppTolerance, LastTokenOfQuotedInWithinTolerance) {
   const ExpectedCase& c = GetParam();
-  auto model = Model::load(tiny("tiny-rwkv-" + c.model + "-" + c.format + ".bin"));
-  auto expected = test::read_f32(tiny("expected-logits-" + c.model + ".bin"));
+  auto model = Model::load(tiny_file("tiny-rwkv-" + c.model + "-" + c.format + ".bin"));
+  auto expected = test::read_f32(tiny_file("expected-logits-" + c.model + ".bin"));
   const std::vector<int32_t> tokens = {34, 105, 110};
   for (bool rnn : {true, false}) {
     auto all = run_all(*model, tokens, rnn);

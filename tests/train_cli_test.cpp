@@ -14,12 +14,7 @@ namespace {
 using test::run_cli;
 using test::TempDir;
 
-std::string small_corpus(const TempDir& dir, size_t bytes = 20000) {
-  const auto text = test::read_bytes(test::data_path("corpus/tinyshakespeare_input.txt"));
-  const std::string path = dir.file("corpus.txt");
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(text.data()), std::streamsize(bytes));
-  return path;
-}
+using test::small_corpus;
 
 std::string tiny_flags(const std::string& ctx = "16") {
   return " --layers 1 --embd 32 --head-size 16 --tokenizer bytes --ctx " + ctx + " --batch 2 --steps 4 --threads 1";
@@ -76,7 +71,7 @@ TEST(TrainCli, BinidxTrainsLikeItsText) {
   EXPECT_EQ(losses(dir.file("a.csv")), losses(dir.file("b.csv")));
 }
 
-void expect_error(const std::string& args, const std::string& part) {
+void expect_train_error(const std::string& args, const std::string& part) {
   const auto r = run_cli(args);
   EXPECT_NE(r.exit_code, 0) << args;
   EXPECT_NE(r.output.find(part), std::string::npos) << args << "\n" << r.output;
@@ -88,23 +83,23 @@ TEST(TrainCli, Errors) {
   const std::string data = small_corpus(dir, 2000);
   const std::string out = " -o " + dir.file("x.gguf");
   std::ofstream(dir.file("empty.txt")).flush();
-  expect_error("train --arch rwkv7 --data " + dir.file("empty.txt") + tiny_flags() + out, "empty data file");
-  expect_error("train --arch rwkv7 --data " + dir.file("none.txt") + tiny_flags() + out, "no such file");
-  expect_error("train --arch rwkv7 --data " + data + tiny_flags("5000") + out,
+  expect_train_error("train --arch rwkv7 --data " + dir.file("empty.txt") + tiny_flags() + out, "empty data file");
+  expect_train_error("train --arch rwkv7 --data " + dir.file("none.txt") + tiny_flags() + out, "no such file");
+  expect_train_error("train --arch rwkv7 --data " + data + tiny_flags("5000") + out,
                "training split has 1800 tokens, fewer than ctx + 1");
-  expect_error("train --arch rwkv7 --data " + data + " --layers 1 --embd 32 --tokenizer nope" + out,
+  expect_train_error("train --arch rwkv7 --data " + data + " --layers 1 --embd 32 --tokenizer nope" + out,
                "unknown tokenizer 'nope'");
-  expect_error("train --arch rwkv5 --data " + data + tiny_flags() + out, "unknown --arch 'rwkv5'");
-  expect_error("train --arch rwkv7 --data " + data + " --tokenizer bytes" + out, "--layers and --embd are required");
-  expect_error("train --arch rwkv7 --data " + data + tiny_flags() + " --schedule linear" + out, "unknown learning-rate schedule");
+  expect_train_error("train --arch rwkv5 --data " + data + tiny_flags() + out, "unknown --arch 'rwkv5'");
+  expect_train_error("train --arch rwkv7 --data " + data + " --tokenizer bytes" + out, "--layers and --embd are required");
+  expect_train_error("train --arch rwkv7 --data " + data + tiny_flags() + " --schedule linear" + out, "unknown learning-rate schedule");
   // --init: another architecture than --arch, or one that cannot be trained.
   const std::string v4 = test::data_path("rwkv_cpp_tiny/tiny-rwkv-4v0-660K-FP32.bin");
   const std::string v6 = test::data_path("rwkv_cpp_tiny/tiny-rwkv-6v0-1m-FP32.bin");
-  expect_error("train --arch rwkv7 --init " + v4 + " --data " + data + " --ctx 16 --batch 2 --steps 1" + out,
+  expect_train_error("train --arch rwkv7 --init " + v4 + " --data " + data + " --ctx 16 --batch 2 --steps 1" + out,
                "the model is RWKV-4, not --arch rwkv7");
-  expect_error("train --init " + v6 + " --data " + data + " --ctx 16 --batch 2 --steps 1" + out,
+  expect_train_error("train --init " + v6 + " --data " + data + " --ctx 16 --batch 2 --steps 1" + out,
                "an RWKV-6.0 model cannot be trained");
-  expect_error("train --resume " + dir.file("none.ckpt.gguf") + out, "none.ckpt.gguf");
+  expect_train_error("train --resume " + dir.file("none.ckpt.gguf") + out, "none.ckpt.gguf");
 }
 
 TEST(TrainCli, FineTunesALoadedModel) {

@@ -141,7 +141,7 @@ TEST(TrainCorpus, TextJsonlAndBinidx) {
   EXPECT_EQ(read_corpus(dir.file("a.idx"), *bytes).tokens, j.tokens);
 }
 
-void expect_error(const std::function<void()>& f, const std::string& part) {
+void expect_data_error(const std::function<void()>& f, const std::string& part) {
   try {
     f();
     FAIL() << "no error (expected one with '" << part << "')";
@@ -153,15 +153,15 @@ void expect_error(const std::function<void()>& f, const std::string& part) {
 TEST(TrainCorpus, Errors) {
   TempDir dir;
   auto bytes = make_byte_tokenizer();
-  expect_error([&] { read_corpus(dir.file("none.txt"), *bytes); }, "no such file");
+  expect_data_error([&] { read_corpus(dir.file("none.txt"), *bytes); }, "no such file");
   write_text(dir.file("empty.txt"), "");
-  expect_error([&] { read_corpus(dir.file("empty.txt"), *bytes); }, "empty data file");
+  expect_data_error([&] { read_corpus(dir.file("empty.txt"), *bytes); }, "empty data file");
   write_text(dir.file("bad.jsonl"), "{\"text\": \"ok\"}\n{\"txt\": \"no\"}\n");
-  expect_error([&] { read_corpus(dir.file("bad.jsonl"), *bytes); }, "bad.jsonl:2: expected a JSON object");
+  expect_data_error([&] { read_corpus(dir.file("bad.jsonl"), *bytes); }, "bad.jsonl:2: expected a JSON object");
   write_text(dir.file("broken.jsonl"), "{\"text\": \n");
-  expect_error([&] { read_corpus(dir.file("broken.jsonl"), *bytes); }, "broken.jsonl:1: not valid JSON");
+  expect_data_error([&] { read_corpus(dir.file("broken.jsonl"), *bytes); }, "broken.jsonl:1: not valid JSON");
   write_text(dir.file("blank.jsonl"), "\n\n");
-  expect_error([&] { read_corpus(dir.file("blank.jsonl"), *bytes); }, "no tokens");
+  expect_data_error([&] { read_corpus(dir.file("blank.jsonl"), *bytes); }, "no tokens");
 }
 
 // ---- split and windows
@@ -219,12 +219,12 @@ TEST(TrainDataset, SplitAndWindows) {
 }
 
 TEST(TrainDataset, Errors) {
-  expect_error([] { Dataset(iota_tokens(100, 50), 0.1, 90, 50, "d.txt"); }, "training split has 90 tokens, fewer than ctx + 1 = 91");
-  expect_error([] { Dataset(iota_tokens(100, 50), 0.1, 10, 50, "d.txt"); }, "validation split");
+  expect_data_error([] { Dataset(iota_tokens(100, 50), 0.1, 90, 50, "d.txt"); }, "training split has 90 tokens, fewer than ctx + 1 = 91");
+  expect_data_error([] { Dataset(iota_tokens(100, 50), 0.1, 10, 50, "d.txt"); }, "validation split");
   Dataset ok(iota_tokens(100, 50), 0.0, 10, 50, "d.txt");
   EXPECT_EQ(ok.validation_windows(10), 0u);
-  expect_error([] { Dataset(iota_tokens(100, 50), 0.0, 10, 40, "d.txt"); }, "outside the model's vocabulary of 40");
-  expect_error([] { Dataset(iota_tokens(100, 50), 1.5, 10, 50, "d.txt"); }, "--val-fraction");
+  expect_data_error([] { Dataset(iota_tokens(100, 50), 0.0, 10, 40, "d.txt"); }, "outside the model's vocabulary of 40");
+  expect_data_error([] { Dataset(iota_tokens(100, 50), 1.5, 10, 50, "d.txt"); }, "--val-fraction");
 }
 
 }  // namespace

@@ -23,14 +23,7 @@ std::vector<float> normal(size_t n, float scale, std::mt19937_64& rng) {
 }
 
 // max |a − b| / max |b|.
-double relative_error(const std::vector<float>& a, const std::vector<float>& b) {
-  double diff = 0, scale = 1e-30;
-  for (size_t i = 0; i < a.size(); ++i) {
-    diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
-    scale = std::max(scale, std::fabs(double(b[i])));
-  }
-  return diff / scale;
-}
+using test::relative_error;
 
 TEST(TrainWkv7, SimdKernelsMatchTheReference) {
   for (size_t N : {16, 64}) {
@@ -73,7 +66,7 @@ TEST(TrainWkv7, SimdKernelsMatchTheReference) {
   }
 }
 
-Weights tiny(Arch arch) {
+Weights tiny_weights(Arch arch) {
   InitOptions o;
   o.arch = arch;
   o.n_layer = 2;
@@ -113,7 +106,7 @@ Grads gradients(DataParallel& dp, size_t B, size_t T) {
 }
 
 void check_data_parallel(Arch arch) {
-  const Weights w = tiny(arch);
+  const Weights w = tiny_weights(arch);
   cpu::set_threads(2);
   DataParallel one(w, 1), two(w, 2), three(w, 3);
   auto single = TrainModel<float>::from_weights(w);

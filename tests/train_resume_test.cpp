@@ -20,12 +20,7 @@ namespace {
 
 using test::TempDir;
 
-std::string small_corpus(const TempDir& dir) {
-  const auto text = test::read_bytes(test::data_path("corpus/tinyshakespeare_input.txt"));
-  const std::string path = dir.file("corpus.txt");
-  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(text.data()), 20000);
-  return path;
-}
+using test::small_corpus;
 
 TrainOptions tiny_run(const std::string& arch, const std::string& data, const std::string& out) {
   TrainOptions o;

@@ -88,7 +88,7 @@ class NaiveGreedy {
   size_t max_length_ = 0;
 };
 
-std::string utf8(uint32_t cp) {
+std::string encode_utf8(uint32_t cp) {
   std::string out;
   if (cp < 0x80) {
     out += static_cast<char>(cp);
@@ -118,16 +118,16 @@ std::string random_text(std::mt19937& rng) {
   const uint32_t pieces = pick(0, 60);
   for (uint32_t i = 0; i < pieces; ++i) {
     switch (pick(0, 7)) {
-      case 0: case 1: s += utf8(pick(0x21, 0x7e)); break;
+      case 0: case 1: s += encode_utf8(pick(0x21, 0x7e)); break;
       case 2: s += pick(0, 3) == 0 ? '\n' : ' '; break;
-      case 3: s += utf8(pick(0x80, 0x7ff)); break;
+      case 3: s += encode_utf8(pick(0x80, 0x7ff)); break;
       case 4: {
         uint32_t cp = pick(0x800, 0xffff - 0x800);
         if (cp >= 0xd800) cp += 0x800;  // skip the surrogates
-        s += utf8(cp);
+        s += encode_utf8(cp);
         break;
       }
-      case 5: s += utf8(pick(0x10000, 0x10ffff)); break;
+      case 5: s += encode_utf8(pick(0x10000, 0x10ffff)); break;
       default: s += words[pick(0, std::size(words) - 1)]; break;
     }
   }
@@ -317,7 +317,7 @@ std::string write_vocab(const test::TempDir& dir, const std::vector<std::string>
 }
 
 // The message of the Error loading `path` throws, or "" if it loads.
-std::string load_error(const std::string& path) {
+std::string world_load_error(const std::string& path) {
   try {
     load_world_tokenizer(path);
   } catch (const Error& e) {
@@ -382,7 +382,7 @@ TEST(WorldTokenizerVocab, MalformedLinesNameFileAndLine) {
     auto lines = small_vocab();
     lines[256] = bad;
     const std::string path = write_vocab(dir, lines);
-    const std::string message = load_error(path);
+    const std::string message = world_load_error(path);
     EXPECT_NE(message.find(path + ":257: "), std::string::npos) << bad << " -> " << message;
     EXPECT_EQ(message.find('\n'), std::string::npos) << message;
   }
@@ -393,7 +393,7 @@ TEST(WorldTokenizerVocab, MissingLineBreaksTheIdSequence) {
   auto lines = small_vocab();
   lines.erase(lines.begin() + 256);  // line 257 now holds id 258
   const std::string path = write_vocab(dir, lines);
-  const std::string message = load_error(path);
+  const std::string message = world_load_error(path);
   EXPECT_NE(message.find(path + ":257: id 258"), std::string::npos) << message;
 }
 
@@ -402,7 +402,7 @@ TEST(WorldTokenizerVocab, DuplicateTokenIsRejected) {
   auto lines = small_vocab();
   lines[256] = "257 'a' 1";  // the same bytes as id 98
   const std::string path = write_vocab(dir, lines);
-  const std::string message = load_error(path);
+  const std::string message = world_load_error(path);
   EXPECT_NE(message.find(path + ":257: "), std::string::npos) << message;
   EXPECT_NE(message.find("line 98"), std::string::npos) << message;
 }
@@ -411,18 +411,18 @@ TEST(WorldTokenizerVocab, EveryByteNeedsASingleByteToken) {
   test::TempDir dir;
   auto lines = small_vocab();
   lines.resize(255);  // bytes 0x00..0xfe only
-  const std::string message = load_error(write_vocab(dir, lines));
+  const std::string message = world_load_error(write_vocab(dir, lines));
   EXPECT_NE(message.find("0xff"), std::string::npos) << message;
 }
 
 TEST(WorldTokenizerVocab, EmptyAndMissingFiles) {
   test::TempDir dir;
   const std::string empty = write_vocab(dir, {});
-  EXPECT_NE(load_error(empty).find(empty), std::string::npos) << load_error(empty);
+  EXPECT_NE(world_load_error(empty).find(empty), std::string::npos) << world_load_error(empty);
   const std::string missing = dir.file("no_such_vocab.txt");
-  EXPECT_NE(load_error(missing).find(missing), std::string::npos) << load_error(missing);
+  EXPECT_NE(world_load_error(missing).find(missing), std::string::npos) << world_load_error(missing);
   const std::string directory = dir.file("");
-  EXPECT_NE(load_error(directory).find(directory), std::string::npos) << load_error(directory);
+  EXPECT_NE(world_load_error(directory).find(directory), std::string::npos) << world_load_error(directory);
 }
 
 TEST(WorldTokenizerVocab, IdsBeyondTheVocabularyAreRejected) {
@@ -432,7 +432,7 @@ TEST(WorldTokenizerVocab, IdsBeyondTheVocabularyAreRejected) {
   for (int id = kLastId + 1; id <= 65536; ++id) text += std::to_string(id) + " 'zq" + std::to_string(id) + "' 7\n";
   const std::string path = dir.file("vocab.txt");
   test::write_bytes(path, std::vector<uint8_t>(text.begin(), text.end()));
-  const std::string message = load_error(path);
+  const std::string message = world_load_error(path);
   EXPECT_NE(message.find(path + ":65536: "), std::string::npos) << message;
 }
 

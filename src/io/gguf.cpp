@@ -25,8 +25,8 @@ static_assert(std::endian::native == std::endian::little,
 
 namespace {
 
-constexpr uint32_t kMagic = 0x46554747;  // bytes "GGUF" read as a little-endian u32
-constexpr uint32_t kVersion = 3;
+constexpr uint32_t kGgufMagic = 0x46554747;  // bytes "GGUF" read as a little-endian u32
+constexpr uint32_t kGgufVersion = 3;
 constexpr uint32_t kDefaultAlignment = 32;
 constexpr const char* kAlignmentKey = "general.alignment";
 constexpr size_t kMaxKeyBytes = 65535;        // the spec's limit for keys
@@ -595,7 +595,7 @@ GgufFile read_gguf(const std::string& path) {
   ByteReader r(f.file->data(), f.file->size(), path);
 
   uint32_t magic = r.read<uint32_t>("magic");
-  if (magic != kMagic) {
+  if (magic != kGgufMagic) {
     std::ostringstream hex;
     hex << std::hex << std::setfill('0') << std::setw(8) << __builtin_bswap32(magic);
     fail(path, ": not a GGUF file (magic bytes 0x", hex.str(), ", expected \"GGUF\")");
@@ -684,8 +684,8 @@ void write_gguf(const std::string& path, const GgufMetadata& metadata,
   // The whole header is built and checked in memory first, so that invalid input never touches
   // the disk.
   std::vector<uint8_t> head;
-  GgufCodec::put<uint32_t>(head, kMagic);
-  GgufCodec::put<uint32_t>(head, kVersion);
+  GgufCodec::put<uint32_t>(head, kGgufMagic);
+  GgufCodec::put<uint32_t>(head, kGgufVersion);
   GgufCodec::put<uint64_t>(head, tensors.size());
   GgufCodec::put<uint64_t>(head, metadata.size());
 

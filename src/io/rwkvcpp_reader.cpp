@@ -7,7 +7,7 @@
 namespace rwkv {
 
 namespace {
-constexpr uint32_t kMagic = 0x67676d66;  // "fmgg" on disk
+constexpr uint32_t kRwkvCppMagic = 0x67676d66;  // "fmgg" on disk
 
 DType dtype_from_rwkvcpp(uint32_t id, const std::string& where) {
   switch (id) {
@@ -27,14 +27,14 @@ bool is_rwkvcpp_file(const uint8_t* data, size_t size) {
   if (size < 4) return false;
   uint32_t m;
   std::memcpy(&m, data, 4);
-  return m == kMagic;
+  return m == kRwkvCppMagic;
 }
 
 RwkvCppFile read_rwkvcpp(const std::string& path) {
   auto file = MappedFile::open(path);
   ByteReader r(file->data(), file->size(), path);
   RwkvCppFile out;
-  if (r.read<uint32_t>("magic") != kMagic) fail(path, ": not an rwkv.cpp model file (bad magic)");
+  if (r.read<uint32_t>("magic") != kRwkvCppMagic) fail(path, ": not an rwkv.cpp model file (bad magic)");
   out.version = r.read<uint32_t>("version");
   if (out.version != 100 && out.version != 101)
     fail(path, ": unsupported rwkv.cpp file version ", out.version, " (expected 100 or 101)");

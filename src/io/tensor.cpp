@@ -7,6 +7,7 @@
 #include <cstring>
 #include <sstream>
 
+#include "io/bytes.hpp"
 #include "io/error.hpp"
 #include "io/k_quants.hpp"
 
@@ -26,11 +27,6 @@ constexpr TypeInfo kTypes[] = {
 };
 const TypeInfo& info(DType t) { return kTypes[static_cast<size_t>(t)]; }
 
-uint16_t load_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
-uint32_t load_u32(const uint8_t* p) {
-  return static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
-         (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
-}
 }  // namespace
 
 const char* dtype_name(DType t) { return info(t).name; }
@@ -99,10 +95,10 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
   switch (t) {
     case DType::F32: std::memcpy(dst, src, n * 4); return;
     case DType::F16:
-      for (size_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(load_u16(src + 2 * i));
+      for (size_t i = 0; i < n; ++i) dst[i] = fp16_to_fp32(load_le16(src + 2 * i));
       return;
     case DType::BF16:
-      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(load_u16(src + 2 * i));
+      for (size_t i = 0; i < n; ++i) dst[i] = bf16_to_fp32(load_le16(src + 2 * i));
       return;
     case DType::F64:
       for (size_t i = 0; i < n; ++i) {
@@ -113,7 +109,7 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
       return;
     case DType::Q4_0:
       for (size_t b = 0; b < nb; ++b, src += 18, dst += 32) {
-        float d = fp16_to_fp32(load_u16(src));
+        float d = fp16_to_fp32(load_le16(src));
         const uint8_t* qs = src + 2;
         for (int j = 0; j < 16; ++j) {
           dst[j] = static_cast<float>((qs[j] & 15) - 8) * d;
@@ -123,7 +119,7 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
       return;
     case DType::Q4_1:
       for (size_t b = 0; b < nb; ++b, src += 20, dst += 32) {
-        float d = fp16_to_fp32(load_u16(src)), m = fp16_to_fp32(load_u16(src + 2));
+        float d = fp16_to_fp32(load_le16(src)), m = fp16_to_fp32(load_le16(src + 2));
         const uint8_t* qs = src + 4;
         for (int j = 0; j < 16; ++j) {
           dst[j] = static_cast<float>(qs[j] & 15) * d + m;
@@ -133,8 +129,8 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
       return;
     case DType::Q5_0:
       for (size_t b = 0; b < nb; ++b, src += 22, dst += 32) {
-        float d = fp16_to_fp32(load_u16(src));
-        uint32_t qh = load_u32(src + 2);
+        float d = fp16_to_fp32(load_le16(src));
+        uint32_t qh = load_le32(src + 2);
         const uint8_t* qs = src + 6;
         for (int j = 0; j < 16; ++j) {
           int lo = (qs[j] & 15) | (((qh >> j) & 1) << 4);
@@ -146,8 +142,8 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
       return;
     case DType::Q5_1:
       for (size_t b = 0; b < nb; ++b, src += 24, dst += 32) {
-        float d = fp16_to_fp32(load_u16(src)), m = fp16_to_fp32(load_u16(src + 2));
-        uint32_t qh = load_u32(src + 4);
+        float d = fp16_to_fp32(load_le16(src)), m = fp16_to_fp32(load_le16(src + 2));
+        uint32_t qh = load_le32(src + 4);
         const uint8_t* qs = src + 8;
         for (int j = 0; j < 16; ++j) {
           int lo = (qs[j] & 15) | (((qh >> j) & 1) << 4);
@@ -159,7 +155,7 @@ void dequantize(DType t, const void* src_v, float* dst, size_t n) {
       return;
     case DType::Q8_0:
       for (size_t b = 0; b < nb; ++b, src += 34, dst += 32) {
-        float d = fp16_to_fp32(load_u16(src));
+        float d = fp16_to_fp32(load_le16(src));
         for (int j = 0; j < 32; ++j) dst[j] = static_cast<float>(static_cast<int8_t>(src[2 + j])) * d;
       }
       return;

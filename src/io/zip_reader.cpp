@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "io/bytes.hpp"
 #include "io/error.hpp"
 #include "io/zip_format.hpp"
 
@@ -21,12 +22,6 @@ constexpr size_t kCentralSize = 46;
 constexpr size_t kLocalSize = 30;
 constexpr size_t kMaxComment = 0xffff;
 
-uint32_t load_u32(const uint8_t* p) {
-  uint32_t v;
-  std::memcpy(&v, p, 4);
-  return v;
-}
-
 // Where the central directory lies and where it must end (at the record that follows it).
 struct Directory {
   uint64_t offset = 0;
@@ -40,7 +35,7 @@ size_t find_end_record(std::span<const uint8_t> a, const std::string& what) {
   if (a.size() < kEndSize) fail(what, ": not a zip archive (", a.size(), " bytes, too short)");
   const size_t lowest = a.size() - kEndSize > kMaxComment ? a.size() - kEndSize - kMaxComment : 0;
   for (size_t pos = a.size() - kEndSize;; --pos) {
-    if (load_u32(a.data() + pos) == kEndSignature) {
+    if (load_le32(a.data() + pos) == kEndSignature) {
       uint16_t comment;
       std::memcpy(&comment, a.data() + pos + 20, 2);
       if (pos + kEndSize + comment <= a.size()) return pos;
@@ -65,7 +60,7 @@ Directory read_directory(std::span<const uint8_t> a, const std::string& what) {
 
   // A ZIP64 locator right before the end record points to the ZIP64 end record, whose 64-bit
   // fields replace the 16/32-bit ones (spec §4.1: all files above 4 GiB).
-  if (end >= kZip64LocatorSize && load_u32(a.data() + end - kZip64LocatorSize) == kZip64LocatorSignature) {
+  if (end >= kZip64LocatorSize && load_le32(a.data() + end - kZip64LocatorSize) == kZip64LocatorSignature) {
     const size_t locator = end - kZip64LocatorSize;
     r.seek(locator + 4);
     r.read<uint32_t>("zip64 locator");  // disk holding the ZIP64 end record

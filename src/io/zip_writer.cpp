@@ -17,7 +17,7 @@ namespace {
 using namespace zip;
 
 constexpr uint16_t kPaddingExtraId = 0x4246;  // "FB", as PyTorch pads its entries
-constexpr uint16_t kVersion = 20, kVersionZip64 = 45;
+constexpr uint16_t kZipVersion = 20, kZipVersion64 = 45;
 constexpr uint16_t kDosDate = (1 << 5) | 1;  // 1980-01-01: a valid date with no meaning
 constexpr uint16_t k16 = 0xffff;
 
@@ -73,7 +73,7 @@ void ZipWriter::add(const std::string& name, std::span<const uint8_t> data, size
 
   Bytes h;
   h.put(kLocalSignature);
-  h.put(zip64 ? kVersionZip64 : kVersion);
+  h.put(zip64 ? kZipVersion64 : kZipVersion);
   h.put<uint16_t>(0);  // flags
   h.put<uint16_t>(0);  // method: stored
   h.put<uint16_t>(0);  // time
@@ -111,8 +111,8 @@ void ZipWriter::finish() {
   for (const Entry& e : entries_) {
     const bool zip64 = force_zip64_ || e.size >= kSentinel32 || e.offset >= kSentinel32;
     d.put(kCentralSignature);
-    d.put(zip64 ? kVersionZip64 : kVersion);  // made by (MS-DOS attributes)
-    d.put(zip64 ? kVersionZip64 : kVersion);  // needed
+    d.put(zip64 ? kZipVersion64 : kZipVersion);  // made by (MS-DOS attributes)
+    d.put(zip64 ? kZipVersion64 : kZipVersion);  // needed
     d.put<uint16_t>(0);
     d.put<uint16_t>(0);
     d.put<uint16_t>(0);
@@ -144,8 +144,8 @@ void ZipWriter::finish() {
     const uint64_t record = file_.position();
     end.put(kZip64EndSignature);
     end.put<uint64_t>(44);  // size of the rest of the record
-    end.put(kVersionZip64);
-    end.put(kVersionZip64);
+    end.put(kZipVersion64);
+    end.put(kZipVersion64);
     end.put<uint32_t>(0);  // this disk
     end.put<uint32_t>(0);  // disk of the directory
     end.put(count);

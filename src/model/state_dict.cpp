@@ -10,9 +10,9 @@ namespace rwkv {
 
 namespace {
 
-class Builder {
+class OfficialBuilder {
  public:
-  Builder(const Weights& w, DType type) : w_(w), type_(type) {}
+  OfficialBuilder(const Weights& w, DType type) : w_(w), type_(type) {}
 
   // Canonical `from` as `to` with `shape` (same number of values).
   void add(const std::string& to, const std::string& from, std::vector<int64_t> shape) {
@@ -71,7 +71,7 @@ std::vector<Tensor> official_state_dict(const Weights& w, DType type) {
   const Hparams& hp = w.hp;
   const int64_t C = hp.n_embd, H = hp.n_head, N = hp.head_size;
   const std::vector<int64_t> vec = {C}, mix = {1, 1, C};
-  Builder b(w, type);
+  OfficialBuilder b(w, type);
   b.add("emb.weight", "token_embd.weight", w.get("token_embd.weight").shape);
   for (int l = 0; l < hp.n_layer; ++l) {
     const std::string p = "blocks." + std::to_string(l) + ".";

@@ -12,12 +12,12 @@ namespace {
 // The UTF-8 sequence at s[i]: `length` is its size if valid, else 0; `prefix` is how many
 // bytes form a valid beginning of a sequence (at least 1), and `truncated` says the string ended
 // inside an otherwise valid sequence. Byte ranges from RFC 3629's table.
-struct Sequence {
+struct Utf8Sequence {
   size_t length, prefix;
   bool truncated;
 };
 
-Sequence scan_utf8(std::string_view s, size_t i) {
+Utf8Sequence scan_utf8(std::string_view s, size_t i) {
   const uint8_t c = static_cast<uint8_t>(s[i]);
   if (c < 0x80) return {1, 1, false};
   size_t n;
@@ -79,7 +79,7 @@ void append_utf8(std::string& out, char32_t cp) {
 void check_utf8(std::string_view s, const char* what) {
   static const char* hex = "0123456789abcdef";
   for (size_t i = 0; i < s.size();) {
-    const Sequence q = scan_utf8(s, i);
+    const Utf8Sequence q = scan_utf8(s, i);
     if (q.length == 0) {
       const uint8_t c = static_cast<uint8_t>(s[i]);
       fail(what, " is not valid UTF-8 (byte 0x", hex[c >> 4], hex[c & 15], " at offset ", i, ")");
@@ -92,7 +92,7 @@ std::string sanitize_utf8(std::string_view s) {
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size();) {
-    const Sequence q = scan_utf8(s, i);
+    const Utf8Sequence q = scan_utf8(s, i);
     if (q.length > 0) {
       out.append(s.substr(i, q.length));
       i += q.length;
