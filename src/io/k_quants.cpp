@@ -1,12 +1,13 @@
 // K-quant super-block layouts (see k_quants.hpp for the bit positions).
 #include "io/k_quants.hpp"
 
+#include "io/bytes.hpp"
 #include "io/tensor.hpp"
 
 namespace rwkv::kquant {
 
 namespace {
-float f16_at(const uint8_t* p) { return fp16_to_fp32(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
+float f16_at(const uint8_t* p) { return fp16_to_fp32(load_le16(p)); }
 }  // namespace
 
 void unpack_scales(const uint8_t* p, uint8_t scale[8], uint8_t min[8]) {

@@ -1,6 +1,7 @@
 // rwkv.cpp `.bin` reader. Note its type ids differ from ggml's GGUF ids (formats.md trap T1).
 #include "io/rwkvcpp_reader.hpp"
 
+#include "io/bytes.hpp"
 #include "io/error.hpp"
 #include "io/mapped_file.hpp"
 
@@ -25,9 +26,7 @@ DType dtype_from_rwkvcpp(uint32_t id, const std::string& where) {
 
 bool is_rwkvcpp_file(const uint8_t* data, size_t size) {
   if (size < 4) return false;
-  uint32_t m;
-  std::memcpy(&m, data, 4);
-  return m == kRwkvCppMagic;
+  return load_le32(data) == kRwkvCppMagic;
 }
 
 RwkvCppFile read_rwkvcpp(const std::string& path) {

@@ -3,7 +3,6 @@
 #include "io/zip_reader.hpp"
 
 #include <algorithm>
-#include <cstring>
 
 #include "io/bytes.hpp"
 #include "io/error.hpp"
@@ -36,8 +35,7 @@ size_t find_end_record(std::span<const uint8_t> a, const std::string& what) {
   const size_t lowest = a.size() - kEndSize > kMaxComment ? a.size() - kEndSize - kMaxComment : 0;
   for (size_t pos = a.size() - kEndSize;; --pos) {
     if (load_le32(a.data() + pos) == kEndSignature) {
-      uint16_t comment;
-      std::memcpy(&comment, a.data() + pos + 20, 2);
+      const uint16_t comment = load_le16(a.data() + pos + 20);
       if (pos + kEndSize + comment <= a.size()) return pos;
     }
     if (pos == lowest) break;
