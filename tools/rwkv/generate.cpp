@@ -44,15 +44,15 @@ void register_generate(CLI::App& app) {
     const auto prompt_ids = tokenizer->encode(prompt);
     if (!f.state_in.empty()) session.restore(load_state_file(f.state_in, *model));
     if (prompt_ids.empty() && !session.has_logits()) fail("empty prompt (give -p, -f or --state-in)");
-    using clock = std::chrono::steady_clock;
-    const auto t0 = clock::now();
+    using steady = std::chrono::steady_clock;
+    const auto t0 = steady::now();
     session.feed(prompt_ids);
-    const auto t1 = clock::now();
+    const auto t1 = steady::now();
     const GenerateResult r = session.generate(g, [](const std::string& text) {
       std::fwrite(text.data(), 1, text.size(), stdout);
       std::fflush(stdout);
     });
-    const auto t2 = clock::now();
+    const auto t2 = steady::now();
     std::printf("\n");
     std::fflush(stdout);  // the text before the speed line on a terminal
     if (!f.state_out.empty()) save_state_file(f.state_out, *model, session.save());
