@@ -220,6 +220,47 @@ TEST(QuantSimd, QuantizedActivationsAreBitIdentical) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// Activations that are not finite (a hostile model's overflow) give NaN products, as float
+// arithmetic would, in every kernel; no level is made from them (the fuzzer found the SIMD
+// kernels multiplying a level sum made from NaN, an int overflow). Other tokens are untouched.
+TEST(QuantSimd, NonFiniteActivationsGiveNanProducts) {
+  std::mt19937 rng(16);
+  const size_t rows = 16, cols = 512, T = 3;
+  std::normal_distribution<float> gauss;
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType type : kBlockTypes) {
+      const auto W = random_weights(type, rows, cols, rng);
+      std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, rows, cols));
+      cpu::simd::interleave_rows8(type, W.data(), rows, cols, W8.data());
+      const cpu::Matrix plain{type, W.data(), rows, cols};
+      cpu::Matrix eights = plain;
+      eights.rows8 = W8.data();
+      for (float bad : {NAN, INFINITY, -INFINITY}) {
+        std::vector<float> X(T * cols);
+        for (float& v : X) v = gauss(rng);
+        X[cols + 300] = bad;  // token 1 only
+        std::vector<float> a(T * rows), b(T * rows), ref(T * rows);
+        cpu::matmul_quantized(X.data(), T, plain, a.data());
+        cpu::matmul_quantized(X.data(), T, eights, b.data());
+        cpu::matmul_quantized_reference(X.data(), T, plain, ref.data());
+        for (size_t t = 0; t < T; ++t)
+          for (size_t o = 0; o < rows; ++o) {
+            const size_t i = t * rows + o;
+            if (t == 1) {
+              EXPECT_TRUE(std::isnan(a[i]) && std::isnan(b[i]) && std::isnan(ref[i])) << dtype_name(type) << " " << o;
+            } else {
+              EXPECT_TRUE(std::isfinite(ref[i])) << dtype_name(type);
+              EXPECT_EQ(a[i], b[i]) << dtype_name(type);
+            }
+          }
+      }
+    }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(QuantSimd, RejectsRowsThatAreNotWholeBlocksAndFloatTypes) {
   std::vector<uint8_t> W(1024);
   std::vector<float> X(64), Y(1);
