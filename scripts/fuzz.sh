@@ -51,7 +51,8 @@ tokenizer_seeds() {
   mkdir -p "$dir.tmp"
   # The tokenizer test vectors' texts (many scripts, emoji, combining marks) and some prose.
   while IFS= read -r text; do
-    base64 -d <<<"$text" >"$dir.tmp/vector-$((i++))"
+    i=$((i + 1))  # (not inside the redirection: that is expanded in base64's own process)
+    base64 -d <<<"$text" >"$dir.tmp/vector-$i"
   done < <(jq -r '.text | @base64' "$data/tokenizers/tokenizer_test_vectors.jsonl")
   head -c 2000 "$data/corpus/tinyshakespeare_input.txt" >"$dir.tmp/prose"
   mv "$dir.tmp" "$dir"
