@@ -9,15 +9,12 @@
 #include <cstring>
 #include <string>
 
+#include "../tests/test_data.hpp"
 #include "io/error.hpp"
 
 namespace rwkv::fuzz {
 
-// ../shared/data, or $RWKV_TEST_DATA.
-inline std::string data_path(const std::string& rel) {
-  const char* env = std::getenv("RWKV_TEST_DATA");
-  return std::string(env ? env : RWKV_TEST_DATA) + "/" + rel;
-}
+using test::data_path;  // ../shared/data, or $RWKV_TEST_DATA
 
 // Writes the input to this process's file ($TMPDIR or /tmp) and returns its path.
 inline const std::string& input_file(const uint8_t* data, size_t size) {

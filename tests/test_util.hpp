@@ -19,14 +19,9 @@
 #include <vector>
 
 #include "model/model.hpp"
+#include "test_data.hpp"  // data_path
 
 namespace rwkv::test {
-
-// ../shared/data (overridable with the RWKV_TEST_DATA environment variable).
-inline std::string data_path(const std::string& rel) {
-  const char* env = std::getenv("RWKV_TEST_DATA");
-  return std::string(env ? env : RWKV_TEST_DATA) + "/" + rel;
-}
 
 inline std::vector<uint8_t> read_bytes(const std::string& path) {
   std::ifstream f(path, std::ios::binary);

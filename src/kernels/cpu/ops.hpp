@@ -57,9 +57,13 @@ void matmul_quantized_reference(const float* X, size_t T, const Matrix& W, float
 // ggml's 8-bit activation blocks: Q8_0 (d, q[32]) and Q8_1 (d, s = d·Σq, q[32]); d and s
 // are rounded to fp16 as ggml stores them. level_sum = Σq exactly, for the SIMD kernels that
 // take levels without their offset (Σ(u − 8)·q = Σu·q − 8·Σq). Exposed for tests.
+// A block of activations holding a value that is not finite (a hostile model's overflow) is
+// marked with levels 0 and NaN scales: its products are NaN, as float arithmetic gives, and no
+// level is made from a NaN (whose level sum would overflow int in the kernels).
 struct Q8Block {
   float d, s, level_sum;
   int8_t q[32];
+  void set_not_finite() { *this = {NAN, NAN, 0, {}}; }
 };
 void quantize_q8(const float* x, size_t n, Q8Block* out);
 
@@ -70,6 +74,7 @@ struct Q8KBlock {
   float d;
   int8_t q[256];
   int16_t bsums[16];
+  void set_not_finite() { *this = {NAN, {}, {}}; }  // as Q8Block's
 };
 void quantize_q8_k(const float* x, size_t n, Q8KBlock* out);
 

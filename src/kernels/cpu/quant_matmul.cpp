@@ -122,20 +122,12 @@ void matmul_k_quant_reference(const float* X, size_t T, const Matrix& W, float* 
 }
 }  // namespace
 
-namespace {
-// A block of activations holding a value that is not finite (a hostile model's overflow) gets
-// levels 0 and NaN scales: its products are NaN, as float arithmetic gives, and no level is
-// made from a NaN (whose level sum overflowed int in the kernels). simd_quant.cpp does the same.
-void set_not_finite(Q8Block& b) { b = {NAN, NAN, 0, {}}; }
-void set_not_finite(Q8KBlock& b) { b = {NAN, {}, {}}; }
-}  // namespace
-
 // As ggml's quantize_row_q8_K_ref: the value of largest magnitude maps to level −127.
 void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) {
   for (size_t b = 0; b < n / kquant::kBlock; ++b, x += kquant::kBlock) {
     Q8KBlock& y = out[b];
     if (!std::all_of(x, x + kquant::kBlock, [](float v) { return std::isfinite(v); })) {
-      set_not_finite(y);
+      y.set_not_finite();
       continue;
     }
     float amax = 0, max = 0;
@@ -159,7 +151,7 @@ void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) {
 void quantize_q8(const float* x, size_t n, Q8Block* out) {
   for (size_t b = 0; b < n / 32; ++b, x += 32) {
     if (!std::all_of(x, x + 32, [](float v) { return std::isfinite(v); })) {
-      set_not_finite(out[b]);
+      out[b].set_not_finite();
       continue;
     }
     float amax = 0;

@@ -812,10 +812,6 @@ HWY_INLINE float max_abs(const float* x, size_t n) {
   return hn::GetLane(hn::MaxOfLanes(df, m));
 }
 
-// Blocks with a value that is not finite, as quantize_q8 / quantize_q8_k mark them.
-HWY_INLINE void set_not_finite(Q8Block& b) { b = {NAN, NAN, 0, {}}; }
-HWY_INLINE void set_not_finite(Q8KBlock& b) { b = {NAN, {}, {}}; }
-
 HWY_INLINE bool all_finite(const float* x, size_t n) {
   const DF df;
   auto ok = hn::IsFinite(hn::LoadU(df, x));
@@ -848,7 +844,7 @@ HWY_INLINE int32_t store_levels(const float* x, size_t n, float scale, const Rou
 void QuantizeQ8(const float* x, size_t n, Q8Block* out) {
   for (size_t b = 0; b < n / 32; ++b, x += 32) {
     if (!all_finite(x, 32)) {
-      set_not_finite(out[b]);
+      out[b].set_not_finite();
       continue;
     }
     const float d = max_abs(x, 32) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
@@ -863,7 +859,7 @@ void QuantizeQ8K(const float* x, size_t n, Q8KBlock* out) {
   const DF df;
   for (size_t b = 0; b < n / kquant::kBlock; ++b, x += kquant::kBlock) {
     if (!all_finite(x, kquant::kBlock)) {
-      set_not_finite(out[b]);
+      out[b].set_not_finite();
       continue;
     }
     // The value of largest magnitude (the first one, as the reference scans) maps to −127.
