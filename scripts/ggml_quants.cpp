@@ -10,6 +10,7 @@
 //   ggml_quants error Q.gguf REF.gguf
 //       relative RMS error of Q's block-quantized tensors (dequantized by ggml) against REF's
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -49,64 +50,44 @@ std::vector<float> to_f32(const ggml_tensor* t) {
   return out;
 }
 
-// Writes `tensors` (with data) after IN's metadata.
-void write(const File& in, const std::vector<ggml_tensor*>& tensors, const std::string& path) {
+// Writes every tensor of IN as type_of(tensor) to OUT, with IN's metadata (ggml's GGUF writer):
+// quantized by ggml_quantize_chunk, or dequantized by to_float.
+template <class TypeOf>
+void rewrite(const File& in, const std::string& out_path, const TypeOf& type_of) {
+  ggml_context* meta = ggml_init({static_cast<size_t>(in.count() + 1) * ggml_tensor_overhead(), nullptr, true});
+  std::vector<std::vector<uint8_t>> store(static_cast<size_t>(in.count()));
   gguf_context* out = gguf_init_empty();
   gguf_set_kv(out, in.gguf);
-  for (ggml_tensor* t : tensors) gguf_add_tensor(out, t);
-  if (!gguf_write_to_file(out, path.c_str(), false)) die("cannot write " + path);
+  for (int64_t i = 0; i < in.count(); ++i) {
+    const ggml_tensor* t = in.tensor(i);
+    const ggml_type type = type_of(t);
+    ggml_tensor* n = ggml_new_tensor(meta, type, ggml_n_dims(t), t->ne);
+    ggml_set_name(n, t->name);
+    auto& data = store[static_cast<size_t>(i)];
+    data.resize(ggml_nbytes(n));
+    n->data = data.data();
+    const std::vector<float> values = to_f32(t);
+    if (type == GGML_TYPE_F32) std::memcpy(n->data, values.data(), values.size() * sizeof(float));
+    else ggml_quantize_chunk(type, values.data(), n->data, 0, ggml_nrows(t), t->ne[0], nullptr);
+    gguf_add_tensor(out, n);
+  }
+  if (!gguf_write_to_file(out, out_path.c_str(), false)) die("cannot write " + out_path);
   gguf_free(out);
-}
-
-// A new tensor of `type` with t's name and shape, its data in `store`.
-ggml_tensor* like(ggml_context* meta, const ggml_tensor* t, ggml_type type, std::vector<std::vector<uint8_t>>& store) {
-  ggml_tensor* n = ggml_new_tensor(meta, type, ggml_n_dims(t), t->ne);
-  ggml_set_name(n, t->name);
-  store.emplace_back(ggml_nbytes(n));
-  n->data = store.back().data();
-  return n;
-}
-
-ggml_context* metadata_context(const File& in) {
-  return ggml_init({static_cast<size_t>(in.count() + 1) * ggml_tensor_overhead(), nullptr, true});
+  ggml_free(meta);
 }
 
 void quantize(const std::string& in_path, const std::string& out_path, const std::string& like_path) {
   const File in(in_path), types(like_path);
-  ggml_context* meta = metadata_context(in);
-  std::vector<std::vector<uint8_t>> store;
-  store.reserve(static_cast<size_t>(in.count()));
-  std::vector<ggml_tensor*> out;
-  for (int64_t i = 0; i < in.count(); ++i) {
-    const ggml_tensor* t = in.tensor(i);
+  rewrite(in, out_path, [&](const ggml_tensor* t) {
     const ggml_tensor* ref = types.find(t->name);
     if (!ref) die(std::string("tensor ") + t->name + " is not in " + like_path);
     if (t->type != GGML_TYPE_F32) die(std::string("tensor ") + t->name + " of " + in_path + " is not F32");
-    ggml_tensor* n = like(meta, t, ref->type, store);
-    const std::vector<float> values = to_f32(t);
-    if (ref->type == GGML_TYPE_F32) std::memcpy(n->data, values.data(), values.size() * sizeof(float));
-    else ggml_quantize_chunk(ref->type, values.data(), n->data, 0, ggml_nrows(t), t->ne[0], nullptr);
-    out.push_back(n);
-  }
-  write(in, out, out_path);
-  ggml_free(meta);
+    return ref->type;
+  });
 }
 
 void dequantize(const std::string& in_path, const std::string& out_path) {
-  const File in(in_path);
-  ggml_context* meta = metadata_context(in);
-  std::vector<std::vector<uint8_t>> store;
-  store.reserve(static_cast<size_t>(in.count()));
-  std::vector<ggml_tensor*> out;
-  for (int64_t i = 0; i < in.count(); ++i) {
-    const ggml_tensor* t = in.tensor(i);
-    ggml_tensor* n = like(meta, t, GGML_TYPE_F32, store);
-    const std::vector<float> values = to_f32(t);
-    std::memcpy(n->data, values.data(), values.size() * sizeof(float));
-    out.push_back(n);
-  }
-  write(in, out, out_path);
-  ggml_free(meta);
+  rewrite(File(in_path), out_path, [](const ggml_tensor*) { return GGML_TYPE_F32; });
 }
 
 void error(const std::string& q_path, const std::string& ref_path) {
