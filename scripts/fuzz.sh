@@ -2,11 +2,13 @@
 # Fuzzes the parsers with libFuzzer (fuzz/*_fuzz.cpp): builds them with clang, AddressSanitizer
 # and UBSan into build-fuzz, makes a seed corpus and runs each target for a while.
 #
-#   scripts/fuzz.sh [model|tokenizer|state|all] [SECONDS]    # default: all, 300 seconds per target
+#   scripts/fuzz.sh [model|tokenizer|state|request|all] [SECONDS]    # default: all, 300 s per target
 #
 # model: any bytes as a model file (GGUF, .pth, rwkv.cpp .bin), seeded with tiny models of every
 # version and weight type; tokenizer: any bytes as text for the World, 20B and byte tokenizers;
-# state: any bytes as a state file of the tiny RWKV-7 model, seeded with files `rwkv generate` saved.
+# state: any bytes as a state file of the tiny RWKV-7 model, seeded with files `rwkv generate` saved;
+# request: any bytes as a request body to rwkv serve's completions or chat completions endpoint
+# (the first byte picks which), seeded with valid requests, with a dictionary of the API's keys.
 # The corpus grows in build-fuzz/corpus/TARGET across runs. A finding (crash-*, leak-*, oom-*,
 # timeout-*) is written to build-fuzz/findings/TARGET/ and ends the script with a non-zero exit;
 # rerun one with build-fuzz/TARGET_fuzz FILE. Needs clang and its runtime (apt install clang
@@ -15,7 +17,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 targets=${1:-all}
 seconds=${2:-300}
-[ "$targets" = all ] && targets="model tokenizer state"
+[ "$targets" = all ] && targets="model tokenizer state request"
 command -v clang++ >/dev/null || { echo "fuzz: needs clang (apt install clang libclang-rt-14-dev)" >&2; exit 1; }
 data=$(cd "${RWKV_TEST_DATA:-../shared/data}" && pwd)
 export RWKV_TEST_DATA=$data
@@ -69,16 +71,34 @@ state_seeds() {
   mv "$dir.tmp" "$dir"
 }
 
+request_seeds() {
+  local dir=$seeds/request
+  [ -d "$dir" ] && return
+  mkdir -p "$dir.tmp"
+  # The first byte picks the endpoint: "0" completions, "1" chat completions.
+  printf '0{"prompt":"Hello","max_tokens":4,"temperature":0}' >"$dir.tmp/completion"
+  printf '0{"prompt":["Hi"],"max_tokens":3,"stream":true,"stop":["l","\\n"],"seed":3,"top_p":0.5,"top_k":4}' \
+    >"$dir.tmp/completion-stream"
+  printf '1{"model":"tiny","messages":[{"role":"user","content":"Hi"}],"max_completion_tokens":4,"n":1}' >"$dir.tmp/chat"
+  printf '1{"messages":[{"role":"developer","content":"Be brief"},{"role":"user","content":[{"type":"text","text":"Hi"}]},%s' \
+    '{"role":"assistant","content":"Yes"}],"stream":true,"stream_options":{"include_usage":true},"presence_penalty":0.5,"frequency_penalty":0.1}' \
+    >"$dir.tmp/chat-stream"
+  mv "$dir.tmp" "$dir"
+}
+
 for target in $targets; do
+  options=()
   case $target in
     model) model_seeds ;;
     tokenizer) tokenizer_seeds ;;
     state) state_seeds ;;
-    *) echo "fuzz: unknown target '$target' (model, tokenizer, state, all)" >&2; exit 2 ;;
+    request) request_seeds; options=(-dict=fuzz/request.dict) ;;
+    *) echo "fuzz: unknown target '$target' (model, tokenizer, state, request, all)" >&2; exit 2 ;;
   esac
   mkdir -p "build-fuzz/corpus/$target" "build-fuzz/findings/$target"
   echo "== fuzzing $target for $seconds s"
   # -rss_limit_mb: a hostile size that makes a loader allocate gigabytes is a finding too.
   "build-fuzz/${target}_fuzz" "build-fuzz/corpus/$target" "$seeds/$target" -max_total_time="$seconds" \
-    -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="build-fuzz/findings/$target/"
+    -timeout=60 -rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix="build-fuzz/findings/$target/" \
+    "${options[@]}"
 done
