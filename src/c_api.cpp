@@ -23,7 +23,7 @@ auto guarded(F&& f, decltype(f()) on_error) -> decltype(f()) {
     last_error.clear();
     return f();
   } catch (const std::exception& e) {
-    last_error = e.what();
+    last_error = rwkv::one_line(e.what());
   } catch (...) {
     last_error = "unknown error";
   }

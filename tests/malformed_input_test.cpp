@@ -5,6 +5,7 @@
 #include <fstream>
 
 #include "io/error.hpp"
+#include "io/gguf.hpp"
 #include "model/gguf_model.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
@@ -153,6 +154,31 @@ TEST(MalformedInput, CliErrorsAreOneLineWithNonZeroExit) {
     EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << c.args << ": " << r.output;
     EXPECT_NE(r.output.find(c.needle), std::string::npos) << c.args << ": " << r.output;
   }
+}
+
+TEST(MalformedInput, ControlBytesInMessagesAreEscaped) {
+  EXPECT_EQ(one_line("plain text, caf\xc3\xa9 \\ \"q\""), "plain text, caf\xc3\xa9 \\ \"q\"");
+  const char raw[] = "a\nb\r\t\x1b[0m\x7f\0z";
+  EXPECT_EQ(one_line(std::string(raw, sizeof raw - 1)), "a\\x0ab\\x0d\\x09\\x1b[0m\\x7f\\x00z");
+  try {
+    fail("tensor ", "w\n", " has ", 5, " dims");
+    ADD_FAILURE() << "fail returned";
+  } catch (const Error& e) {
+    EXPECT_STREQ(e.what(), "tensor w\\x0a has 5 dims");
+  }
+  // A value from a file that a message quotes (here general.architecture) cannot split its line.
+  test::TempDir dir;
+  const std::string path = dir.file("arch.gguf");
+  write_gguf(path, {{"general.architecture", GgufValue::str("rwkv\n8\x1b[2J")}}, {make_f32_tensor("a", {3}, {1.f, 2.f, 3.f})});
+  auto r = test::run_cli("info " + path);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("architecture 'rwkv\\x0a8\\x1b[2J' is not supported"), std::string::npos) << r.output;
+  // So can a command line argument (bash's $'...' puts the line feed in it).
+  r = test::run_cli("info $'" + dir.file("missing") + "\\n.gguf'");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_EQ(std::count(r.output.begin(), r.output.end(), '\n'), 1) << r.output;
+  EXPECT_NE(r.output.find("missing\\x0a.gguf"), std::string::npos) << r.output;
 }
 
 }  // namespace

@@ -542,23 +542,11 @@ uint64_t checked_nbytes(const std::string& what, DType dtype, const std::vector<
   return nbytes;
 }
 
-// Tensor names and metadata keys are identifiers that messages quote: a control byte in one (a
-// damaged or hostile file) is refused before a message could carry it, and break its line.
-void check_no_control_bytes(const std::string& path, const std::string& what, const std::string& name) {
-  for (unsigned char c : name)
-    if (c < 0x20 || c == 0x7f) {
-      char byte[8];
-      std::snprintf(byte, sizeof byte, "0x%02x", c);
-      fail(path, ": ", what, " holds the control byte ", byte);
-    }
-}
-
 TensorInfo read_tensor_info(ByteReader& r, uint32_t alignment) {
   const std::string& path = r.what();
   TensorInfo t;
   t.name = GgufCodec::read_string(r, "tensor name");
   if (t.name.empty()) fail(path, ": tensor at offset ", r.pos(), " has an empty name");
-  check_no_control_bytes(path, "the name of the tensor before offset " + std::to_string(r.pos()), t.name);
   if (t.name.size() > kMaxNameBytesRead)
     fail(path, ": tensor name of ", t.name.size(), " bytes is too long (", t.name.substr(0, 64),
          "...)");
@@ -633,7 +621,6 @@ GgufFile read_gguf(const std::string& path) {
     std::string key = GgufCodec::read_string(r, "metadata key");
     if (key.empty()) fail(path, ": metadata key ", i, " is empty");
     if (key.size() > kMaxKeyBytes) fail(path, ": metadata key ", i, " is longer than 65535 bytes");
-    check_no_control_bytes(path, "metadata key " + std::to_string(i), key);
     // Old gguf-py versions could write general.architecture twice; ggml rejects that too.
     if (!keys.insert(key).second) fail(path, ": duplicate metadata key ", key);
     const std::string field = "key " + key;

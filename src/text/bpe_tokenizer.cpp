@@ -50,19 +50,6 @@ DecodedChar decode_char(std::string_view s, size_t i) {
   return {c, 1};
 }
 
-
-// A token for a one-line message: control characters as \xNN.
-std::string for_message(std::string_view s) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (const char c : s) {
-    const auto b = static_cast<uint8_t>(c);
-    if (b < 0x20 || b == 0x7f) out += std::string("\\x") + kHex[b >> 4] + kHex[b & 15];
-    else out += c;
-  }
-  return out;
-}
-
 bool is_ascii(std::string_view s) {
   return std::all_of(s.begin(), s.end(), [](char c) { return static_cast<uint8_t>(c) < 0x80; });
 }
@@ -391,7 +378,7 @@ class BpeTokenizer final : public Tokenizer {
       const auto lookup = [&](const std::string& token) {
         const auto it = ids.find(token);
         if (it == ids.end())
-          fail(path_, ": ", merges_field, "[", k, "] uses \"", for_message(token), "\", which is not in the vocabulary");
+          fail(path_, ": ", merges_field, "[", k, "] uses \"", token, "\", which is not in the vocabulary");
         return it->second;
       };
       const int32_t ia = lookup(a), ib = lookup(b), result = lookup(a + b);

@@ -18,7 +18,7 @@ int main(int argc, char** argv) {
     bool known = false;
     for (const CLI::App* sub : app.get_subcommands({})) known |= sub->get_name() == argv[1];
     if (!known) {
-      std::fprintf(stderr, "rwkv: error: unknown command '%s' (see rwkv --help)\n", argv[1]);
+      std::fprintf(stderr, "rwkv: error: unknown command '%s' (see rwkv --help)\n", rwkv::one_line(argv[1]).c_str());
       return 2;
     }
   }
@@ -31,10 +31,10 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    std::fprintf(stderr, "rwkv: error: %s (see rwkv --help)\n", e.what());
+    std::fprintf(stderr, "rwkv: error: %s (see rwkv --help)\n", rwkv::one_line(e.what()).c_str());
     return 2;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rwkv: error: %s\n", e.what());
+    std::fprintf(stderr, "rwkv: error: %s\n", rwkv::one_line(e.what()).c_str());
     return 1;
   }
   return 0;
