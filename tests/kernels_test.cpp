@@ -1,5 +1,6 @@
 // Every CPU kernel against a slow, obvious reference computed in double.
 #include <atomic>
+#include <chrono>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "kernels/cpu/wkv.hpp"
 #include "test_util.hpp"
 
@@ -126,17 +128,49 @@ TEST(Kernels, MatmulsEqualSeparateMatmuls) {
 }
 
 TEST(Kernels, ThreadPoolCoversEveryIndexOnceWithAnyThreadCount) {
-  for (int threads : {1, 2, 3, 8}) {
-    cpu::set_threads(threads);
-    for (size_t n : {0, 1, 5, 16, 17, 1000}) {
-      std::vector<int> hits(n, 0);
-      cpu::parallel_for(n, 4, [&](size_t b, size_t e) {
-        EXPECT_EQ(b % 4, 0u);
-        for (size_t i = b; i < e; ++i) hits[i]++;
-      });
-      for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << threads << " " << n << " " << i;
+  for (int threads : {1, 2, 3, 8})
+    for (cpu::Split split : {cpu::Split::Contiguous, cpu::Split::InOrder}) {
+      cpu::set_threads(threads);
+      // 3'000'001 chunks of 1: more than a span word counts, so units of several chunks; below
+      // that, InOrder pieces are one grain each.
+      for (size_t n : {0, 1, 5, 16, 17, 1000, 3'000'001}) {
+        const size_t grain = n > 1000 ? 1 : 4;
+        std::vector<std::atomic<int>> hits(n);
+        std::atomic<bool> whole_grains{true};
+        cpu::parallel_for(
+            n, grain,
+            [&](size_t b, size_t e) {
+              if (b % grain != 0 || (split == cpu::Split::InOrder && threads > 1 && n <= 1000 && e != n && e - b != grain))
+                whole_grains = false;
+              for (size_t i = b; i < e; ++i) hits[i]++;
+            },
+            split);
+        EXPECT_TRUE(whole_grains) << threads << " " << n;
+        for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << threads << " " << n << " " << i;
+      }
     }
-  }
+  cpu::set_threads(0);
+}
+
+// A thread held up in its first piece: another takes the rest of its stretch. The caller's
+// stretch is the first half; its first piece (holding index 0) waits, up to 10 s, until the last
+// index of that half is done, which only another thread can do meanwhile.
+TEST(Kernels, ThreadPoolTakesTheRestOfAHeldUpThreadsStretch) {
+  cpu::set_threads(2);
+  const size_t n = 4096;
+  std::vector<std::atomic<int>> hits(n);
+  std::atomic<bool> taken_while_held{false};
+  cpu::parallel_for(n, 1, [&](size_t b, size_t e) {
+    if (b == 0) {
+      for (int i = 0; i < 1000 && !taken_while_held; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        taken_while_held = hits[n / 2 - 1] == 1;
+      }
+    }
+    for (size_t i = b; i < e; ++i) hits[i]++;
+  });
+  EXPECT_TRUE(taken_while_held);
+  for (size_t i = 0; i < n; ++i) ASSERT_EQ(hits[i], 1) << i;
   cpu::set_threads(0);
 }
 

@@ -72,7 +72,7 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
       const size_t t0 = u % token_blocks * block, tn = std::min(T - t0, block);
       simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
     }
-  });
+  }, Split::InOrder);
 }
 
 void matmuls(size_t T, std::initializer_list<Product> products) {

@@ -34,14 +34,17 @@ class Pool {
     // Each worker starts from the current generation: one started late must still see the
     // first job published after this.
     const uint64_t now = generation_.load(std::memory_order_acquire);
-    for (int i = 1; i < n; ++i) workers_.emplace_back([this, now] { work(now); });
+    spans_ = std::make_unique<Span[]>(static_cast<size_t>(std::max(n, 1)));
+    for (int i = 1; i < n; ++i) workers_.emplace_back([this, now, i] { work(now, static_cast<size_t>(i)); });
     size_.store(static_cast<int>(workers_.size()) + 1, std::memory_order_relaxed);
   }
 
-  // The job is cut into more pieces than threads (at most kPieceMask); every thread, the caller included, claims
-  // pieces until none are left. A worker that the OS has not scheduled (other processes on
-  // the cores) then only delays the piece it holds, and the caller does the rest.
-  void run(size_t n, size_t grain, detail::RangeFn fn, void* ctx) {
+  // The range is cut into units (chunks of `grain`, merged when there are more than kMask of
+  // them) and laid out in spans, one per thread for a Contiguous job (one for all, InOrder).
+  // Every thread, the caller included, claims units until none are left: a worker that the OS
+  // has not scheduled (other processes on the cores) then only delays what it holds, and the
+  // other threads take the rest of its span.
+  void run(size_t n, size_t grain, detail::RangeFn fn, void* ctx, Split split) {
     if (t_in_job) {
       fn(ctx, 0, n);
       return;
@@ -52,47 +55,84 @@ class Pool {
       fn(ctx, 0, n);  // pool busy (another caller) or nothing to share
       return;
     }
-    const size_t parts = std::min(chunks, 16 * (workers_.size() + 1));
+    const size_t unit = (chunks + kMask - 1) / kMask, units = (chunks + unit - 1) / unit;
+    const size_t threads = workers_.size() + 1, spans = split == Split::Contiguous ? threads : 1;
     fn_.store(fn, std::memory_order_relaxed);
     ctx_.store(ctx, std::memory_order_relaxed);
     n_.store(n, std::memory_order_relaxed);
-    grain_.store(grain, std::memory_order_relaxed);
+    unit_.store(unit * grain, std::memory_order_relaxed);
+    in_order_.store(spans == 1, std::memory_order_relaxed);
     done_.store(0, std::memory_order_relaxed);
-    claim_.store(claim_word(++sequence_ & 0xffffff, parts), std::memory_order_release);
+    const uint64_t seq = ++sequence_ & kSeqMask;
+    for (size_t i = 0; i < threads; ++i)  // (InOrder: spans past the first are empty)
+      spans_[i].word.store(span_word(seq, std::min(units, units * i / spans), std::min(units, units * (i + 1) / spans)),
+                           std::memory_order_release);
     publish();
-    take_parts();
-    for (int spins = 0; done_.load(std::memory_order_acquire) != parts; ++spins)
+    take_units(0);
+    for (int spins = 0; done_.load(std::memory_order_acquire) != units; ++spins)
       if (spins > 1000) std::this_thread::yield();
   }
 
  private:
-  // `claim_` packs (job sequence, pieces, next piece) into one word, so a thread decides from
-  // that word alone whether a piece is left, and a claim (compare-exchange) succeeds only while
-  // that job is current. The caller writes a job's fields before publishing its word and
-  // rewrites them only after every piece is done, so fields read after a successful claim
-  // belong to the claimed job.
-  static constexpr uint64_t kPieceBits = 20, kPieceMask = (uint64_t{1} << kPieceBits) - 1;
-  static uint64_t claim_word(uint64_t seq, uint64_t parts) { return (seq << (2 * kPieceBits)) | (parts << kPieceBits); }
+  // A span's word packs (job sequence, front, back) in units: a thread decides from the word
+  // alone whether a unit is left, and a claim (compare-exchange) succeeds only while that job
+  // is current. The caller writes a job's fields before publishing its spans and rewrites them
+  // only after every unit is done, so fields read after a successful claim belong to the job.
+  static constexpr uint64_t kBits = 20, kMask = (uint64_t{1} << kBits) - 1, kSeqMask = (uint64_t{1} << 24) - 1;
+  static uint64_t span_word(uint64_t seq, uint64_t front, uint64_t back) {
+    return (seq << (2 * kBits)) | (front << kBits) | back;
+  }
+  static uint64_t front_of(uint64_t w) { return (w >> kBits) & kMask; }
+  static uint64_t back_of(uint64_t w) { return w & kMask; }
+  struct alignas(64) Span {  // a cache line each: the threads claim from their own
+    std::atomic<uint64_t> word{0};
+  };
 
-  // Where piece p of `parts` starts: pieces shrink linearly towards the end of the job (piece
-  // p spans the chunks between 1 − (1 − p/parts)² and 1 − (1 − (p+1)/parts)² of the way), and
-  // are claimed in order, so the threads run out of work within a small piece of each other.
-  static size_t first_chunk(size_t chunks, size_t parts, size_t p) {
-    const uint64_t whole = uint64_t{parts} * parts, rest = parts - p;
-    return static_cast<size_t>(chunks * (whole - rest * rest) / whole);
+  // Claims units [u0, u1) for thread `self`: from the front of its own span, a quarter of what
+  // is left at a time (InOrder: one unit from the front of the one span); when its own span is
+  // empty, half of the largest rest of another span, from its back. False when none is left.
+  bool claim(size_t self, uint64_t& u0, uint64_t& u1) {
+    const bool in_order = in_order_.load(std::memory_order_relaxed);
+    Span& own = spans_[in_order ? 0 : self];
+    uint64_t w = own.word.load(std::memory_order_acquire);
+    while (front_of(w) < back_of(w)) {
+      const uint64_t k = in_order ? 1 : std::max<uint64_t>(1, (back_of(w) - front_of(w)) / 4);
+      if (own.word.compare_exchange_weak(w, w + (k << kBits), std::memory_order_acq_rel, std::memory_order_acquire)) {
+        u0 = front_of(w);
+        u1 = u0 + k;
+        return true;
+      }
+    }
+    if (in_order) return false;
+    const size_t threads = static_cast<size_t>(size());
+    for (;;) {
+      Span* victim = nullptr;
+      uint64_t most = 0;
+      for (size_t j = 0; j < threads; ++j) {
+        const uint64_t v = spans_[j].word.load(std::memory_order_acquire);
+        if (back_of(v) > front_of(v) + most) {
+          most = back_of(v) - front_of(v);
+          victim = &spans_[j];
+          w = v;
+        }
+      }
+      if (!victim) return false;
+      const uint64_t k = std::max<uint64_t>(1, most / 2);
+      if (victim->word.compare_exchange_strong(w, w - k, std::memory_order_acq_rel, std::memory_order_acquire)) {
+        u1 = back_of(w);
+        u0 = u1 - k;
+        return true;
+      }
+    }
   }
 
-  void take_parts() {
-    uint64_t c = claim_.load(std::memory_order_acquire);
-    for (;;) {
-      const uint64_t p = c & kPieceMask, parts = (c >> kPieceBits) & kPieceMask;
-      if (p >= parts) return;
-      if (!claim_.compare_exchange_weak(c, c + 1, std::memory_order_acq_rel, std::memory_order_acquire)) continue;
+  void take_units(size_t self) {
+    uint64_t u0, u1;
+    while (claim(self, u0, u1)) {
       const auto fn = fn_.load(std::memory_order_relaxed);
       void* ctx = ctx_.load(std::memory_order_relaxed);
-      const size_t n = n_.load(std::memory_order_relaxed), grain = grain_.load(std::memory_order_relaxed);
-      const size_t chunks = (n + grain - 1) / grain;
-      const size_t b = first_chunk(chunks, parts, p) * grain, e = std::min(n, first_chunk(chunks, parts, p + 1) * grain);
+      const size_t n = n_.load(std::memory_order_relaxed), unit = unit_.load(std::memory_order_relaxed);
+      const size_t b = u0 * unit, e = std::min(n, u1 * unit);
       if (b < e) {
         struct InJob {  // cleared however fn returns
           InJob() { t_in_job = true; }
@@ -100,12 +140,11 @@ class Pool {
         } in_job;
         fn(ctx, b, e);
       }
-      done_.fetch_add(1, std::memory_order_acq_rel);
-      c = claim_.load(std::memory_order_acquire);
+      done_.fetch_add(u1 - u0, std::memory_order_acq_rel);
     }
   }
 
-  void work(uint64_t seen) {
+  void work(uint64_t seen, size_t self) {
     for (;;) {
       // Spin for a while (the next job usually follows within microseconds), then sleep.
       const auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(200);
@@ -119,7 +158,7 @@ class Pool {
       }
       seen = g;
       if (stopping_.load(std::memory_order_acquire)) return;
-      take_parts();
+      take_units(self);
     }
   }
 
@@ -148,8 +187,9 @@ class Pool {
   uint64_t sequence_ = 0;  // jobs run (written by the caller holding busy_)
   std::atomic<detail::RangeFn> fn_{nullptr};
   std::atomic<void*> ctx_{nullptr};
-  std::atomic<size_t> n_{0}, grain_{1}, done_{0};
-  std::atomic<uint64_t> claim_{0};
+  std::atomic<size_t> n_{0}, unit_{1}, done_{0};
+  std::atomic<bool> in_order_{false};
+  std::unique_ptr<Span[]> spans_;
   std::mutex sleep_mu_;
   std::condition_variable wake_;
   std::atomic<uint64_t> generation_{0};
@@ -176,9 +216,9 @@ void set_threads(int n) {
 int thread_count() { return pool().size(); }
 
 namespace detail {
-void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx) {
+void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx, Split split) {
   if (n == 0) return;
-  pool().run(n, std::max<size_t>(grain, 1), fn, ctx);
+  pool().run(n, std::max<size_t>(grain, 1), fn, ctx, split);
 }
 }  // namespace detail
 

@@ -13,21 +13,33 @@ namespace rwkv::cpu {
 void set_threads(int n);
 int thread_count();
 
+// How a job's range is shared out.
+enum class Split {
+  // Each thread one stretch of the range, which it reads front to back in shrinking pieces;
+  // a thread done with its own takes half of the largest rest from its back. Streaming work
+  // (a matrix-vector product reads its weights once) then reads one run of memory per
+  // thread, which the hardware prefetchers follow, instead of pieces scattered over it.
+  Contiguous,
+  // Grain-sized pieces handed out one at a time from the front, for a caller that orders its
+  // pieces itself (the GEMM's shrink towards the end, so the threads finish together).
+  InOrder,
+};
+
 // Calls fn(begin, end) on disjoint ranges covering [0, n), each range a multiple of `grain`
 // (except the last), spread over the pool; returns when all are done.
 template <class Fn>
-void parallel_for(size_t n, size_t grain, Fn&& fn);
+void parallel_for(size_t n, size_t grain, Fn&& fn, Split split = Split::Contiguous);
 
 namespace detail {
 using RangeFn = void (*)(void* ctx, size_t begin, size_t end);
-void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx);
+void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx, Split split);
 }  // namespace detail
 
 template <class Fn>
-void parallel_for(size_t n, size_t grain, Fn&& fn) {
+void parallel_for(size_t n, size_t grain, Fn&& fn, Split split) {
   detail::parallel_for(
       n, grain, [](void* ctx, size_t b, size_t e) { (*static_cast<std::remove_reference_t<Fn>*>(ctx))(b, e); },
-      const_cast<void*>(static_cast<const void*>(&fn)));
+      const_cast<void*>(static_cast<const void*>(&fn)), split);
 }
 
 }  // namespace rwkv::cpu
