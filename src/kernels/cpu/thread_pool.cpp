@@ -126,8 +126,10 @@ class Pool {
     }
   }
 
+  // Runs the units this thread claims; adds their count to done_ once, at the end (one write
+  // to the shared counter per thread and job, not one per piece).
   void take_units(size_t self) {
-    uint64_t u0, u1;
+    uint64_t u0, u1, mine = 0;
     while (claim(self, u0, u1)) {
       const auto fn = fn_.load(std::memory_order_relaxed);
       void* ctx = ctx_.load(std::memory_order_relaxed);
@@ -140,8 +142,9 @@ class Pool {
         } in_job;
         fn(ctx, b, e);
       }
-      done_.fetch_add(u1 - u0, std::memory_order_acq_rel);
+      mine += u1 - u0;
     }
+    if (mine) done_.fetch_add(mine, std::memory_order_acq_rel);
   }
 
   void work(uint64_t seen, size_t self) {
