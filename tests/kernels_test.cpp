@@ -174,6 +174,26 @@ TEST(Kernels, ThreadPoolTakesTheRestOfAHeldUpThreadsStretch) {
   cpu::set_threads(0);
 }
 
+// The prefetch hint is only a hint: regions that are not mapped (prefetches never fault),
+// empty, or more than the pool takes leave the job's work as it is.
+TEST(Kernels, ThreadPoolPrefetchHintsNeverFault) {
+  cpu::set_threads(2);
+  std::vector<float> real(1 << 16, 1.0f);
+  std::vector<cpu::Region> hints{{reinterpret_cast<const void*>(uintptr_t{64}), size_t{1} << 40},
+                                 {nullptr, 0},
+                                 {real.data(), real.size() * sizeof(float)}};
+  for (int i = 0; i < 10; ++i) hints.push_back({reinterpret_cast<const void*>(uintptr_t{4096} * (i + 1)), 1 << 20});
+  for (int rep = 0; rep < 100; ++rep) {
+    std::vector<std::atomic<int>> hits(1000);
+    cpu::parallel_for(
+        hits.size(), 1, [&](size_t b, size_t e) { for (size_t i = b; i < e; ++i) hits[i]++; }, cpu::Split::Contiguous,
+        hints);
+    cpu::parallel_for(64, 1, [](size_t, size_t) {});  // (the workers prefetch between the two jobs)
+    for (size_t i = 0; i < hits.size(); ++i) ASSERT_EQ(hits[i], 1) << rep << " " << i;
+  }
+  cpu::set_threads(0);
+}
+
 // Two threads using the pool at once: one gets the pool, the other runs serially; both right.
 TEST(Kernels, ThreadPoolServesConcurrentCallers) {
   cpu::set_threads(2);

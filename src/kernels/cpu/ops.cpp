@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <memory>
+#include <span>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels/cpu/simd.hpp"
@@ -15,16 +17,46 @@ namespace {
 // lanes (batched decode: weights are used a few dozen times, too few to repay repacking
 // them); from there, the packed GEMM (prefill).
 constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
+
+// The weights a decode step reads come in the same order token after token. Each product job
+// of a few tokens is remembered as the one that followed the job before it (keyed by its first
+// weights), and the weights that followed it last time go to the pool as the job's `then`: a
+// thread with nothing to do at the end of the job, or while the caller alone does the
+// element-wise work before the next, prefetches its share of them. A wrong guess (another
+// model, another order) costs only useless prefetches, which never fault.
+struct JobWeights {
+  Region regions[kMaxRegions];
+  size_t count = 0;
+};
+
+std::span<const Region> next_weights(std::span<const Matrix* const> ws) {
+  thread_local std::unordered_map<const void*, JobWeights> followers;
+  thread_local const void* previous = nullptr;
+  if (ws.empty()) return {};
+  JobWeights mine;
+  for (const Matrix* w : ws.first(std::min(ws.size(), kMaxRegions)))
+    mine.regions[mine.count++] = {w->rows8 ? w->rows8 : w->data, w->rows * dtype_bytes(w->type, w->cols)};
+  if (followers.size() > 4096) followers.clear();  // (many models in turn)
+  if (previous) followers[previous] = mine;
+  previous = mine.regions[0].data;
+  const auto it = followers.find(previous);
+  if (it == followers.end()) return {};
+  return {it->second.regions, it->second.count};
+}
 }  // namespace
 
 bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
 void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (T == 0 || W.rows == 0) return;
-  if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y);
+  const Matrix* const job[] = {&W};
+  const auto then = T < kPackedMinTokens ? next_weights(job) : std::span<const Region>{};
+  if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y, then);
   // Few tokens: each thread reads its rows once per block of tokens (float_rows).
   if (T < kPackedMinTokens) {
-    parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); });
+    parallel_for(
+        W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); },
+        Split::Contiguous, then);
     return;
   }
   if (T < kGemmMinTokens) {  // tokens packed along the lanes; weights widened, not repacked
@@ -92,6 +124,9 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
   const Product* ps = products.begin();
   std::vector<size_t> first{0}, unit_rows(n);
   std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
+  std::vector<const Matrix*> weights;
+  for (const Product& p : products) weights.push_back(p.W);
+  const auto then = next_weights(weights);
   for (size_t j = 0; j < n; ++j) {
     const Matrix& W = *ps[j].W;
     if (!is_float_type(W.type)) quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
@@ -110,7 +145,7 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
       else
         simd::float_rows(p.W->type, p.W->data, p.W->cols, r0, r1, p.X, T, p.Y, p.W->rows);
     }
-  });
+  }, Split::Contiguous, then);
 }
 
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {

@@ -51,7 +51,8 @@ void matmul_reference(const float* X, size_t T, const Matrix& W, float* Y);
 
 // The block-quantized product alone (W.type must be a block type): SIMD kernels on the thread
 // pool, and the scalar version they are tested against (the same integer sums per block).
-void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y);
+// `then`: the pool's prefetch hint for the job (thread_pool.hpp).
+void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y, std::span<const Region> then = {});
 void matmul_quantized_reference(const float* X, size_t T, const Matrix& W, float* Y);
 
 // ggml's 8-bit activation blocks: Q8_0 (d, q[32]) and Q8_1 (d, s = d·Σq, q[32]); d and s

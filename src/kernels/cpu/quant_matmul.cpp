@@ -230,9 +230,9 @@ void QuantizedActivations::rows(const Matrix& W, size_t r0, size_t r1, float* Y)
                   Y, W.rows);
 }
 
-void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y) {
+void matmul_quantized(const float* X, size_t T, const Matrix& W, float* Y, std::span<const Region> then) {
   const QuantizedActivations xq(X, T, W);
-  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { xq.rows(W, r0, r1, Y); });
+  parallel_for(W.rows, 16, [&](size_t r0, size_t r1) { xq.rows(W, r0, r1, Y); }, Split::Contiguous, then);
 }
 
 }  // namespace rwkv::cpu

@@ -5,6 +5,7 @@
 // serially on their own thread; so does a call made inside a part of a job.
 #pragma once
 #include <cstddef>
+#include <span>
 #include <type_traits>
 
 namespace rwkv::cpu {
@@ -25,21 +26,31 @@ enum class Split {
   InOrder,
 };
 
+// Memory the caller expects its next job to read (a hint; up to kMaxRegions are used): a
+// thread left without work at the end of this job, or waiting for the next one while the
+// caller works alone, prefetches the part of it that its own stretch of a Contiguous split
+// will read first (thread i of P from i/P of the way, at most kPrefetchBytes).
+struct Region {
+  const void* data = nullptr;
+  size_t bytes = 0;
+};
+constexpr size_t kMaxRegions = 8, kPrefetchBytes = 256 * 1024;
+
 // Calls fn(begin, end) on disjoint ranges covering [0, n), each range a multiple of `grain`
 // (except the last), spread over the pool; returns when all are done.
 template <class Fn>
-void parallel_for(size_t n, size_t grain, Fn&& fn, Split split = Split::Contiguous);
+void parallel_for(size_t n, size_t grain, Fn&& fn, Split split = Split::Contiguous, std::span<const Region> then = {});
 
 namespace detail {
 using RangeFn = void (*)(void* ctx, size_t begin, size_t end);
-void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx, Split split);
+void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx, Split split, std::span<const Region> then);
 }  // namespace detail
 
 template <class Fn>
-void parallel_for(size_t n, size_t grain, Fn&& fn, Split split) {
+void parallel_for(size_t n, size_t grain, Fn&& fn, Split split, std::span<const Region> then) {
   detail::parallel_for(
       n, grain, [](void* ctx, size_t b, size_t e) { (*static_cast<std::remove_reference_t<Fn>*>(ctx))(b, e); },
-      const_cast<void*>(static_cast<const void*>(&fn)), split);
+      const_cast<void*>(static_cast<const void*>(&fn)), split, then);
 }
 
 }  // namespace rwkv::cpu
