@@ -124,16 +124,16 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
   const Product* ps = products.begin();
   std::vector<size_t> first{0}, unit_rows(n);
   std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
-  std::vector<const Matrix*> weights;
-  for (const Product& p : products) weights.push_back(p.W);
-  const auto then = next_weights(weights);
+  const Matrix* weights[kMaxRegions];  // (the pool's hint takes the first kMaxRegions)
   for (size_t j = 0; j < n; ++j) {
     const Matrix& W = *ps[j].W;
+    if (j < kMaxRegions) weights[j] = &W;
     if (!is_float_type(W.type)) quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
     const size_t row_bytes = std::max<size_t>(1, dtype_bytes(W.type, W.cols));
     unit_rows[j] = (std::max<size_t>(1, kUnitBytes / row_bytes) + 7) / 8 * 8;
     first.push_back(first.back() + (W.rows + unit_rows[j] - 1) / unit_rows[j]);
   }
+  const auto then = next_weights({weights, std::min(n, kMaxRegions)});
   parallel_for(first.back(), 1, [&](size_t b, size_t e) {
     for (size_t j = 0; j < n; ++j) {
       const size_t u0 = std::max(b, first[j]), u1 = std::min(e, first[j + 1]);

@@ -177,7 +177,8 @@ class Pool {
       if (step == 0) return false;
       left_ -= step;
       while (step > 0 && region_ < count_) {
-        const auto& [data, bytes] = regions_[region_];
+        const size_t bytes = regions_[region_].bytes;
+        const char* data = static_cast<const char*>(regions_[region_].data);
         if (skip_ >= bytes) {
           skip_ -= bytes;
           ++region_;
@@ -192,11 +193,7 @@ class Pool {
     }
 
    private:
-    struct Span {
-      const char* data;
-      size_t bytes;
-    };
-    Span regions_[kMaxRegions] = {};
+    Region regions_[kMaxRegions];
     size_t count_ = 0, region_ = 0, skip_ = 0, left_ = 0;
   };
 
