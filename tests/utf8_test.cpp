@@ -1,4 +1,7 @@
 // UTF-8 validation, U+FFFD replacement, streaming boundaries and the byte tokenizer.
+#include <string>
+#include <utility>
+
 #include "io/error.hpp"
 #include "test_util.hpp"
 #include "text/tokenizer.hpp"
@@ -18,6 +21,19 @@ TEST(Utf8, ValidationFollowsRfc3629) {
     check_utf8("ab\xff", "prompt");
   } catch (const Error& e) {
     EXPECT_EQ(std::string(e.what()), "prompt is not valid UTF-8 (byte 0xff at offset 2)");
+  }
+}
+
+// The encoder at each length's first and last code point.
+TEST(Utf8, AppendEncodesEachLength) {
+  const std::pair<char32_t, std::string> cases[] = {
+      {0x0, std::string(1, '\0')}, {0x7f, "\x7f"},           {0x80, "\xc2\x80"},
+      {0x7ff, "\xdf\xbf"},         {0x800, "\xe0\xa0\x80"},  {0x20ac, "\xe2\x82\xac"},
+      {0xffff, "\xef\xbf\xbf"},    {0x10000, "\xf0\x90\x80\x80"}, {0x10ffff, "\xf4\x8f\xbf\xbf"}};
+  for (const auto& [cp, bytes] : cases) {
+    std::string out = "a";
+    append_utf8(out, cp);
+    EXPECT_EQ(out, "a" + bytes) << static_cast<uint32_t>(cp);
   }
 }
 
