@@ -201,4 +201,22 @@ void Wkv7(benchmark::State& st) {
   st.counters["tokens/s"] = benchmark::Counter(double(T) * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(Wkv7)->Arg(1)->Arg(512);
+
+// The RWKV-5/6 scan, one head of 64 over T tokens (decay per token and channel, as RWKV-6),
+// 1 thread: tokens/s.
+//   build/rwkv_bench --benchmark_filter=Wkv5
+void Wkv5(benchmark::State& st) {
+  const size_t T = static_cast<size_t>(st.range(0)), N = 64;
+  std::mt19937 rng(4);
+  std::uniform_real_distribution<float> u(-0.1f, 0.1f), decay(0.9f, 1.0f);
+  std::vector<float> r(T * N), k(T * N), v(T * N), w(T * N), bonus(N), S(N * N), y(T * N);
+  for (auto* vec : {&r, &k, &v, &bonus, &S}) for (float& x : *vec) x = u(rng);
+  for (float& x : w) x = decay(rng);
+  for (auto _ : st) {
+    rwkv::cpu::simd::wkv5_head(T, N, N, N, r.data(), k.data(), v.data(), w.data(), bonus.data(), S.data(), y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["tokens/s"] = benchmark::Counter(double(T) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(Wkv5)->Arg(1)->Arg(512);
 }  // namespace

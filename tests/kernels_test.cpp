@@ -424,10 +424,11 @@ void check_wkv5(std::mt19937& rng, size_t N, bool per_token) {
   for (size_t i = 0; i < S.size(); ++i) ASSERT_NEAR(S[i], R[i], 1e-4);
 }
 
-// Head sizes below and above a vector (SIMD body plus scalar tail); 3 heads on the pool.
+// Head sizes below and above a vector (SIMD body in chunks of 4 and 1 vectors, plus scalar
+// tail); 3 heads on the pool.
 TEST(Kernels, Wkv5MatchesReferenceWithConstantAndPerTokenDecay) {
   std::mt19937 rng(5);
-  for (size_t N : {size_t(4), size_t(20), size_t(64)})
+  for (size_t N : {size_t(4), size_t(20), size_t(40), size_t(64)})
     for (bool per_token : {false, true}) {
       SCOPED_TRACE("N " + std::to_string(N) + (per_token ? ", decay per token" : ", constant decay"));
       check_wkv5(rng, N, per_token);

@@ -576,6 +576,31 @@ void Wkv4Channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, cons
 
 // RWKV-5/6 for one head: y_i = (Σ_j r_j u_j k_j)·v_i + Σ_j r_j S_ji, then S_j ← k_j v + w_j S_j.
 // The state rows j are walked once per vector of values i, with y accumulated in a register.
+// One token's update and output for NV vectors of values i0 …: the state's rows j stream past
+// NV accumulators, NV independent chains of FMAs (a single chain per vector waited on FMA
+// latency: RWKV-5/6 decode and prefill both run this).
+template <size_t NV>
+HWY_INLINE void wkv5_token_chunk(size_t N, const float* rt, const float* kt, const float* vt, const float* wt,
+                                 float bonus, size_t i0, float* S, float* yt) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF vi[NV], acc[NV];
+  for (size_t c = 0; c < NV; ++c) {
+    vi[c] = hn::LoadU(d, vt + i0 + c * L);
+    acc[c] = hn::Mul(hn::Set(d, bonus), vi[c]);
+  }
+  for (size_t j = 0; j < N; ++j) {
+    const VF rj = hn::Set(d, rt[j]), wj = hn::Set(d, wt[j]), kj = hn::Set(d, kt[j]);
+    float* sj = S + j * N + i0;
+    for (size_t c = 0; c < NV; ++c) {
+      const VF s = hn::LoadU(d, sj + c * L);
+      acc[c] = hn::MulAdd(rj, s, acc[c]);
+      hn::StoreU(hn::MulAdd(wj, s, hn::Mul(kj, vi[c])), d, sj + c * L);
+    }
+  }
+  for (size_t c = 0; c < NV; ++c) hn::StoreU(acc[c], d, yt + i0 + c * L);
+}
+
 void Wkv5Head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r, const float* k, const float* v,
               const float* w, const float* u, float* S, float* y) {
   const DF d;
@@ -586,17 +611,8 @@ void Wkv5Head(size_t T, size_t stride, size_t w_stride, size_t N, const float* r
     float bonus = 0;
     for (size_t j = 0; j < N; ++j) bonus += rt[j] * u[j] * kt[j];
     size_t i = 0;
-    for (; i + L <= N; i += L) {
-      const VF vi = hn::LoadU(d, vt + i);
-      VF acc = hn::Mul(hn::Set(d, bonus), vi);
-      for (size_t j = 0; j < N; ++j) {
-        float* sj = S + j * N + i;
-        const VF s = hn::LoadU(d, sj);
-        acc = hn::MulAdd(hn::Set(d, rt[j]), s, acc);
-        hn::StoreU(hn::MulAdd(hn::Set(d, wt[j]), s, hn::Mul(hn::Set(d, kt[j]), vi)), d, sj);
-      }
-      hn::StoreU(acc, d, yt + i);
-    }
+    for (; i + 4 * L <= N; i += 4 * L) wkv5_token_chunk<4>(N, rt, kt, vt, wt, bonus, i, S, yt);
+    for (; i + L <= N; i += L) wkv5_token_chunk<1>(N, rt, kt, vt, wt, bonus, i, S, yt);
     for (; i < N; ++i) {
       float acc = bonus * vt[i];
       for (size_t j = 0; j < N; ++j) {
