@@ -575,10 +575,9 @@ void Wkv4Channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, cons
 }
 
 // RWKV-5/6 for one head: y_i = (Σ_j r_j u_j k_j)·v_i + Σ_j r_j S_ji, then S_j ← k_j v + w_j S_j.
-// The state rows j are walked once per vector of values i, with y accumulated in a register.
 // One token's update and output for NV vectors of values i0 …: the state's rows j stream past
-// NV accumulators, NV independent chains of FMAs (a single chain per vector waited on FMA
-// latency: RWKV-5/6 decode and prefill both run this).
+// NV accumulators of y, NV independent chains of FMAs (a single chain per vector, as before,
+// waited on FMA latency: RWKV-5/6 decode and prefill both run this).
 template <size_t NV>
 HWY_INLINE void wkv5_token_chunk(size_t N, const float* rt, const float* kt, const float* vt, const float* wt,
                                  float bonus, size_t i0, float* S, float* yt) {
