@@ -19,29 +19,42 @@ using VF = hn::Vec<DF>;
 
 size_t Lanes() { return hn::Lanes(DF()); }
 
-// One step, key-major state ST: sa = S·a (old state), S ← S·diag(ω) + sa bᵀ + v kᵀ, y = S·r.
-// Each lane holds one value index i; the sums over the key index j run in order, as the
-// reference's.
-HWY_INLINE void step(size_t N, const float* r, const float* w, const float* k, const float* v, const float* a,
-                     const float* b, float* ST, float* y, float* sa) {
+// One step, key-major state ST: sa = S·a (old state), S ← S·diag(ω) + sa bᵀ + v kᵀ, y = S·r,
+// for NV vectors of value indices from i0. Each lane holds one value index i; the sums over the
+// key index j run in order, as the reference's. NV vectors at once are NV independent chains of
+// FMAs (one vector at a time waited on FMA latency); each lane's arithmetic is the same.
+template <size_t NV>
+HWY_INLINE void step_chunk(size_t N, size_t i0, const float* r, const float* w, const float* k, const float* v,
+                           const float* a, const float* b, float* ST, float* y, float* sa) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  for (size_t i = 0; i < N; i += L) {
-    VF vsa = hn::Zero(d);
-    for (size_t j = 0; j < N; ++j) vsa = hn::MulAdd(hn::LoadU(d, ST + j * N + i), hn::Set(d, a[j]), vsa);
-    hn::StoreU(vsa, d, sa + i);
-    const VF vv = hn::LoadU(d, v + i);
-    VF vy = hn::Zero(d);
-    for (size_t j = 0; j < N; ++j) {
-      float* col = ST + j * N + i;
-      VF c = hn::Mul(hn::LoadU(d, col), hn::Set(d, w[j]));
-      c = hn::MulAdd(vsa, hn::Set(d, b[j]), c);
-      c = hn::MulAdd(vv, hn::Set(d, k[j]), c);
-      hn::StoreU(c, d, col);
-      vy = hn::MulAdd(c, hn::Set(d, r[j]), vy);
-    }
-    hn::StoreU(vy, d, y + i);
+  VF vsa[NV], vv[NV], vy[NV];
+  for (size_t c = 0; c < NV; ++c) vsa[c] = vy[c] = hn::Zero(d), vv[c] = hn::LoadU(d, v + i0 + c * L);
+  for (size_t j = 0; j < N; ++j) {
+    const VF aj = hn::Set(d, a[j]);
+    for (size_t c = 0; c < NV; ++c) vsa[c] = hn::MulAdd(hn::LoadU(d, ST + j * N + i0 + c * L), aj, vsa[c]);
   }
+  for (size_t c = 0; c < NV; ++c) hn::StoreU(vsa[c], d, sa + i0 + c * L);
+  for (size_t j = 0; j < N; ++j) {
+    const VF wj = hn::Set(d, w[j]), bj = hn::Set(d, b[j]), kj = hn::Set(d, k[j]), rj = hn::Set(d, r[j]);
+    for (size_t c = 0; c < NV; ++c) {
+      float* col = ST + j * N + i0 + c * L;
+      VF s = hn::Mul(hn::LoadU(d, col), wj);
+      s = hn::MulAdd(vsa[c], bj, s);
+      s = hn::MulAdd(vv[c], kj, s);
+      hn::StoreU(s, d, col);
+      vy[c] = hn::MulAdd(s, rj, vy[c]);
+    }
+  }
+  for (size_t c = 0; c < NV; ++c) hn::StoreU(vy[c], d, y + i0 + c * L);
+}
+
+HWY_INLINE void step(size_t N, const float* r, const float* w, const float* k, const float* v, const float* a,
+                     const float* b, float* ST, float* y, float* sa) {
+  const size_t L = hn::Lanes(DF());
+  size_t i = 0;
+  for (; i + 4 * L <= N; i += 4 * L) step_chunk<4>(N, i, r, w, k, v, a, b, ST, y, sa);
+  for (; i < N; i += L) step_chunk<1>(N, i, r, w, k, v, a, b, ST, y, sa);
 }
 
 void ForwardHead(size_t T, size_t stride, size_t N, size_t chunk, const float* r, const float* w, const float* k,
