@@ -8,6 +8,7 @@
 #include "io/mapped_file.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd_quant.hpp"
+#include "model/buffers.hpp"
 
 namespace rwkv {
 
@@ -23,63 +24,14 @@ std::unique_ptr<Model> Model::from_weights(Weights w) {
   fail("unknown architecture");
 }
 
-namespace {
-// Set when the thread's cache is destroyed (at thread exit): Floats made or freed later go
-// straight to the heap. Trivially destructible, so it can be read to the thread's very end.
-thread_local bool t_floats_gone = false;
-
-// Each thread's freed Floats buffers (capacity, memory), oldest first, at most kBytes in all.
-struct FloatCache {
-  static constexpr size_t kBytes = size_t{256} << 20;
-  std::vector<std::pair<size_t, float*>> buffers;
-  size_t bytes = 0;
-  ~FloatCache() {
-    for (auto& b : buffers) delete[] b.second;
-    t_floats_gone = true;
-  }
-};
-thread_local FloatCache t_floats;
-}  // namespace
-
-// The smallest cached buffer that holds n floats and is at most twice as large, else a new one.
 Floats::Floats(size_t n) {
-  n = std::max<size_t>(n, 1);
-  if (!t_floats_gone) {
-    auto& c = t_floats.buffers;
-    size_t best = c.size();
-    for (size_t i = 0; i < c.size(); ++i)
-      if (c[i].first >= n && c[i].first <= 2 * n && (best == c.size() || c[i].first < c[best].first)) best = i;
-    if (best < c.size()) {
-      capacity_ = c[best].first;
-      p_ = c[best].second;
-      t_floats.bytes -= capacity_ * sizeof(float);
-      c.erase(c.begin() + static_cast<std::ptrdiff_t>(best));
-      return;
-    }
-  }
-  p_ = new float[n];
-  capacity_ = n;
+  size_t bytes = 0;
+  p_ = static_cast<float*>(take_buffer(std::max<size_t>(n, 1) * sizeof(float), &bytes));
+  capacity_ = bytes / sizeof(float);
 }
 
 void Floats::release() noexcept {
-  if (!p_) return;
-  const size_t bytes = capacity_ * sizeof(float);
-  if (t_floats_gone || bytes > FloatCache::kBytes) {
-    delete[] p_;
-  } else {
-    FloatCache& c = t_floats;
-    while (c.bytes + bytes > FloatCache::kBytes) {  // the oldest go first
-      delete[] c.buffers.front().second;
-      c.bytes -= c.buffers.front().first * sizeof(float);
-      c.buffers.erase(c.buffers.begin());
-    }
-    try {
-      c.buffers.emplace_back(capacity_, p_);
-      c.bytes += bytes;
-    } catch (...) {  // no room to keep it: give it back
-      delete[] p_;
-    }
-  }
+  give_buffer(p_, capacity_ * sizeof(float));
   p_ = nullptr;
   capacity_ = 0;
 }

@@ -100,11 +100,8 @@ class Model {
 };
 
 // A float buffer left uninitialised, for results written in full before they are read: a
-// std::vector would zero it first, which costs several percent of a long prompt's time.
-// Freed buffers stay with the thread that frees them (up to 256 MB in all) and are handed out
-// again: every layer asks for the same sizes, and memory fresh from the system costs a page
-// fault per 4 kB (glibc hands large blocks back when they are freed: RWKV-4 169M prefill ran
-// at three quarters of the speed without this).
+// std::vector would zero it first, which costs several percent of a long prompt's time. Its
+// memory comes from the thread's kept buffers (buffers.hpp).
 class Floats {
  public:
   Floats() = default;

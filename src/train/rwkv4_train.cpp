@@ -49,8 +49,8 @@ class Rwkv4Train final : public TrainModel<F> {
     Parameter<F> *ffn_mix_k, *ffn_mix_r, *ffn_Wk, *ffn_Wv, *ffn_Wr;
   };
   struct Saved {
-    std::vector<F> z, w, k, v, r, y;    // time mix: input, −exp(d) (A), k, v, σ(receptance), WKV output
-    std::vector<F> z_ffn, h, kv, r_ffn;  // channel mix: input, key projection (R×F), value, σ(receptance)
+    RecycledVector<F> z, w, k, v, r, y;    // time mix: input, −exp(d) (A), k, v, σ(receptance), WKV output
+    RecycledVector<F> z_ffn, h, kv, r_ffn;  // channel mix: input, key projection (R×F), value, σ(receptance)
   };
 
   size_t rows() const { return B_ * T_; }
@@ -61,7 +61,7 @@ class Rwkv4Train final : public TrainModel<F> {
     Saved& s = saved_[l];
     const size_t C = hp_.n_embd, A = hp_.dim_att, R = rows();
     s.z.assign(z, z + R * C);
-    std::vector<F> prev(R * C), xk(R * C), xv(R * C), xr(R * C), o(R * A);
+    RecycledVector<F> prev(R * C), xk(R * C), xv(R * C), xr(R * C), o(R * A);
     shift_forward(z, B_, T_, C, prev.data());
     mix4_forward(z, prev.data(), y.mix_k->value.data(), R, C, xk.data());
     mix4_forward(z, prev.data(), y.mix_v->value.data(), R, C, xv.data());
@@ -86,24 +86,24 @@ class Rwkv4Train final : public TrainModel<F> {
     const Saved& s = saved_[l];
     const size_t C = hp_.n_embd, A = hp_.dim_att, R = rows();
     // out = (σ(r)⊙wkv)·Woᵀ
-    std::vector<F> o(R * A), d_o(R * A, F(0)), dy(R * A), dr(R * A);
+    RecycledVector<F> o(R * A), d_o(R * A, F(0)), dy(R * A), dr(R * A);
     for (size_t i = 0; i < R * A; ++i) o[i] = s.y[i] * s.r[i];
     linear_backward(o.data(), y.Wo->value.data(), dout, R, C, A, d_o.data(), y.Wo->grad.data());
     for (size_t i = 0; i < R * A; ++i) {
       dy[i] = d_o[i] * s.r[i];
       dr[i] = d_o[i] * s.y[i] * s.r[i] * (F(1) - s.r[i]);
     }
-    std::vector<F> dk(R * A, F(0)), dv(R * A, F(0)), dw(A, F(0));
+    RecycledVector<F> dk(R * A, F(0)), dv(R * A, F(0)), dw(A, F(0));
     wkv4_backward(B_, T_, A, s.k.data(), s.v.data(), s.w.data(), y.first->value.data(), s.y.data(), dy.data(),
                   dk.data(), dv.data(), dw.data(), y.first->grad.data());
     for (size_t c = 0; c < A; ++c) y.decay->grad[c] += dw[c] * s.w[c];  // dw/dd = −exp(d) = w
 
-    std::vector<F> prev(R * C), xk(R * C), xv(R * C), xr(R * C);
+    RecycledVector<F> prev(R * C), xk(R * C), xv(R * C), xr(R * C);
     shift_forward(s.z.data(), B_, T_, C, prev.data());
     mix4_forward(s.z.data(), prev.data(), y.mix_k->value.data(), R, C, xk.data());
     mix4_forward(s.z.data(), prev.data(), y.mix_v->value.data(), R, C, xv.data());
     mix4_forward(s.z.data(), prev.data(), y.mix_r->value.data(), R, C, xr.data());
-    std::vector<F> dxk(R * C, F(0)), dxv(R * C, F(0)), dxr(R * C, F(0)), dprev(R * C, F(0));
+    RecycledVector<F> dxk(R * C, F(0)), dxv(R * C, F(0)), dxr(R * C, F(0)), dprev(R * C, F(0));
     linear_backward(xk.data(), y.Wk->value.data(), dk.data(), R, A, C, dxk.data(), y.Wk->grad.data());
     linear_backward(xv.data(), y.Wv->value.data(), dv.data(), R, A, C, dxv.data(), y.Wv->grad.data());
     linear_backward(xr.data(), y.Wr->value.data(), dr.data(), R, A, C, dxr.data(), y.Wr->grad.data());
@@ -122,7 +122,7 @@ class Rwkv4Train final : public TrainModel<F> {
     Saved& s = saved_[l];
     const size_t C = hp_.n_embd, Fd = hp_.dim_ffn, R = rows();
     s.z_ffn.assign(z, z + R * C);
-    std::vector<F> prev(R * C), xk(R * C), xr(R * C), hr(R * Fd);
+    RecycledVector<F> prev(R * C), xk(R * C), xr(R * C), hr(R * Fd);
     shift_forward(z, B_, T_, C, prev.data());
     mix4_forward(z, prev.data(), y.ffn_mix_k->value.data(), R, C, xk.data());
     mix4_forward(z, prev.data(), y.ffn_mix_r->value.data(), R, C, xr.data());
@@ -141,17 +141,17 @@ class Rwkv4Train final : public TrainModel<F> {
     const Layer& y = layers_[l];
     const Saved& s = saved_[l];
     const size_t C = hp_.n_embd, Fd = hp_.dim_ffn, R = rows();
-    std::vector<F> prev(R * C), xk(R * C), xr(R * C), hr(R * Fd);
+    RecycledVector<F> prev(R * C), xk(R * C), xr(R * C), hr(R * Fd);
     shift_forward(s.z_ffn.data(), B_, T_, C, prev.data());
     mix4_forward(s.z_ffn.data(), prev.data(), y.ffn_mix_k->value.data(), R, C, xk.data());
     mix4_forward(s.z_ffn.data(), prev.data(), y.ffn_mix_r->value.data(), R, C, xr.data());
     for (size_t i = 0; i < R * Fd; ++i) hr[i] = s.h[i] > 0 ? s.h[i] * s.h[i] : F(0);
-    std::vector<F> dkv(R * C), dr(R * C);
+    RecycledVector<F> dkv(R * C), dr(R * C);
     for (size_t i = 0; i < R * C; ++i) {
       dkv[i] = dout[i] * s.r_ffn[i];
       dr[i] = dout[i] * s.kv[i] * s.r_ffn[i] * (F(1) - s.r_ffn[i]);
     }
-    std::vector<F> dh(R * Fd, F(0)), dxk(R * C, F(0)), dxr(R * C, F(0)), dprev(R * C, F(0));
+    RecycledVector<F> dh(R * Fd, F(0)), dxk(R * C, F(0)), dxr(R * C, F(0)), dprev(R * C, F(0));
     linear_backward(hr.data(), y.ffn_Wv->value.data(), dkv.data(), R, C, Fd, dh.data(), y.ffn_Wv->grad.data());
     for (size_t i = 0; i < R * Fd; ++i) dh[i] *= s.h[i] > 0 ? F(2) * s.h[i] : F(0);
     linear_backward(xk.data(), y.ffn_Wk->value.data(), dh.data(), R, Fd, C, dxk.data(), y.ffn_Wk->grad.data());

@@ -18,7 +18,7 @@ enum class Activation { None, Tanh, Sigmoid };
 // The low-rank paths: h = act(x·W1ᵀ) (R×D, kept), y = h·W2ᵀ (R×C).
 template <typename F>
 void lora_forward(const F* x, size_t R, size_t C, size_t D, const Parameter<F>& W1, const Parameter<F>& W2,
-                  Activation act, std::vector<F>& h, F* y) {
+                  Activation act, RecycledVector<F>& h, F* y) {
   h.resize(R * D);
   linear(x, R, W1.value.data(), D, C, h.data());
   if (act == Activation::Tanh)
@@ -31,8 +31,8 @@ void lora_forward(const F* x, size_t R, size_t C, size_t D, const Parameter<F>& 
 // Backward of lora_forward given dy: adds into W1.grad, W2.grad and dx.
 template <typename F>
 void lora_backward(const F* x, size_t R, size_t C, size_t D, Parameter<F>& W1, Parameter<F>& W2, Activation act,
-                   const std::vector<F>& h, const F* dy, F* dx) {
-  std::vector<F> dh(R * D, F(0));
+                   const RecycledVector<F>& h, const F* dy, F* dx) {
+  RecycledVector<F> dh(R * D, F(0));
   linear_backward(h.data(), W2.value.data(), dy, R, C, D, dh.data(), W2.grad.data());
   for (size_t i = 0; i < R * D; ++i) {
     if (act == Activation::Tanh) dh[i] *= F(1) - h[i] * h[i];
@@ -94,23 +94,23 @@ class Rwkv7Train final : public TrainModel<F> {
   };
   // Activations of one layer (R×C unless noted).
   struct Saved {
-    std::vector<F> z;              // time-mix input (ln1 output)
-    std::vector<F> hw, ha, hv, hg;  // low-rank hidden values (R×D), after their activation
-    std::vector<F> r, sw, w;        // receptance; σ(zw) and the decay ω
-    std::vector<F> k0, v_raw;       // key and value projections
-    std::vector<F> alpha, g, gate;  // in-context learning rate α, output gate, value-residual gate
-    std::vector<F> k_norm;          // ‖k0⊙k_k‖ per head (R×H)
-    std::vector<F> k, v, a, b;      // the WKV inputs: modified key, mixed value, a = −κ, b = κ⊙α
+    RecycledVector<F> z;              // time-mix input (ln1 output)
+    RecycledVector<F> hw, ha, hv, hg;  // low-rank hidden values (R×D), after their activation
+    RecycledVector<F> r, sw, w;        // receptance; σ(zw) and the decay ω
+    RecycledVector<F> k0, v_raw;       // key and value projections
+    RecycledVector<F> alpha, g, gate;  // in-context learning rate α, output gate, value-residual gate
+    RecycledVector<F> k_norm;          // ‖k0⊙k_k‖ per head (R×H)
+    RecycledVector<F> k, v, a, b;      // the WKV inputs: modified key, mixed value, a = −κ, b = κ⊙α
     Wkv7Saved<F> wkv;
     NormSaved<F> ln_x;
-    std::vector<F> bonus, u;        // per-head Σ r⊙k⊙r_k (R×H); GroupNorm output plus bonus
-    std::vector<F> z_ffn, ffn_h;    // channel-mix input; its key projection before relu² (R×F)
+    RecycledVector<F> bonus, u;        // per-head Σ r⊙k⊙r_k (R×H); GroupNorm output plus bonus
+    RecycledVector<F> z_ffn, ffn_h;    // channel-mix input; its key projection before relu² (R×F)
   };
 
   size_t rows() const { return B_ * T_; }
 
   // The six token-shift mixes of z (spec §3.2), xs[j·R·C …] for j = r, w, k, v, a, g.
-  void mixes(const Layer& y, const F* z, const F* prev, std::vector<F>& xs) const {
+  void mixes(const Layer& y, const F* z, const F* prev, RecycledVector<F>& xs) const {
     const size_t C = hp_.n_embd, RC = rows() * C;
     xs.resize(6 * RC);
     for (size_t j = 0; j < 6; ++j) mix7_forward(z, prev, &y.mix->value[j * C], rows(), C, &xs[j * RC]);
@@ -122,7 +122,7 @@ class Rwkv7Train final : public TrainModel<F> {
     const size_t C = hp_.n_embd, H = hp_.n_head, N = hp_.head_size, R = rows(), RC = R * C;
     const size_t Dw = hp_.lora_w, Da = hp_.lora_a, Dv = hp_.lora_v, Dg = hp_.lora_g;
     s.z.assign(z, z + RC);
-    std::vector<F> prev(RC), xs;
+    RecycledVector<F> prev(RC), xs;
     shift_forward(z, B_, T_, C, prev.data());
     mixes(y, z, prev.data(), xs);
     const F *xr = &xs[0], *xw = &xs[RC], *xk = &xs[2 * RC], *xv = &xs[3 * RC], *xa = &xs[4 * RC], *xg = &xs[5 * RC];
@@ -189,7 +189,7 @@ class Rwkv7Train final : public TrainModel<F> {
                  s.u.data(), s.ln_x);
     // Bonus: per head (Σ_j r_j k_j r_k[j])·v; then the output gate and projection.
     s.bonus.resize(R * H);
-    std::vector<F> o(RC);
+    RecycledVector<F> o(RC);
     for (size_t row = 0; row < R; ++row)
       for (size_t h = 0; h < H; ++h) {
         const size_t c0 = row * C + h * N;
@@ -212,7 +212,7 @@ class Rwkv7Train final : public TrainModel<F> {
     if (l == hp_.n_layer - 1) dv_first_.assign(RC, F(0));  // the first layer of the backward
 
     // out = (u⊙g)·Woᵀ
-    std::vector<F> o(RC), du(RC, F(0)), dg(RC);
+    RecycledVector<F> o(RC), du(RC, F(0)), dg(RC);
     for (size_t i = 0; i < RC; ++i) o[i] = s.u[i] * s.g[i];
     linear_backward(o.data(), y.Wo->value.data(), dout, R, C, C, du.data(), y.Wo->grad.data());
     for (size_t i = 0; i < RC; ++i) {
@@ -220,7 +220,7 @@ class Rwkv7Train final : public TrainModel<F> {
       du[i] *= s.g[i];
     }
     // u = GN(y) + bonus·v
-    std::vector<F> dr(RC, F(0)), dk(RC, F(0)), dv(RC, F(0));
+    RecycledVector<F> dr(RC, F(0)), dk(RC, F(0)), dv(RC, F(0));
     for (size_t row = 0; row < R; ++row)
       for (size_t h = 0; h < H; ++h) {
         const size_t c0 = row * C + h * N;
@@ -237,17 +237,17 @@ class Rwkv7Train final : public TrainModel<F> {
           y.r_k->grad[h * N + j] += ddot * s.r[c0 + j] * s.k[c0 + j];
         }
       }
-    std::vector<F> dy(RC, F(0));
+    RecycledVector<F> dy(RC, F(0));
     norm_backward(du.data(), R, H, N, y.ln_x_w->value.data(), s.ln_x, dy.data(), y.ln_x_w->grad.data(),
                   y.ln_x_b->grad.data());
 
     // The WKV.
-    std::vector<F> dw(RC, F(0)), da(RC, F(0)), db(RC, F(0));
+    RecycledVector<F> dw(RC, F(0)), da(RC, F(0)), db(RC, F(0));
     wkv7_backward(B_, T_, H, N, s.r.data(), s.w.data(), s.k.data(), s.v.data(), s.a.data(), s.b.data(), s.wkv,
                   dy.data(), dr.data(), dw.data(), dk.data(), dv.data(), da.data(), db.data());
 
     // a = −κ, b = κ⊙α, k = k0⊙(1 + (α−1)⊙k_a); da becomes dκ, db becomes dα.
-    std::vector<F> dk0(RC);
+    RecycledVector<F> dk0(RC);
     for (size_t i = 0; i < RC; ++i) {
       const F kappa = -s.a[i], alpha = s.alpha[i], ka = y.k_a->value[i % C];
       const F dkappa = -da[i] + db[i] * alpha;
@@ -273,7 +273,7 @@ class Rwkv7Train final : public TrainModel<F> {
       }
 
     // Recompute the mixes; gather the gradients of the six mixed inputs.
-    std::vector<F> prev(RC), xs, dxs(6 * RC, F(0));
+    RecycledVector<F> prev(RC), xs, dxs(6 * RC, F(0));
     shift_forward(s.z.data(), B_, T_, C, prev.data());
     mixes(y, s.z.data(), prev.data(), xs);
     const F *xr = &xs[0], *xw = &xs[RC], *xk = &xs[2 * RC], *xv = &xs[3 * RC], *xa = &xs[4 * RC], *xg = &xs[5 * RC];
@@ -281,11 +281,11 @@ class Rwkv7Train final : public TrainModel<F> {
       *dxg = &dxs[5 * RC];
 
     // Value residual: v = v_raw + (v_first − v_raw)⊙γ, γ = σ(v0 + (xv·v1ᵀ)·v2ᵀ).
-    std::vector<F> dv_raw(RC);
+    RecycledVector<F> dv_raw(RC);
     if (l == 0) {
       for (size_t i = 0; i < RC; ++i) dv_raw[i] = dv[i] + dv_first_[i];
     } else {
-      std::vector<F> dgate(RC);
+      RecycledVector<F> dgate(RC);
       for (size_t i = 0; i < RC; ++i) {
         const F gate = s.gate[i];
         dv_raw[i] = dv[i] * (F(1) - gate);
@@ -310,7 +310,7 @@ class Rwkv7Train final : public TrainModel<F> {
     linear_backward(xk, y.Wk->value.data(), dk0.data(), R, C, C, dxk, y.Wk->grad.data());
     linear_backward(xv, y.Wv->value.data(), dv_raw.data(), R, C, C, dxv, y.Wv->grad.data());
 
-    std::vector<F> dprev(RC, F(0));
+    RecycledVector<F> dprev(RC, F(0));
     for (size_t j = 0; j < 6; ++j)
       mix7_backward(s.z.data(), prev.data(), &y.mix->value[j * C], &dxs[j * RC], R, C, dz, dprev.data(),
                     &y.mix->grad[j * C]);
@@ -323,7 +323,7 @@ class Rwkv7Train final : public TrainModel<F> {
     Saved& s = saved_[l];
     const size_t C = hp_.n_embd, Fd = hp_.dim_ffn, R = rows();
     s.z_ffn.assign(z, z + R * C);
-    std::vector<F> prev(R * C), xk(R * C), hr(R * Fd);
+    RecycledVector<F> prev(R * C), xk(R * C), hr(R * Fd);
     shift_forward(z, B_, T_, C, prev.data());
     mix7_forward(z, prev.data(), y.ffn_x_k->value.data(), R, C, xk.data());
     s.ffn_h.resize(R * Fd);
@@ -336,7 +336,7 @@ class Rwkv7Train final : public TrainModel<F> {
     const Layer& y = layers_[l];
     const Saved& s = saved_[l];
     const size_t C = hp_.n_embd, Fd = hp_.dim_ffn, R = rows();
-    std::vector<F> prev(R * C), xk(R * C), hr(R * Fd), dh(R * Fd, F(0)), dxk(R * C, F(0)), dprev(R * C, F(0));
+    RecycledVector<F> prev(R * C), xk(R * C), hr(R * Fd), dh(R * Fd, F(0)), dxk(R * C, F(0)), dprev(R * C, F(0));
     shift_forward(s.z_ffn.data(), B_, T_, C, prev.data());
     mix7_forward(s.z_ffn.data(), prev.data(), y.ffn_x_k->value.data(), R, C, xk.data());
     for (size_t i = 0; i < R * Fd; ++i) hr[i] = s.ffn_h[i] > 0 ? s.ffn_h[i] * s.ffn_h[i] : F(0);
@@ -350,7 +350,7 @@ class Rwkv7Train final : public TrainModel<F> {
 
   std::vector<Layer> layers_;
   std::vector<Saved> saved_;
-  std::vector<F> v_first_, dv_first_;  // layer 0's values and their gradient from later layers
+  RecycledVector<F> v_first_, dv_first_;  // layer 0's values and their gradient from later layers
 };
 
 }  // namespace

@@ -61,7 +61,7 @@ void TrainModel<F>::forward(size_t B, size_t T, std::span<const int32_t> inputs)
   B_ = B;
   T_ = T;
   tokens_.assign(inputs.begin(), inputs.end());
-  std::vector<F> x(R * C), z(R * C), out(R * C);
+  RecycledVector<F> x(R * C), z(R * C), out(R * C);
   for (size_t row = 0; row < R; ++row) {
     const int32_t id = tokens_[row];
     if (id < 0 || size_t(id) >= V) fail("token id ", id, " is out of range (vocabulary size ", V, ")");
@@ -87,7 +87,7 @@ void TrainModel<F>::forward(size_t B, size_t T, std::span<const int32_t> inputs)
 template <typename F>
 void TrainModel<F>::backward() {
   const size_t C = hp_.n_embd, V = hp_.vocab_size, R = B_ * T_, L = hp_.n_layer;
-  std::vector<F> dz_out(R * C, F(0)), dx(R * C, F(0)), dz(R * C);
+  RecycledVector<F> dz_out(R * C, F(0)), dx(R * C, F(0)), dz(R * C);
   linear_backward(z_out_.data(), head_->value.data(), logits_.data(), R, V, C, dz_out.data(), head_->grad.data());
   norm_backward(dz_out.data(), R, 1, C, ln_out_w_->value.data(), ln_out_saved_, dx.data(), ln_out_w_->grad.data(),
                 ln_out_b_->grad.data());

@@ -8,6 +8,7 @@
 #include <span>
 #include <vector>
 
+#include "model/buffers.hpp"  // RecycledVector, for the per-step buffers
 #include "model/weights.hpp"
 #include "train/loss.hpp"
 #include "train/parameters.hpp"

@@ -8,6 +8,7 @@
 #include <type_traits>
 
 #include "kernels/cpu/thread_pool.hpp"
+#include "model/buffers.hpp"
 #include "train/wkv7_train_simd.hpp"
 
 namespace rwkv::train {
@@ -49,7 +50,7 @@ void wkv4_forward_channels(size_t B, size_t T, size_t A, size_t c0, size_t c1, c
 template <typename F>
 void wkv4_backward_channels(size_t B, size_t T, size_t A, size_t c0, size_t c1, const F* k, const F* v, const F* w,
                             const F* u, const F* y, const F* dy, F* dk, F* dv, F* dw, F* du) {
-  std::vector<F> Q(T), Rv(T);  // Q_t = g_t·e^q/D_t and R_t = u + k_t − q (spec §2.7)
+  RecycledVector<F> Q(T), Rv(T);  // Q_t = g_t·e^q/D_t and R_t = u + k_t − q (spec §2.7)
   for (size_t s = 0; s < B; ++s)
     for (size_t c = c0; c < c1; ++c) {
       const F wc = w[c], uc = u[c];
@@ -163,7 +164,7 @@ void wkv7_forward_reference(size_t B, size_t T, size_t H, size_t N, const F* r, 
                             const F* a, const F* b, F* y, Wkv7Saved<F>& saved) {
   const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
   saved.states.assign(B * H * n_chunks * NN, F(0));
-  std::vector<F> ST(NN), sa(N);
+  RecycledVector<F> ST(NN), sa(N);
   for (size_t s = 0; s < B; ++s)
     for (size_t h = 0; h < H; ++h) {
       std::fill(ST.begin(), ST.end(), F(0));
@@ -182,7 +183,7 @@ void wkv7_backward_reference(size_t B, size_t T, size_t H, size_t N, const F* r,
                              F* dw, F* dk, F* dv, F* da, F* db) {
   const size_t C = H * N, NN = N * N, n_chunks = chunks_of(T);
   // states[τ] = S before step t0 + τ of the chunk (so states[τ+1] is the state after it).
-  std::vector<F> states((kWkv7Chunk + 1) * NN), sa(kWkv7Chunk * N), y_unused(N), dST(NN), dsa(N), dv_step(N);
+  RecycledVector<F> states((kWkv7Chunk + 1) * NN), sa(kWkv7Chunk * N), y_unused(N), dST(NN), dsa(N), dv_step(N);
   for (size_t s = 0; s < B; ++s)
     for (size_t h = 0; h < H; ++h) {
       std::fill(dST.begin(), dST.end(), F(0));  // ∂L/∂S_t (key-major), carried backwards over the steps
