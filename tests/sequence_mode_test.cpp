@@ -8,6 +8,7 @@
 
 #include "io/error.hpp"
 #include "io/gguf.hpp"
+#include "model/buffers.hpp"
 #include "model/gguf_model.hpp"
 #include "model/model.hpp"
 #include "test_util.hpp"
@@ -217,6 +218,26 @@ TEST(Floats, ALargeBufferAskedForAgainIsNotFaultedInAgain) {
   }
   EXPECT_GT(first, 0);
   EXPECT_LT(second, first / 4 + 1) << "first " << first;
+}
+
+// The trainer's vectors use the same kept buffers, whatever their element type: a freed
+// vector's memory serves the next one it fits, a larger one gets other memory, and each
+// vector's contents are its own.
+TEST(Floats, RecycledVectorsShareTheThreadsBuffers) {
+  const void* p;
+  {
+    RecycledVector<double> a(77777, 1.0);
+    p = a.data();
+  }
+  RecycledVector<float> b(150000);  // 600 kB fits the 622 kB freed
+  EXPECT_EQ(static_cast<const void*>(b.data()), p);
+  RecycledVector<double> c(77777, 2.0);
+  EXPECT_NE(static_cast<const void*>(c.data()), p);
+  for (float& v : b) v = 3.0f;
+  EXPECT_EQ(c[77776], 2.0);
+  RecycledVector<double> d = c;  // copies get their own memory
+  EXPECT_NE(d.data(), c.data());
+  EXPECT_EQ(d[0], 2.0);
 }
 
 }  // namespace
