@@ -1,8 +1,11 @@
 // Each thread's freed buffers, handed out again (buffers.hpp).
 #include "model/buffers.hpp"
 
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <new>
-#include <utility>
+#include <vector>
 
 namespace rwkv {
 
@@ -11,55 +14,71 @@ namespace {
 // straight to the heap. Trivially destructible, so it can be read to the thread's very end.
 thread_local bool t_cache_gone = false;
 
-// The thread's freed buffers (bytes, memory), oldest first, at most kBytes in all.
+// A buffer's size is stored in the kHeader bytes before it (which keep its alignment).
+constexpr size_t kHeader = alignof(std::max_align_t);
+void* new_buffer(size_t bytes) {
+  if (bytes > SIZE_MAX - kHeader) throw std::bad_alloc();
+  char* raw = static_cast<char*>(::operator new(bytes + kHeader));
+  std::memcpy(raw, &bytes, sizeof bytes);
+  return raw + kHeader;
+}
+size_t size_of(const void* p) {
+  size_t bytes;
+  std::memcpy(&bytes, static_cast<const char*>(p) - kHeader, sizeof bytes);
+  return bytes;
+}
+void delete_buffer(void* p) { ::operator delete(static_cast<char*>(p) - kHeader); }
+
+// The thread's freed buffers, oldest first, at most kBytes in all.
 struct BufferCache {
   static constexpr size_t kBytes = size_t{256} << 20;
-  std::vector<std::pair<size_t, void*>> buffers;
+  std::vector<void*> buffers;
   size_t bytes = 0;
   ~BufferCache() {
-    for (auto& b : buffers) ::operator delete(b.second);
+    for (void* b : buffers) delete_buffer(b);
     t_cache_gone = true;
   }
 };
 thread_local BufferCache t_cache;
 }  // namespace
 
-void* take_buffer(size_t bytes, size_t* capacity) {
+void* take_buffer(size_t bytes) {
   bytes = bytes ? bytes : 1;
   if (!t_cache_gone) {
     auto& c = t_cache.buffers;
-    size_t best = c.size();
-    for (size_t i = 0; i < c.size(); ++i)
-      if (c[i].first >= bytes && c[i].first <= 2 * bytes && (best == c.size() || c[i].first < c[best].first)) best = i;
+    size_t best = c.size(), best_size = 0;
+    for (size_t i = 0; i < c.size(); ++i) {
+      const size_t size = size_of(c[i]);
+      if (size >= bytes && size <= 2 * bytes && (best == c.size() || size < best_size)) best = i, best_size = size;
+    }
     if (best < c.size()) {
-      *capacity = c[best].first;
-      void* p = c[best].second;
-      t_cache.bytes -= *capacity;
+      void* p = c[best];
+      t_cache.bytes -= best_size;
       c.erase(c.begin() + static_cast<std::ptrdiff_t>(best));
       return p;
     }
   }
-  *capacity = bytes;
-  return ::operator new(bytes);
+  return new_buffer(bytes);
 }
 
-void give_buffer(void* p, size_t capacity) noexcept {
+void give_buffer(void* p) noexcept {
   if (!p) return;
-  if (t_cache_gone || capacity > BufferCache::kBytes) {
-    ::operator delete(p);
+  const size_t size = size_of(p);
+  if (t_cache_gone || size > BufferCache::kBytes) {
+    delete_buffer(p);
     return;
   }
   BufferCache& c = t_cache;
-  while (c.bytes + capacity > BufferCache::kBytes) {  // the oldest go first
-    ::operator delete(c.buffers.front().second);
-    c.bytes -= c.buffers.front().first;
+  while (c.bytes + size > BufferCache::kBytes) {  // the oldest go first
+    c.bytes -= size_of(c.buffers.front());
+    delete_buffer(c.buffers.front());
     c.buffers.erase(c.buffers.begin());
   }
   try {
-    c.buffers.emplace_back(capacity, p);
-    c.bytes += capacity;
+    c.buffers.push_back(p);
+    c.bytes += size;
   } catch (...) {  // no room to keep it: give it back
-    ::operator delete(p);
+    delete_buffer(p);
   }
 }
 

@@ -10,10 +10,11 @@
 namespace rwkv {
 
 // At least `bytes` (the smallest buffer the thread has kept that holds them and is at most
-// twice as large, else new memory); *capacity receives its size. Never null.
-void* take_buffer(size_t bytes, size_t* capacity);
-// Keeps a buffer from take_buffer, of `capacity` bytes or fewer, for this thread.
-void give_buffer(void* p, size_t capacity) noexcept;
+// twice as large, else new memory). Never null. Each buffer knows its own size (kept just
+// before it), so giving it back needs only the pointer.
+void* take_buffer(size_t bytes);
+// Keeps a buffer from take_buffer for this thread (null: nothing).
+void give_buffer(void* p) noexcept;
 
 // A standard allocator on those buffers, for std::vector.
 template <class T>
@@ -22,11 +23,8 @@ struct Recycled {
   Recycled() = default;
   template <class U>
   Recycled(const Recycled<U>&) noexcept {}
-  T* allocate(size_t n) {
-    size_t capacity = 0;
-    return static_cast<T*>(take_buffer(n * sizeof(T), &capacity));
-  }
-  void deallocate(T* p, size_t n) noexcept { give_buffer(p, n * sizeof(T)); }
+  T* allocate(size_t n) { return static_cast<T*>(take_buffer(n * sizeof(T))); }
+  void deallocate(T* p, size_t) noexcept { give_buffer(p); }
   friend bool operator==(const Recycled&, const Recycled&) { return true; }
 };
 

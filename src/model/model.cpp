@@ -24,16 +24,11 @@ std::unique_ptr<Model> Model::from_weights(Weights w) {
   fail("unknown architecture");
 }
 
-Floats::Floats(size_t n) {
-  size_t bytes = 0;
-  p_ = static_cast<float*>(take_buffer(std::max<size_t>(n, 1) * sizeof(float), &bytes));
-  capacity_ = bytes / sizeof(float);
-}
+Floats::Floats(size_t n) : p_(static_cast<float*>(take_buffer(std::max<size_t>(n, 1) * sizeof(float)))) {}
 
 void Floats::release() noexcept {
-  give_buffer(p_, capacity_ * sizeof(float));
+  give_buffer(p_);
   p_ = nullptr;
-  capacity_ = 0;
 }
 
 namespace {

@@ -106,12 +106,11 @@ class Floats {
  public:
   Floats() = default;
   explicit Floats(size_t n);
-  Floats(Floats&& o) noexcept : p_(std::exchange(o.p_, nullptr)), capacity_(std::exchange(o.capacity_, 0)) {}
+  Floats(Floats&& o) noexcept : p_(std::exchange(o.p_, nullptr)) {}
   Floats& operator=(Floats&& o) noexcept {
     if (this != &o) {
       release();
       p_ = std::exchange(o.p_, nullptr);
-      capacity_ = std::exchange(o.capacity_, 0);
     }
     return *this;
   }
@@ -124,7 +123,6 @@ class Floats {
  private:
   void release() noexcept;
   float* p_ = nullptr;
-  size_t capacity_ = 0;
 };
 
 // z_prev for token shift (spec §1.2): in each run, its first row takes the state's shift

@@ -49,7 +49,7 @@ class Rwkv4Train final : public TrainModel<F> {
     Parameter<F> *ffn_mix_k, *ffn_mix_r, *ffn_Wk, *ffn_Wv, *ffn_Wr;
   };
   struct Saved {
-    RecycledVector<F> z, w, k, v, r, y;    // time mix: input, −exp(d) (A), k, v, σ(receptance), WKV output
+    RecycledVector<F> z, w, k, v, r, y;     // time mix: input, −exp(d) (A), k, v, σ(receptance), WKV output
     RecycledVector<F> z_ffn, h, kv, r_ffn;  // channel mix: input, key projection (R×F), value, σ(receptance)
   };
 

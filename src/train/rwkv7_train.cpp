@@ -94,7 +94,7 @@ class Rwkv7Train final : public TrainModel<F> {
   };
   // Activations of one layer (R×C unless noted).
   struct Saved {
-    RecycledVector<F> z;              // time-mix input (ln1 output)
+    RecycledVector<F> z;               // time-mix input (ln1 output)
     RecycledVector<F> hw, ha, hv, hg;  // low-rank hidden values (R×D), after their activation
     RecycledVector<F> r, sw, w;        // receptance; σ(zw) and the decay ω
     RecycledVector<F> k0, v_raw;       // key and value projections
