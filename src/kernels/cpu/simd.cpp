@@ -192,17 +192,20 @@ constexpr size_t kPackRows = 6;
 // so twelve accumulators hold 6 × 2L finished sums (no sums across lanes), stored (kAdd: added)
 // as six rows of out, ld apart. Both matrix-matrix
 // kernels are this loop: streams of weights against packed tokens, or streams of tokens
-// against packed weights.
-template <bool kAdd = false>
-HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld) {
+// against packed weights. A side job, if given, is called as side(i) before each L steps from
+// i (whole vectors only): work for the load and store units while the FMAs run.
+struct NoSide {
+  HWY_INLINE void operator()(size_t) const {}
+};
+template <bool kAdd = false, class Side = NoSide>
+HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld,
+                           const Side& side = {}) {
   const DF d;
   const size_t L = hn::Lanes(d);
   VF c00 = hn::Zero(d), c01 = c00, c10 = c00, c11 = c00, c20 = c00, c21 = c00, c30 = c00, c31 = c00,
      c40 = c00, c41 = c00, c50 = c00, c51 = c00;
   const float *s0 = s[0], *s1 = s[1], *s2 = s[2], *s3 = s[3], *s4 = s[4], *s5 = s[5];
-  HWY_UNROLL(4)
-  for (size_t i = 0; i < n; ++i, p += 2 * L) {
-    hwy::Prefetch(p + 16 * L);
+  auto step = [&](size_t i) {
     const VF p0 = hn::LoadU(d, p), p1 = hn::LoadU(d, p + L);
     VF a = hn::Set(d, s0[i]);
     c00 = hn::MulAdd(a, p0, c00), c01 = hn::MulAdd(a, p1, c01);
@@ -216,6 +219,23 @@ HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, s
     c40 = hn::MulAdd(a, p0, c40), c41 = hn::MulAdd(a, p1, c41);
     a = hn::Set(d, s5[i]);
     c50 = hn::MulAdd(a, p0, c50), c51 = hn::MulAdd(a, p1, c51);
+    p += 2 * L;
+  };
+  size_t i = 0;
+  if constexpr (std::is_same_v<Side, NoSide>) {
+    HWY_UNROLL(4)
+    for (; i < n; ++i) {
+      hwy::Prefetch(p + 16 * L);
+      step(i);
+    }
+  } else {  // the side job once per L steps, spread among them by the out-of-order core
+    for (; i + L <= n; i += L) {
+      side(i);
+      hwy::Prefetch(p + 16 * L);
+      HWY_UNROLL(16)
+      for (size_t u = 0; u < L; ++u) step(i + u);
+    }
+    for (; i < n; ++i) step(i);
   }
   auto put = [&](VF c0, VF c1, float* o) {
     if constexpr (kAdd) c0 = hn::Add(hn::LoadU(d, o), c0), c1 = hn::Add(hn::LoadU(d, o + L), c1);
@@ -234,33 +254,66 @@ constexpr size_t kTokenBlockBytes = 256 * 1024;
 template <class K>
 void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T,
                    float* Y, size_t ldy) {
+  using TW = typename K::T;
+  constexpr bool kFloat = std::is_same_v<TW, float>;
+  const DF d;
+  const size_t L = hn::Lanes(d);
   const size_t G = TokenGroup(), groups = (T + G - 1) / G;
   const size_t kc_max = std::min(cols, kChunk);
   const size_t block = std::max<size_t>(1, kTokenBlockBytes / (kc_max * G * sizeof(float)));
+  // Two buffers of six widened rows: the next group's are widened while this group's are used.
+  // Rows are ld apart and the second buffer starts half a cache line further, so that no store
+  // to one lands a multiple of 4 kB from a load from the other (with kc = 1024 it would, and
+  // the loads would wait on those stores: a 768 × 3072 product took twice as long).
+  const size_t ld = kc_max + 16;
   thread_local std::vector<float> rows_buf, out_buf;
-  rows_buf.resize(kPackRows * kc_max);
+  rows_buf.resize(2 * kPackRows * ld + 8);
   out_buf.resize(kPackRows * G);
+  // Row j of the group at r, for j beyond r1 the group's first row (its sums are not stored).
+  auto row = [&](size_t r, size_t j, size_t k0) { return W + (r + j < r1 ? r + j : r) * cols + k0; };
   for (size_t k0 = 0; k0 < cols; k0 += kc_max) {
     const size_t kc = std::min(kc_max, cols - k0);
     for (size_t g0 = 0; g0 < groups; g0 += block) {
       const size_t g1 = std::min(groups, g0 + block);
-      for (size_t r = r0; r < r1; r += kPackRows) {
+      size_t parity = 0;
+      if constexpr (!kFloat)
+        for (size_t j = 0; j < kPackRows; ++j)
+          widen<K>(row(r0, j, k0), kc, rows_buf.data() + j * ld,
+                   r0 + kPackRows < r1 ? row(r0 + kPackRows, j, k0) : nullptr);
+      for (size_t r = r0; r < r1; r += kPackRows, parity ^= 1) {
         const size_t n = std::min(kPackRows, r1 - r);
         const float* w[kPackRows];
+        float* const cur = rows_buf.data() + parity * (kPackRows * ld + 8);
+        float* const nxt = rows_buf.data() + (parity ^ 1) * (kPackRows * ld + 8);
+        for (size_t j = 0; j < kPackRows; ++j)
+          w[j] = kFloat ? reinterpret_cast<const float*>(row(r, j, k0)) : cur + j * ld;
+        // While the first token group runs, the next group of rows is widened (f16, bf16) and
+        // the group after it asked for into L2: the weights come from memory a group ahead of
+        // the widening, which no longer waits on them (widened between groups, 31 % of the
+        // kernel's time in the 0.1B f16 B = 16 step sat in the widening).
+        const size_t r_next = r + kPackRows, r_ahead = r + 2 * kPackRows;
+        const TW* next[kPackRows];
+        const TW* ahead[kPackRows];
         for (size_t j = 0; j < kPackRows; ++j) {
-          if (j < n && std::is_same_v<typename K::T, float>) {
-            w[j] = reinterpret_cast<const float*>(W + (r + j) * cols + k0);
-          } else {
-            float* dst = rows_buf.data() + j * kc;
-            // the same row of the next group of rows, if any, is asked for meanwhile
-            const typename K::T* next = r + kPackRows + j < r1 ? W + (r + kPackRows + j) * cols + k0 : nullptr;
-            if (j < n) widen<K>(W + (r + j) * cols + k0, kc, dst, next);
-            else std::fill(dst, dst + kc, 0.0f);
-            w[j] = dst;
-          }
+          next[j] = r_next < r1 ? row(r_next, j, k0) : nullptr;
+          ahead[j] = r_ahead < r1 ? row(r_ahead, j, k0) : nullptr;
         }
+        const auto side = [&](size_t i) {
+          if (!kFloat && next[0])
+            for (size_t j = 0; j < kPackRows; ++j) hn::StoreU(K::load(d, next[j] + i), d, nxt + j * ld + i);
+          if (ahead[0] && i * sizeof(TW) % 64 == 0)
+            for (size_t j = 0; j < kPackRows; ++j) __builtin_prefetch(ahead[j] + i, 0, 2);  // into L2
+        };
         for (size_t g = g0; g < g1; ++g) {
-          six_by_two(w, Xp + g * cols * G + k0 * G, kc, out_buf.data(), G);
+          const float* p = Xp + g * cols * G + k0 * G;
+          if (g == g0) {
+            six_by_two(w, p, kc, out_buf.data(), G, side);
+            if (!kFloat && next[0])  // the columns the side job's whole vectors left
+              for (size_t j = 0; j < kPackRows; ++j)
+                for (size_t i = kc / L * L; i < kc; ++i) nxt[j * ld + i] = K::one(next[j] + i);
+          } else {
+            six_by_two(w, p, kc, out_buf.data(), G);
+          }
           const size_t tn = std::min(G, T - g * G);
           for (size_t j = 0; j < n; ++j)
             for (size_t t = 0; t < tn; ++t) {
