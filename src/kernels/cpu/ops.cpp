@@ -60,13 +60,13 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     return;
   }
   if (T < kGemmMinTokens) {  // tokens packed along the lanes; weights widened, not repacked
-    const size_t G = simd::token_group(), groups = (T + G - 1) / G;
+    const size_t G = simd::token_group(T), groups = (T + G - 1) / G;
     thread_local std::vector<float> packed;
     packed.resize(groups * G * W.cols);
     // (The workers see their own thread_local buffer: hand them this thread's by pointer.)
     float* const Xp = packed.data();
     parallel_for(groups, 4, [&](size_t g0, size_t g1) {
-      simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, Xp + g0 * G * W.cols);
+      simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, G, Xp + g0 * G * W.cols);
     });
     parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
     return;

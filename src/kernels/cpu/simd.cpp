@@ -167,14 +167,19 @@ HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst, const type
 }
 
 // ---- matrix-matrix for a few dozen tokens (batched decode): tokens along the vector lanes
-// X is packed once per call, transposed in groups of G = 2 vectors of tokens:
-// Xp[g][i][0..G) = X[g·G + ·][i] (zero beyond T). Six weight rows are broadcast one value at a
-// time against two vectors of tokens, so 12 accumulators hold 6 × G finished outputs: no
-// horizontal sums, and each weight is widened to float32 once per token block.
-size_t TokenGroup() { return 2 * hn::Lanes(DF()); }
+// X is packed once per call, transposed in groups of G tokens (two vectors, or one when all the
+// tokens fit one): Xp[g][i][0..G) = X[g·G + ·][i] (zero beyond T). Weight rows are broadcast one
+// value at a time against the group's vectors: six rows against two vectors, or twelve against
+// one, so 12 accumulators hold finished outputs (no horizontal sums), and each weight is
+// widened to float32 once per token block. (With 16 tokens and 16 lanes, AVX-512, groups of two
+// vectors would spend half of every FMA on padding.)
+size_t TokenGroup(size_t T) {
+  const size_t L = hn::Lanes(DF());
+  return T <= L ? L : 2 * L;
+}
 
-void PackTokens(const float* X, size_t T, size_t cols, float* Xp) {
-  const size_t G = TokenGroup(), groups = (T + G - 1) / G;
+void PackTokens(const float* X, size_t T, size_t cols, size_t G, float* Xp) {
+  const size_t groups = (T + G - 1) / G;
   for (size_t g = 0; g < groups; ++g) {
     float* out = Xp + g * cols * G;
     for (size_t i = 0; i < cols; ++i)
@@ -245,30 +250,65 @@ HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, s
   put(c30, c31, out + 3 * ld), put(c40, c41, out + 4 * ld), put(c50, c51, out + 5 * ld);
 }
 
+// out[j][0..L) = Σ_i s_j[i] · p[i][0..L) over i < n for twelve streams s_j, p advancing by one
+// vector per step (twelve accumulators, stored as twelve rows of out, ld apart); the side job
+// as in six_by_two.
+template <class Side>
+HWY_INLINE void twelve_by_one(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld,
+                              const Side& side) {
+  const DF d;
+  const size_t L = hn::Lanes(d);
+  VF c0 = hn::Zero(d), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0,
+     c11 = c0;
+  auto step = [&](size_t i) {
+    const VF v = hn::LoadU(d, p);
+    c0 = hn::MulAdd(hn::Set(d, s[0][i]), v, c0), c1 = hn::MulAdd(hn::Set(d, s[1][i]), v, c1);
+    c2 = hn::MulAdd(hn::Set(d, s[2][i]), v, c2), c3 = hn::MulAdd(hn::Set(d, s[3][i]), v, c3);
+    c4 = hn::MulAdd(hn::Set(d, s[4][i]), v, c4), c5 = hn::MulAdd(hn::Set(d, s[5][i]), v, c5);
+    c6 = hn::MulAdd(hn::Set(d, s[6][i]), v, c6), c7 = hn::MulAdd(hn::Set(d, s[7][i]), v, c7);
+    c8 = hn::MulAdd(hn::Set(d, s[8][i]), v, c8), c9 = hn::MulAdd(hn::Set(d, s[9][i]), v, c9);
+    c10 = hn::MulAdd(hn::Set(d, s[10][i]), v, c10), c11 = hn::MulAdd(hn::Set(d, s[11][i]), v, c11);
+    p += L;
+  };
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    side(i);
+    hwy::Prefetch(p + 16 * L);
+    HWY_UNROLL(16)
+    for (size_t u = 0; u < L; ++u) step(i + u);
+  }
+  for (; i < n; ++i) step(i);
+  hn::StoreU(c0, d, out), hn::StoreU(c1, d, out + ld), hn::StoreU(c2, d, out + 2 * ld);
+  hn::StoreU(c3, d, out + 3 * ld), hn::StoreU(c4, d, out + 4 * ld), hn::StoreU(c5, d, out + 5 * ld);
+  hn::StoreU(c6, d, out + 6 * ld), hn::StoreU(c7, d, out + 7 * ld), hn::StoreU(c8, d, out + 8 * ld);
+  hn::StoreU(c9, d, out + 9 * ld), hn::StoreU(c10, d, out + 10 * ld), hn::StoreU(c11, d, out + 11 * ld);
+}
+
 // Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
 // chunk stays in L2 (the weights of a row group are then read and widened once per block),
-// and six rows at a time; partial sums of later chunks are added to Y.
+// and R rows at a time; partial sums of later chunks are added to Y.
 constexpr size_t kChunk = 1024;
 constexpr size_t kTokenBlockBytes = 256 * 1024;
 
-template <class K>
+// R rows at a time: 6 against groups of two vectors of tokens, 12 against groups of one.
+template <class K, size_t R>
 void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T,
                    float* Y, size_t ldy) {
   using TW = typename K::T;
   constexpr bool kFloat = std::is_same_v<TW, float>;
   const DF d;
   const size_t L = hn::Lanes(d);
-  const size_t G = TokenGroup(), groups = (T + G - 1) / G;
+  const size_t G = R == kPackRows ? 2 * L : L, groups = (T + G - 1) / G;
   const size_t kc_max = std::min(cols, kChunk);
   const size_t block = std::max<size_t>(1, kTokenBlockBytes / (kc_max * G * sizeof(float)));
-  // Two buffers of six widened rows: the next group's are widened while this group's are used.
+  // Two buffers of R widened rows: the next group's are widened while this group's are used.
   // Rows are ld apart and the second buffer starts half a cache line further, so that no store
   // to one lands a multiple of 4 kB from a load from the other (with kc = 1024 it would, and
   // the loads would wait on those stores: a 768 × 3072 product took twice as long).
   const size_t ld = kc_max + 16;
   thread_local std::vector<float> rows_buf, out_buf;
-  rows_buf.resize(2 * kPackRows * ld + 8);
-  out_buf.resize(kPackRows * G);
+  rows_buf.resize(2 * R * ld + 8);
+  out_buf.resize(R * G);
   // Row j of the group at r, for j beyond r1 the group's first row (its sums are not stored).
   auto row = [&](size_t r, size_t j, size_t k0) { return W + (r + j < r1 ? r + j : r) * cols + k0; };
   for (size_t k0 = 0; k0 < cols; k0 += kc_max) {
@@ -277,42 +317,47 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
       const size_t g1 = std::min(groups, g0 + block);
       size_t parity = 0;
       if constexpr (!kFloat)
-        for (size_t j = 0; j < kPackRows; ++j)
+        for (size_t j = 0; j < R; ++j)
           widen<K>(row(r0, j, k0), kc, rows_buf.data() + j * ld,
-                   r0 + kPackRows < r1 ? row(r0 + kPackRows, j, k0) : nullptr);
-      for (size_t r = r0; r < r1; r += kPackRows, parity ^= 1) {
-        const size_t n = std::min(kPackRows, r1 - r);
-        const float* w[kPackRows];
-        float* const cur = rows_buf.data() + parity * (kPackRows * ld + 8);
-        float* const nxt = rows_buf.data() + (parity ^ 1) * (kPackRows * ld + 8);
-        for (size_t j = 0; j < kPackRows; ++j)
+                   r0 + R < r1 ? row(r0 + R, j, k0) : nullptr);
+      for (size_t r = r0; r < r1; r += R, parity ^= 1) {
+        const size_t n = std::min(R, r1 - r);
+        const float* w[R];
+        float* const cur = rows_buf.data() + parity * (R * ld + 8);
+        float* const nxt = rows_buf.data() + (parity ^ 1) * (R * ld + 8);
+        for (size_t j = 0; j < R; ++j)
           w[j] = kFloat ? reinterpret_cast<const float*>(row(r, j, k0)) : cur + j * ld;
         // While the first token group runs, the next group of rows is widened (f16, bf16) and
         // the group after it asked for into L2: the weights come from memory a group ahead of
         // the widening, which no longer waits on them (widened between groups, 31 % of the
         // kernel's time in the 0.1B f16 B = 16 step sat in the widening).
-        const size_t r_next = r + kPackRows, r_ahead = r + 2 * kPackRows;
-        const TW* next[kPackRows];
-        const TW* ahead[kPackRows];
-        for (size_t j = 0; j < kPackRows; ++j) {
+        const size_t r_next = r + R, r_ahead = r + 2 * R;
+        const TW* next[R];
+        const TW* ahead[R];
+        for (size_t j = 0; j < R; ++j) {
           next[j] = r_next < r1 ? row(r_next, j, k0) : nullptr;
           ahead[j] = r_ahead < r1 ? row(r_ahead, j, k0) : nullptr;
         }
         const auto side = [&](size_t i) {
           if (!kFloat && next[0])
-            for (size_t j = 0; j < kPackRows; ++j) hn::StoreU(K::load(d, next[j] + i), d, nxt + j * ld + i);
+            for (size_t j = 0; j < R; ++j) hn::StoreU(K::load(d, next[j] + i), d, nxt + j * ld + i);
           if (ahead[0] && i * sizeof(TW) % 64 == 0)
-            for (size_t j = 0; j < kPackRows; ++j) __builtin_prefetch(ahead[j] + i, 0, 2);  // into L2
+            for (size_t j = 0; j < R; ++j) __builtin_prefetch(ahead[j] + i, 0, 2);  // into L2
         };
         for (size_t g = g0; g < g1; ++g) {
           const float* p = Xp + g * cols * G + k0 * G;
           if (g == g0) {
-            six_by_two(w, p, kc, out_buf.data(), G, side);
+            if constexpr (R == kPackRows)
+              six_by_two(w, p, kc, out_buf.data(), G, side);
+            else
+              twelve_by_one(w, p, kc, out_buf.data(), G, side);
             if (!kFloat && next[0])  // the columns the side job's whole vectors left
-              for (size_t j = 0; j < kPackRows; ++j)
+              for (size_t j = 0; j < R; ++j)
                 for (size_t i = kc / L * L; i < kc; ++i) nxt[j * ld + i] = K::one(next[j] + i);
-          } else {
+          } else if constexpr (R == kPackRows) {
             six_by_two(w, p, kc, out_buf.data(), G);
+          } else {
+            twelve_by_one(w, p, kc, out_buf.data(), G, NoSide());
           }
           const size_t tn = std::min(G, T - g * G);
           for (size_t j = 0; j < n; ++j)
@@ -328,7 +373,12 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
 
 void PackedRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
                 size_t ldy) {
-  by_weight_type(type, W, [&](auto k, const auto* w) { packed_rows_k<decltype(k)>(w, cols, r0, r1, Xp, T, Y, ldy); });
+  by_weight_type(type, W, [&](auto k, const auto* w) {
+    if (TokenGroup(T) == hn::Lanes(DF()))
+      packed_rows_k<decltype(k), 2 * kPackRows>(w, cols, r0, r1, Xp, T, Y, ldy);
+    else
+      packed_rows_k<decltype(k), kPackRows>(w, cols, r0, r1, Xp, T, Y, ldy);
+  });
 }
 
 // ---- matrix-matrix (prefill): a packed GEMM in the manner of Goto and BLIS
@@ -826,10 +876,10 @@ void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, co
   HWY_DYNAMIC_DISPATCH(FloatRows)(type, W, cols, r0, r1, X, T, Y, ldy);
 }
 
-size_t token_group() { return HWY_DYNAMIC_DISPATCH(TokenGroup)(); }
+size_t token_group(size_t T) { return HWY_DYNAMIC_DISPATCH(TokenGroup)(T); }
 
-void pack_tokens(const float* X, size_t T, size_t cols, float* Xp) {
-  HWY_DYNAMIC_DISPATCH(PackTokens)(X, T, cols, Xp);
+void pack_tokens(const float* X, size_t T, size_t cols, size_t G, float* Xp) {
+  HWY_DYNAMIC_DISPATCH(PackTokens)(X, T, cols, G, Xp);
 }
 
 void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,

@@ -17,11 +17,12 @@ void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, co
                 size_t T, float* Y, size_t ldy);
 
 // Matrix-matrix for a few dozen tokens (batched decode): X is first packed with pack_tokens into
-// ceil(T / token_group()) groups of cols × token_group() floats (tokens along the vector
-// lanes, zero padded); packed_rows then computes the same Y rows as float_rows, reading each
-// weight once per block of tokens and never summing across lanes.
-size_t token_group();
-void pack_tokens(const float* X, size_t T, size_t cols, float* Xp);
+// ceil(T / G) groups of cols × G floats, G = token_group(T) (tokens along the vector lanes, zero
+// padded; pack_tokens may be called on a subrange of the tokens with the whole call's G);
+// packed_rows then computes the same Y rows as float_rows, reading each weight once per block
+// of tokens and never summing across lanes.
+size_t token_group(size_t T);
+void pack_tokens(const float* X, size_t T, size_t cols, size_t G, float* Xp);
 void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp,
                  size_t T, float* Y, size_t ldy);
 
