@@ -106,8 +106,9 @@ BENCHMARK_CAPTURE(MatvecInCache, q4_k, DType::Q4_K)->Apply(SmallShape);
 // that `rwkv bench` measures.
 //   build/rwkv_bench --benchmark_filter=Matmul
 namespace {
-void Matmul(benchmark::State& st, DType type) {
-  const size_t rows = static_cast<size_t>(st.range(0)), cols = static_cast<size_t>(st.range(1)), T = 512;
+// T tokens against rows × cols float weights (st's arguments: rows, cols, threads).
+void matmul_tokens(benchmark::State& st, DType type, size_t T) {
+  const size_t rows = static_cast<size_t>(st.range(0)), cols = static_cast<size_t>(st.range(1));
   rwkv::cpu::set_threads(static_cast<int>(st.range(2)));
   std::mt19937 rng(1);
   std::vector<uint8_t> W(rows * rwkv::dtype_bytes(type, cols));
@@ -131,6 +132,7 @@ void Matmul(benchmark::State& st, DType type) {
                                               benchmark::Counter::kIsRate);
   rwkv::cpu::set_threads(0);
 }
+void Matmul(benchmark::State& st, DType type) { matmul_tokens(st, type, 512); }
 void GemmShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})
       ->ArgsProduct({{768, 3072}, {768}, {1, 2}})
@@ -148,31 +150,7 @@ BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 // ahead) against the 0.1B shapes and its 65536-row head, whose 100 MB of f16 weights come
 // from memory; GFLOP/s as above.
 //   build/rwkv_bench --benchmark_filter=MatmulBatch
-void MatmulBatch(benchmark::State& st, DType type) {
-  const size_t rows = static_cast<size_t>(st.range(0)), cols = static_cast<size_t>(st.range(1)), T = 16;
-  rwkv::cpu::set_threads(static_cast<int>(st.range(2)));
-  std::mt19937 rng(1);
-  std::normal_distribution<float> gauss(0.0f, 0.05f);
-  std::vector<uint8_t> W(rows * rwkv::dtype_bytes(type, cols));
-  for (size_t i = 0; i < rows * cols; ++i) {
-    const float v = gauss(rng);
-    if (type == DType::F16) {
-      const uint16_t h = rwkv::fp32_to_fp16(v);
-      std::memcpy(&W[2 * i], &h, 2);
-    } else {
-      std::memcpy(&W[4 * i], &v, 4);
-    }
-  }
-  std::vector<float> x(T * cols), y(T * rows);
-  for (float& v : x) v = gauss(rng);
-  for (auto _ : st) {
-    rwkv::cpu::matmul(x.data(), T, {type, W.data(), rows, cols}, y.data());
-    benchmark::DoNotOptimize(y.data());
-  }
-  st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
-                                              benchmark::Counter::kIsRate);
-  rwkv::cpu::set_threads(0);
-}
+void MatmulBatch(benchmark::State& st, DType type) { matmul_tokens(st, type, 16); }
 void BatchShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})
       ->ArgsProduct({{768, 3072, 65536}, {768}, {1, 2}})

@@ -199,6 +199,20 @@ constexpr size_t kPackRows = 6;
 struct NoSide {
   HWY_INLINE void operator()(size_t) const {}
 };
+// step(i) for i < n, with side(i) and ahead() before each L steps from i: the side job spread
+// among the FMAs by the out-of-order core.
+template <class Side, class Step, class Ahead>
+HWY_INLINE void steps_with_side(size_t n, size_t L, const Side& side, const Step& step, const Ahead& ahead) {
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    side(i);
+    ahead();
+    HWY_UNROLL(16)
+    for (size_t u = 0; u < L; ++u) step(i + u);
+  }
+  for (; i < n; ++i) step(i);
+}
+
 template <bool kAdd = false, class Side = NoSide>
 HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld,
                            const Side& side = {}) {
@@ -223,21 +237,14 @@ HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, s
     c50 = hn::MulAdd(a, p0, c50), c51 = hn::MulAdd(a, p1, c51);
     p += 2 * L;
   };
-  size_t i = 0;
   if constexpr (std::is_same_v<Side, NoSide>) {
     HWY_UNROLL(4)
-    for (; i < n; ++i) {
+    for (size_t i = 0; i < n; ++i) {
       hwy::Prefetch(p + 16 * L);
       step(i);
     }
-  } else {  // the side job once per L steps, spread among them by the out-of-order core
-    for (; i + L <= n; i += L) {
-      side(i);
-      hwy::Prefetch(p + 16 * L);
-      HWY_UNROLL(16)
-      for (size_t u = 0; u < L; ++u) step(i + u);
-    }
-    for (; i < n; ++i) step(i);
+  } else {
+    steps_with_side(n, L, side, step, [&] { hwy::Prefetch(p + 16 * L); });
   }
   auto put = [&](VF c0, VF c1, float* o) {
     if constexpr (kAdd) c0 = hn::Add(hn::LoadU(d, o), c0), c1 = hn::Add(hn::LoadU(d, o + L), c1);
@@ -267,14 +274,7 @@ HWY_INLINE void twelve_by_one(const float* const* s, const float* HWY_RESTRICT p
     c10 = hn::MulAdd(hn::Set(d, s[10][i]), v, c10), c11 = hn::MulAdd(hn::Set(d, s[11][i]), v, c11);
     p += L;
   };
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    side(i);
-    hwy::Prefetch(p + 16 * L);
-    HWY_UNROLL(16)
-    for (size_t u = 0; u < L; ++u) step(i + u);
-  }
-  for (; i < n; ++i) step(i);
+  steps_with_side(n, L, side, step, [&] { hwy::Prefetch(p + 16 * L); });
   hn::StoreU(c0, d, out), hn::StoreU(c1, d, out + ld), hn::StoreU(c2, d, out + 2 * ld);
   hn::StoreU(c3, d, out + 3 * ld), hn::StoreU(c4, d, out + 4 * ld), hn::StoreU(c5, d, out + 5 * ld);
   hn::StoreU(c6, d, out + 6 * ld), hn::StoreU(c7, d, out + 7 * ld), hn::StoreU(c8, d, out + 8 * ld);
