@@ -337,7 +337,7 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
         }
         const auto side = [&](size_t i) {
           if (!kFloat && next[0])
-            for (size_t j = 0; j < R; ++j) hn::StoreU(K::load(d, next[j] + i), d, nxt + j * ld + i);
+            for (size_t j = 0; j < R; ++j) widen<K>(next[j] + i, L, nxt + j * ld + i, nullptr);
           if (ahead[0] && i * sizeof(TW) % 64 == 0)
             for (size_t j = 0; j < R; ++j) __builtin_prefetch(ahead[j] + i, 0, 2);  // into L2
         };
@@ -349,12 +349,12 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
             else
               twelve_by_one(w, p, kc, out_buf.data(), G, side);
             if (!kFloat && next[0])  // the columns the side job's whole vectors left
-              for (size_t j = 0; j < R; ++j)
-                for (size_t i = kc / L * L; i < kc; ++i) nxt[j * ld + i] = K::one(next[j] + i);
-          } else if constexpr (R == kPackRows) {
+              for (size_t j = 0; j < R; ++j) {
+                const size_t i = kc / L * L;
+                widen<K>(next[j] + i, kc - i, nxt + j * ld + i, nullptr);
+              }
+          } else if constexpr (R == kPackRows) {  // (one-vector groups: all tokens in one)
             six_by_two(w, p, kc, out_buf.data(), G);
-          } else {
-            twelve_by_one(w, p, kc, out_buf.data(), G, NoSide());
           }
           const size_t tn = std::min(G, T - g * G);
           for (size_t j = 0; j < n; ++j)
