@@ -136,7 +136,7 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
       const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
       for (size_t cols : k_quant ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
         for (int extreme = 0; extreme < 2; ++extreme) {
-          const size_t rows = 21, T = 5;
+          const size_t rows = 21, T = 7;  // 7 tokens: passes of 4, 2 and 1
           auto W = random_weights(type, rows, cols, rng);
           const size_t bb = dtype_block_bytes(type);
           if (extreme)

@@ -315,32 +315,35 @@ HWY_INLINE __m256i dot4_add(__m256i sum, __m256i u, __m256i s) {
 #endif
 }
 
-// Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against one
-// token: row r's result in lane r. Per block column, the activations' levels 4k .. 4k + 3 are
-// broadcast to every lane and multiplied with the vector holding those levels of all 8 rows:
-// byte dot products of 4 (dot4_add) leave each row's sum in its own int32 lane.
-template <class B>
-HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& x) {
+// Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against NT
+// tokens x[0..NT): token t's result for row r in lane r of out[t]. Per block column, the
+// activations' levels 4k .. 4k + 3 are broadcast to every lane and multiplied with the vector
+// holding those levels of all 8 rows: byte dot products of 4 (dot4_add) leave each row's sum in
+// its own int32 lane. The weights are unpacked once for the NT tokens; each token's sums and
+// float operations are those it gets alone (NT = 1), so a row gives the same bits however many
+// tokens share the pass.
+template <class B, size_t NT>
+HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, const TokenSums* x, __m256* out) {
   constexpr bool kQ8 = std::is_same_v<B, Q8_0B>, kFifth = B::kHighAt != 0;
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, g += 8 * B::kBytes) {
     prefetch_ahead(g, 8 * B::kBytes);
-    const int8_t* xq = x.x[b].q;
-    auto xs = [xq](size_t k) {  // activations 4k .. 4k + 3 in every lane
+    auto xs = [x, b](size_t t, size_t k) {  // token t's activations 4k .. 4k + 3 in every lane
       int32_t v;
-      std::memcpy(&v, xq + 4 * k, 4);
+      std::memcpy(&v, x[t].x[b].q + 4 * k, 4);
       return _mm256_set1_epi32(v);
     };
     auto levels = [g](size_t v) {
       return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + B::kLevelsAt + 32 * v));
     };
-    __m256i sum;
+    __m256i sum[NT];
+    for (size_t t = 0; t < NT; ++t) sum[t] = _mm256_setzero_si256();
     if constexpr (kQ8) {
       // Signed levels: |w| against x with w's sign; pair sums up to 32512, widened at once.
-      sum = _mm256_setzero_si256();
       for (size_t k = 0; k < 8; ++k) {
-        const __m256i w = levels(k);
-        sum = dot4_add(sum, _mm256_sign_epi8(w, w), _mm256_sign_epi8(xs(k), w));
+        const __m256i w = levels(k), magnitude = _mm256_sign_epi8(w, w);
+        for (size_t t = 0; t < NT; ++t) sum[t] = dot4_add(sum[t], magnitude, _mm256_sign_epi8(xs(t, k), w));
       }
     } else {
       // Unsigned levels against |x| ≤ 127: a pair sum is at most 3810 (4 bits) or 7874 (5 bits),
@@ -348,8 +351,8 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
       const __m256i low4 = _mm256_set1_epi8(15);
       [[maybe_unused]] __m256i high;
       if constexpr (kFifth) high = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + B::kHighAt));
-      sum = _mm256_setzero_si256();
-      [[maybe_unused]] __m256i pairs = _mm256_setzero_si256();
+      [[maybe_unused]] __m256i pairs[NT];
+      for (size_t t = 0; t < NT; ++t) pairs[t] = _mm256_setzero_si256();
       auto vector = [&](auto v) RWKV_INLINE_LAMBDA {
         const __m256i w = levels(v);
         __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
@@ -357,31 +360,36 @@ HWY_INLINE __m256 rows8_token(const uint8_t* g, size_t blocks, const TokenSums& 
           lo = _mm256_or_si256(lo, bits_above_nibbles<2 * v, 1>(high));
           hi = _mm256_or_si256(hi, bits_above_nibbles<2 * v + 1, 1>(high));
         }
+        for (size_t t = 0; t < NT; ++t) {
 #if RWKV_X86_VNNI
-        sum = dot4_add(dot4_add(sum, lo, xs(v)), hi, xs(v + 4));
+          sum[t] = dot4_add(dot4_add(sum[t], lo, xs(t, v)), hi, xs(t, v + 4));
 #else
-        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(lo, xs(v)));
-        pairs = _mm256_add_epi16(pairs, _mm256_maddubs_epi16(hi, xs(v + 4)));
-        if (!kFifth ? v == 3 : v % 2 == 1) {
-          sum = _mm256_add_epi32(sum, _mm256_madd_epi16(pairs, _mm256_set1_epi16(1)));
-          pairs = _mm256_setzero_si256();
-        }
+          pairs[t] = _mm256_add_epi16(pairs[t], _mm256_maddubs_epi16(lo, xs(t, v)));
+          pairs[t] = _mm256_add_epi16(pairs[t], _mm256_maddubs_epi16(hi, xs(t, v + 4)));
+          if (!kFifth ? v == 3 : v % 2 == 1) {
+            sum[t] = _mm256_add_epi32(sum[t], _mm256_madd_epi16(pairs[t], _mm256_set1_epi16(1)));
+            pairs[t] = _mm256_setzero_si256();
+          }
 #endif
+        }
       };
       vector(std::integral_constant<int, 0>());
       vector(std::integral_constant<int, 1>());
       vector(std::integral_constant<int, 2>());
       vector(std::integral_constant<int, 3>());
-      if constexpr (B::kOffset != 0) sum = _mm256_sub_epi32(sum, _mm256_set1_epi32(B::kOffset * x.level_sum[b]));
+      if constexpr (B::kOffset != 0)
+        for (size_t t = 0; t < NT; ++t)
+          sum[t] = _mm256_sub_epi32(sum[t], _mm256_set1_epi32(B::kOffset * x[t].level_sum[b]));
     }
-    const __m256 scale = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
-                                       _mm256_set1_ps(x.d[b]));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum), scale, acc);
-    if constexpr (B::kMin)
-      acc = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))),
-                            _mm256_set1_ps(x.s[b]), acc);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    for (size_t t = 0; t < NT; ++t)
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sum[t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t].d[b])), acc[t]);
+    if constexpr (B::kMin) {
+      const __m256 m = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+      for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_fmadd_ps(m, _mm256_set1_ps(x[t].s[b]), acc[t]);
+    }
   }
-  return acc;
+  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
 }
 #endif
 
@@ -529,7 +537,7 @@ struct Q6_KB {
 
 // A K-quant row against one token, super-block after super-block: the exact integer sums
 // Σ_j scale_j·Σ q·x (and for Q4_K/Q5_K Σ_j min_j·Σ x) of the super-block, scaled with fused
-// multiply-adds. rows8_token_k and rows8_token_q6k compute each of their eight rows by these
+// multiply-adds. rows8_tokens_k and rows8_token_q6k compute each of their eight rows by these
 // same operations, one row per lane.
 template <class K>
 HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock* x) {
@@ -552,9 +560,12 @@ HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock
 
 #if RWKV_X86_AVX2
 // Eight rows of Q4_K or Q5_K (interleave_rows8's layout: per super-block column
-// kRows8Q4KBytes or kRows8Q5KBytes) against one token, row r's result in lane r.
-template <class K>
-HWY_INLINE __m256 rows8_token_k(const uint8_t* g, size_t blocks, const Q8KBlock* x) {
+// kRows8Q4KBytes or kRows8Q5KBytes) against NT tokens x[0..NT) (each a row of Q8_K blocks):
+// token t's result for row r in lane r of out[t]. The levels and scales are unpacked once for
+// the NT tokens; each token's integer sums are exact and its float operations those it gets
+// alone, so a row gives the same bits however many tokens share the pass.
+template <class K, size_t NT>
+HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m256* out) {
   constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
   constexpr size_t kGroupBytes = kFifth ? kRows8Q5KBytes : kRows8Q4KBytes, kLevelsAt = kFifth ? 416 : 160;
   constexpr int8_t Z = -128;  // pshufb: a zero byte
@@ -566,25 +577,26 @@ HWY_INLINE __m256 rows8_token_k(const uint8_t* g, size_t blocks, const Q8KBlock*
   const __m256i both = _mm256_setr_epi8(0, Z, 8, Z, 1, Z, 9, Z, 2, Z, 10, Z, 3, Z, 11, Z, 4, Z, 12, Z, 5, Z, 13, Z, 6, Z,
                                         14, Z, 7, Z, 15, Z);
   const __m256i low4 = _mm256_set1_epi8(15);
-  __m256 acc = _mm256_setzero_ps();
+  auto bcast16 = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
+  __m256 acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, g += kGroupBytes) {
-    const Q8KBlock& xb = x[b];
-    auto bcast16 = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
-    // Σx per sub-block j as int16 (|Σx| ≤ 32·127): j = 0–3 in the low half, 4–7 in the high.
-    const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xb.bsums));
-    const __m256i sx = _mm256_hadd_epi16(bs, bs);
     const uint8_t* qs = g + kLevelsAt;
-    __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+    __m256i isum[NT];
+    for (size_t t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
     for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
       prefetch_quarter_ahead(g, kGroupBytes, c);
       // Pair sums of at most 3810 (4-bit levels): 8 fit an int16 lane; of 7874 (Q5_K): 4 do.
-      __m256i plo = _mm256_setzero_si256(), phi = _mm256_setzero_si256();
+      __m256i plo[NT], phi[NT];
+      for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm256_setzero_si256();
       const __m256i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm256_shuffle_epi8(sc, first),
                     scale_hi = _mm256_shuffle_epi8(sc, second);
       auto widen = [&] {
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, scale_lo));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, scale_hi));
-        plo = phi = _mm256_setzero_si256();
+        for (size_t t = 0; t < NT; ++t) {
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(plo[t], scale_lo));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(phi[t], scale_hi));
+          plo[t] = phi[t] = _mm256_setzero_si256();
+        }
       };
       [[maybe_unused]] __m256i high[2];
       if constexpr (kFifth)
@@ -592,16 +604,18 @@ HWY_INLINE __m256 rows8_token_k(const uint8_t* g, size_t blocks, const Q8KBlock*
           high[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 160 + 64 * c + 32 * h));
       auto vector = [&](auto k) RWKV_INLINE_LAMBDA {
         const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 256 * c + 32 * k));
-        int32_t xlo, xhi;
-        std::memcpy(&xlo, xb.q + 64 * c + 4 * k, 4);
-        std::memcpy(&xhi, xb.q + 64 * c + 32 + 4 * k, 4);
         __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
         if constexpr (kFifth) {
           lo = _mm256_or_si256(lo, bits_above_nibbles<2 * (k % 4), 1>(high[k / 4]));
           hi = _mm256_or_si256(hi, bits_above_nibbles<2 * (k % 4) + 1, 1>(high[k / 4]));
         }
-        plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
-        phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+        for (size_t t = 0; t < NT; ++t) {
+          int32_t xlo, xhi;
+          std::memcpy(&xlo, x[t][b].q + 64 * c + 4 * k, 4);
+          std::memcpy(&xhi, x[t][b].q + 64 * c + 32 + 4 * k, 4);
+          plo[t] = _mm256_add_epi16(plo[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
+          phi[t] = _mm256_add_epi16(phi[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+        }
         if (kFifth && k == 3) widen();
       };
       vector(std::integral_constant<int, 0>());
@@ -613,18 +627,29 @@ HWY_INLINE __m256 rows8_token_k(const uint8_t* g, size_t blocks, const Q8KBlock*
       vector(std::integral_constant<int, 6>());
       vector(std::integral_constant<int, 7>());
       widen();
-      const __m256i mn = bcast16(g + 96 + 16 * c);
-      // (Σx of sub-blocks 2c, 2c + 1) as one int32 in every lane, against (min_2c, min_2c+1).
-      const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
-      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(_mm256_shuffle_epi8(mn, both), pair));
     }
-    const __m256 dx = _mm256_set1_ps(xb.d);
-    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))), dx);
-    const __m256 dmin = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16))), dx);
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
-    acc = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum), dmin, acc);
+    // The minimums: (min_2c, min_2c+1) of each row against (Σx of sub-blocks 2c, 2c + 1), the
+    // latter as one int32 in every lane.
+    __m256i msum[NT];
+    for (size_t t = 0; t < NT; ++t) msum[t] = _mm256_setzero_si256();
+    for (size_t t = 0; t < NT; ++t) {
+      // Σx per sub-block j as int16 (|Σx| ≤ 32·127): j = 0–3 in the low half, 4–7 in the high.
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].bsums));
+      const __m256i sx = _mm256_hadd_epi16(bs, bs);
+      for (size_t c = 0; c < 4; ++c) {
+        const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(_mm256_shuffle_epi8(bcast16(g + 96 + 16 * c), both), pair));
+      }
+    }
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+    for (size_t t = 0; t < NT; ++t) {
+      const __m256 dx = _mm256_set1_ps(x[t][b].d);
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dmin, dx), acc[t]);
+    }
   }
-  return acc;
+  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
 // Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column) against
@@ -698,10 +723,11 @@ size_t token_block(size_t token_bytes) { return std::max<size_t>(1, (128 * 1024)
 
 // Rows [r0, r1) against tokens [0, T), in blocks of tb tokens (each row, or group of eight
 // rows, stays in L1 for the tokens of a block). Where the eight-row copy W8 holds a whole group
-// inside [r0, r1), eight(group, t) gives its eight results as a vector (AVX2 and up; elsewhere
+// inside [r0, r1), eight<n>(group, t, out) gives the eight results of tokens t .. t + n − 1 as
+// n vectors, n = kTokens while that many are left, then 2 and 1 (AVX2 and up; elsewhere
 // `eight` is a null placeholder); other rows one(r, t), one at a time. group_bytes: the bytes
 // of one group in W8.
-template <class Eight, class One>
+template <size_t kTokens, class Eight, class One>
 HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]] size_t group_bytes, size_t r0,
                                size_t r1, size_t T, size_t tb, float* Y, size_t ldy,
                                [[maybe_unused]] const Eight& eight, const One& one) {
@@ -711,7 +737,17 @@ HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]]
 #if RWKV_X86_AVX2
       if (W8 && r % 8 == 0 && r + 8 <= r1) {
         const uint8_t* g = static_cast<const uint8_t*>(W8) + r / 8 * group_bytes;
-        for (size_t t = t0; t < t1; ++t) _mm256_storeu_ps(Y + t * ldy + r, eight(g, t));
+        size_t t = t0;
+        auto tokens = [&]<size_t n>(std::integral_constant<size_t, n>) RWKV_INLINE_LAMBDA {
+          __m256 out[n];
+          eight.template operator()<n>(g, t, out);
+          for (size_t i = 0; i < n; ++i) _mm256_storeu_ps(Y + (t + i) * ldy + r, out[i]);
+          t += n;
+        };
+        while (t + kTokens <= t1) tokens(std::integral_constant<size_t, kTokens>());
+        if constexpr (kTokens > 2)
+          while (t + 2 <= t1) tokens(std::integral_constant<size_t, 2>());
+        while (t < t1) tokens(std::integral_constant<size_t, 1>());
         r += 8;
         continue;
       }
@@ -723,8 +759,9 @@ HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]]
 }
 
 // 32-value types: eight rows at a time through W8, their interleaved copy, where there is one
-// and the kernel for it (AVX2); the other rows one at a time, there with the same float
-// operations (row_token_fma), elsewhere by row_token.
+// and the kernel for it (AVX2), four tokens at a time (two with fifth bits, whose unpacking
+// needs more registers); the other rows one at a time, there with the same float operations
+// (row_token_fma), elsewhere by row_token.
 template <class B>
 void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
                const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
@@ -742,18 +779,20 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
       return row_token<B>(w + r * row_bytes, blocks, token(t));
   };
 #if RWKV_X86_AVX2
-  auto eight = [&](const uint8_t* g, size_t t) RWKV_INLINE_LAMBDA {
-    return rows8_token<B>(g, blocks, token(t));
+  auto eight = [&]<size_t n>(const uint8_t* g, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
+    TokenSums sums[n];
+    for (size_t i = 0; i < n; ++i) sums[i] = token(t + i);
+    rows8_tokens<B, n>(g, blocks, sums, out);
   };
 #else
   const std::nullptr_t eight = nullptr;
 #endif
-  rows_in_eights(W8, 8 * row_bytes, r0, r1, T, token_block(blocks * sizeof(Q8Block)), Y, ldy,
-                 eight, one);
+  constexpr size_t kTokens = B::kHighAt != 0 ? 2 : 4;
+  rows_in_eights<kTokens>(W8, 8 * row_bytes, r0, r1, T, token_block(blocks * sizeof(Q8Block)), Y, ldy, eight, one);
 }
 
-// The K-quants: eight rows at a time through W8 where there is one, the other rows one at a
-// time by the same float operations (row_token_fma_k).
+// The K-quants: eight rows at a time through W8 where there is one (Q4_K and Q5_K two tokens at
+// a time), the other rows one at a time by the same float operations (row_token_fma_k).
 template <class K>
 void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
              float* Y, size_t ldy) {
@@ -763,11 +802,15 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
     return row_token_fma_k<K>(w + r * row_bytes, blocks, x + t * blocks);
   };
 #if RWKV_X86_AVX2
-  auto eight = [&](const uint8_t* g, size_t t) RWKV_INLINE_LAMBDA {
-    if constexpr (std::is_same_v<K, Q6_KB>)
-      return rows8_token_q6k(g, blocks, x + t * blocks);
-    else
-      return rows8_token_k<K>(g, blocks, x + t * blocks);
+  auto eight = [&]<size_t n>(const uint8_t* g, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
+    if constexpr (std::is_same_v<K, Q6_KB>) {
+      static_assert(n == 1);
+      out[0] = rows8_token_q6k(g, blocks, x + t * blocks);
+    } else {
+      const Q8KBlock* tokens[n];
+      for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
+      rows8_tokens_k<K, n>(g, blocks, tokens, out);
+    }
   };
 #else
   const std::nullptr_t eight = nullptr;
@@ -775,7 +818,9 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
   constexpr size_t kGroupBytes = std::is_same_v<K, Q4_KB>   ? kRows8Q4KBytes
                                  : std::is_same_v<K, Q5_KB> ? kRows8Q5KBytes
                                                             : kRows8Q6KBytes;
-  rows_in_eights(W8, blocks * kGroupBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight, one);
+  constexpr size_t kTokens = std::is_same_v<K, Q6_KB> ? 1 : 2;
+  rows_in_eights<kTokens>(W8, blocks * kGroupBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight,
+                          one);
 }
 
 void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
