@@ -537,7 +537,7 @@ struct Q6_KB {
 
 // A K-quant row against one token, super-block after super-block: the exact integer sums
 // Σ_j scale_j·Σ q·x (and for Q4_K/Q5_K Σ_j min_j·Σ x) of the super-block, scaled with fused
-// multiply-adds. rows8_tokens_k and rows8_token_q6k compute each of their eight rows by these
+// multiply-adds. rows8_tokens_k and rows8_tokens_q6k compute each of their eight rows by these
 // same operations, one row per lane.
 template <class K>
 HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock* x) {
@@ -653,25 +653,29 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* 
 }
 
 // Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column) against
-// one token, row r's result in lane r. Levels are taken unsigned (0–63): the offset of 32 comes
+// NT tokens x[0..NT), as rows8_tokens_k. Levels are taken unsigned (0–63): the offset of 32 comes
 // off once per super-block as 32·Σ_j scale_j·Σx over the 16-value sub-blocks j.
-HWY_INLINE __m256 rows8_token_q6k(const uint8_t* g, size_t blocks, const Q8KBlock* x) {
+template <size_t NT>
+HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m256* out) {
   const __m256i low4 = _mm256_set1_epi8(15);
   // The 8 rows' int8 scales of sub-block j, each twice, as int16: (s_r, s_r) in lane r.
   auto scale_pairs = [](const uint8_t* p) {
     const __m128i s = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
     return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, s));
   };
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, g += kRows8Q6KBytes) {
-    const Q8KBlock& xb = x[b];
-    __m256i isum = _mm256_setzero_si256(), msum = _mm256_setzero_si256();
+    __m256i isum[NT], msum[NT];
+    for (size_t t = 0; t < NT; ++t) isum[t] = msum[t] = _mm256_setzero_si256();
     for (size_t j = 0; j < 8; ++j) {  // (scale_2j, scale_2j+1) of each row against (Σx_2j, Σx_2j+1)
       const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16 + 16 * j));
       const __m256i pairs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, _mm_srli_si128(s, 8)));
-      int32_t sx;
-      std::memcpy(&sx, xb.bsums + 2 * j, 4);
-      msum = _mm256_add_epi32(msum, _mm256_madd_epi16(pairs, _mm256_set1_epi32(sx)));
+      for (size_t t = 0; t < NT; ++t) {
+        int32_t sx;
+        std::memcpy(&sx, x[t][b].bsums + 2 * j, 4);
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(pairs, _mm256_set1_epi32(sx)));
+      }
     }
     for (size_t ch = 0; ch < 4; ++ch) {  // ql[32ch ..]: values 128h + 32c + l (low nibbles), + 64 (high); ch = 2h + c
       prefetch_quarter_ahead(g, kRows8Q6KBytes, ch);
@@ -681,37 +685,44 @@ HWY_INLINE __m256 rows8_token_q6k(const uint8_t* g, size_t blocks, const Q8KBloc
       // Pair sums of at most 2·63·127: two fit an int16 lane before widening.
       auto two_vectors = [&](auto j) RWKV_INLINE_LAMBDA {
         const __m256i word = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 32 * j));
-        __m256i plo = _mm256_setzero_si256(), phi = _mm256_setzero_si256();
+        __m256i plo[NT], phi[NT];
+        for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm256_setzero_si256();
         auto vector = [&](auto kk) RWKV_INLINE_LAMBDA {  // vector k = 2j + kk
           constexpr int k = 2 * decltype(j)::value + decltype(kk)::value;
           const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(levels + 32 * k));
           const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), bits_above_nibbles<4 * decltype(kk)::value, 2>(word));
           const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4),
                                              bits_above_nibbles<4 * decltype(kk)::value + 2, 2>(word));
-          int32_t xlo, xhi;
-          std::memcpy(&xlo, xb.q + v0 + 4 * k, 4);
-          std::memcpy(&xhi, xb.q + v0 + 64 + 4 * k, 4);
-          plo = _mm256_add_epi16(plo, _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
-          phi = _mm256_add_epi16(phi, _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+          for (size_t t = 0; t < NT; ++t) {
+            int32_t xlo, xhi;
+            std::memcpy(&xlo, x[t][b].q + v0 + 4 * k, 4);
+            std::memcpy(&xhi, x[t][b].q + v0 + 64 + 4 * k, 4);
+            plo[t] = _mm256_add_epi16(plo[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
+            phi[t] = _mm256_add_epi16(phi[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+          }
         };
         vector(std::integral_constant<int, 0>());
         vector(std::integral_constant<int, 1>());
         // Vectors 2j, 2j + 1 lie in 16-value sub-block v0/16 + j/2 (low) and 4 more (high).
         const size_t sub = v0 / 16 + decltype(j)::value / 2;
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(plo, scale_pairs(g + 16 + 8 * sub)));
-        isum = _mm256_add_epi32(isum, _mm256_madd_epi16(phi, scale_pairs(g + 16 + 8 * (sub + 4))));
+        const __m256i scale_lo = scale_pairs(g + 16 + 8 * sub), scale_hi = scale_pairs(g + 16 + 8 * (sub + 4));
+        for (size_t t = 0; t < NT; ++t) {
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(plo[t], scale_lo));
+          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(phi[t], scale_hi));
+        }
       };
       two_vectors(std::integral_constant<int, 0>());
       two_vectors(std::integral_constant<int, 1>());
       two_vectors(std::integral_constant<int, 2>());
       two_vectors(std::integral_constant<int, 3>());
     }
-    isum = _mm256_sub_epi32(isum, _mm256_slli_epi32(msum, 5));
-    const __m256 d = _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g))),
-                                   _mm256_set1_ps(xb.d));
-    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), d, acc);
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    for (size_t t = 0; t < NT; ++t) {
+      isum[t] = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
+      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t][b].d)), acc[t]);
+    }
   }
-  return acc;
+  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
 }
 #endif
 
@@ -791,8 +802,9 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
   rows_in_eights<kTokens>(W8, 8 * row_bytes, r0, r1, T, token_block(blocks * sizeof(Q8Block)), Y, ldy, eight, one);
 }
 
-// The K-quants: eight rows at a time through W8 where there is one (Q4_K and Q5_K two tokens at
-// a time), the other rows one at a time by the same float operations (row_token_fma_k).
+// The K-quants: eight rows at a time through W8 where there is one, two tokens at a time (their
+// unpacking needs the registers that more would take), the other rows one at a time by the same
+// float operations (row_token_fma_k).
 template <class K>
 void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
              float* Y, size_t ldy) {
@@ -803,14 +815,12 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
   };
 #if RWKV_X86_AVX2
   auto eight = [&]<size_t n>(const uint8_t* g, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
-    if constexpr (std::is_same_v<K, Q6_KB>) {
-      static_assert(n == 1);
-      out[0] = rows8_token_q6k(g, blocks, x + t * blocks);
-    } else {
-      const Q8KBlock* tokens[n];
-      for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
+    const Q8KBlock* tokens[n];
+    for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
+    if constexpr (std::is_same_v<K, Q6_KB>)
+      rows8_tokens_q6k<n>(g, blocks, tokens, out);
+    else
       rows8_tokens_k<K, n>(g, blocks, tokens, out);
-    }
   };
 #else
   const std::nullptr_t eight = nullptr;
@@ -818,9 +828,7 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
   constexpr size_t kGroupBytes = std::is_same_v<K, Q4_KB>   ? kRows8Q4KBytes
                                  : std::is_same_v<K, Q5_KB> ? kRows8Q5KBytes
                                                             : kRows8Q6KBytes;
-  constexpr size_t kTokens = std::is_same_v<K, Q6_KB> ? 1 : 2;
-  rows_in_eights<kTokens>(W8, blocks * kGroupBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight,
-                          one);
+  rows_in_eights<2>(W8, blocks * kGroupBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight, one);
 }
 
 void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
