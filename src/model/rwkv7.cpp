@@ -112,10 +112,9 @@ class Rwkv7 final : public Model {
         }
       }
     });
-    for (const Run& run : runs) {  // the scan continues each run's own state
-      const size_t o = run.begin * C;
-      cpu::wkv7(run.count, H, N, &r[o], &w[o], &k[o], &v[o], &kk[o], &b[o], run.state->wkv(l), &wkv[o]);
-    }
+    std::vector<cpu::WkvRun> scans;  // each run's scan continues its own state
+    for (const Run& run : runs) scans.push_back({run.begin, run.count, run.state->wkv(l)});
+    cpu::wkv7_runs(scans, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data());
     // Per head: the group norm, the bonus (Σ_j r_j k_j r_k[j])·v, then the output gate.
     per_tokens([&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t)

@@ -18,25 +18,39 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
   parallel_for(A, grain, [&](size_t c0, size_t c1) { simd::wkv4_channels(T, A, c0, c1, k, v, w, u, aa, bb, pp, y); });
 }
 
-// Heads are independent: they are shared out over the thread pool.
+// Heads are independent, and so are runs: (run, head) pairs are shared out over the thread pool.
 void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const float* v,
           const float* w, size_t w_stride, const float* u, float* S, float* y) {
+  const WkvRun run{0, T, S};
+  wkv5_runs({&run, 1}, H, N, r, k, v, w, w_stride, u, y);
+}
+
+void wkv5_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* k, const float* v,
+               const float* w, size_t w_stride, const float* u, float* y) {
   const size_t C = H * N;
-  parallel_for(H, 1, [&](size_t h0, size_t h1) {
-    for (size_t h = h0; h < h1; ++h) {
-      const size_t o = h * N;
-      simd::wkv5_head(T, C, w_stride, N, r + o, k + o, v + o, w + o, u + o, S + h * N * N, y + o);
+  parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
+    for (size_t i = u0; i < u1; ++i) {
+      const WkvRun& run = runs[i / H];
+      const size_t h = i % H, o = run.begin * C + h * N, ow = run.begin * w_stride + h * N;
+      simd::wkv5_head(run.count, C, w_stride, N, r + o, k + o, v + o, w + ow, u + h * N, run.S + h * N * N, y + o);
     }
   });
 }
 
 void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const float* k,
           const float* v, const float* a, const float* b, float* S, float* y) {
+  const WkvRun run{0, T, S};
+  wkv7_runs({&run, 1}, H, N, r, w, k, v, a, b, y);
+}
+
+void wkv7_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* w, const float* k,
+               const float* v, const float* a, const float* b, float* y) {
   const size_t C = H * N;
-  parallel_for(H, 1, [&](size_t h0, size_t h1) {
-    for (size_t h = h0; h < h1; ++h) {
-      const size_t o = h * N;
-      simd::wkv7_head(T, C, N, r + o, w + o, k + o, v + o, a + o, b + o, S + h * N * N, y + o);
+  parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
+    for (size_t u = u0; u < u1; ++u) {
+      const WkvRun& run = runs[u / H];
+      const size_t h = u % H, o = run.begin * C + h * N;
+      simd::wkv7_head(run.count, C, N, r + o, w + o, k + o, v + o, a + o, b + o, run.S + h * N * N, y + o);
     }
   });
 }

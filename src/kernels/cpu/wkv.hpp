@@ -3,6 +3,7 @@
 // only these scans couple tokens. Layouts: token-major arrays [T][channels].
 #pragma once
 #include <cstddef>
+#include <span>
 
 namespace rwkv::cpu {
 
@@ -11,15 +12,28 @@ namespace rwkv::cpu {
 void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, const float* u,
           float* aa, float* bb, float* pp, float* y);
 
+// Several runs of tokens in the same arrays (a batched decode step: one token per state): run
+// j's `count` tokens start at token `begin` and continue its own state S. The *_runs scans share
+// every run's heads out over the thread pool as one job.
+struct WkvRun {
+  size_t begin, count;
+  float* S;
+};
+
 // RWKV-5/6 (rwkv-spec-v5-v6.md §4.1): per head, S[j=key][i=value],
 // y_i = Σ_j r_j (u_j k_j v_i + S_ji);  S_ji ← k_j v_i + w_j S_ji.
 // w: per-channel decay in (0,1); w_stride = 0 when constant over tokens (v5), C when per token (v6).
 void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const float* v,
           const float* w, size_t w_stride, const float* u, float* S, float* y);
+void wkv5_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* k, const float* v,
+               const float* w, size_t w_stride, const float* u, float* y);
 
 // RWKV-7 (spec §3.3): per head, S[i=value][j=key],
 // S ← S·diag(ω) + (S·a) bᵀ + v kᵀ;  y = S·r (new state).
 void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const float* k,
           const float* v, const float* a, const float* b, float* S, float* y);
+void wkv7_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* w, const float* k,
+               const float* v, const float* a, const float* b, float* y);
+
 
 }  // namespace rwkv::cpu
