@@ -4,6 +4,7 @@
 // prints it). Enough copies of the matrix are cycled through that the weights come from DRAM,
 // as in decoding a whole model, rather than from the last-level cache.
 //   build/rwkv_bench --benchmark_filter=Matvec
+// MatmulQuant: the block types against 4 and 16 tokens (batched decode).
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
@@ -39,9 +40,9 @@ std::vector<uint8_t> random_matrix(DType type, size_t rows, size_t cols, std::mt
   return W;
 }
 
-// `in_cache`: one copy of the weights, small enough for the core's L2 cache, measures the
-// kernel's arithmetic alone.
-void matvec(benchmark::State& st, DType type, bool in_cache) {
+// T tokens' products (T = 1: matrix-vector). `in_cache`: one copy of the weights, small enough
+// for the core's L2 cache, measures the kernel's arithmetic alone.
+void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
   const size_t rows = static_cast<size_t>(st.range(0)), cols = 768;
   rwkv::cpu::set_threads(static_cast<int>(st.range(1)));
   std::mt19937 rng(1);
@@ -55,22 +56,26 @@ void matvec(benchmark::State& st, DType type, bool in_cache) {
                                        std::vector<uint8_t>(rwkv::cpu::simd::rows8_bytes(type, rows, cols)));
   for (size_t i = 0; i < W8.size(); ++i) rwkv::cpu::simd::interleave_rows8(type, W[i].data(), rows, cols, W8[i].data());
   std::normal_distribution<float> gauss;
-  std::vector<float> x(cols), y(rows);
+  std::vector<float> x(T * cols), y(T * rows);
   for (float& v : x) v = gauss(rng);
   size_t c = 0;
   for (auto _ : st) {
     rwkv::cpu::Matrix M{type, W[c].data(), rows, cols};
     if (eights) M.rows8 = W8[c].data();
-    rwkv::cpu::matmul(x.data(), 1, M, y.data());
+    rwkv::cpu::matmul(x.data(), T, M, y.data());
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
   }
   st.SetBytesProcessed(static_cast<int64_t>(bytes) * st.iterations());
+  st.SetItemsProcessed(static_cast<int64_t>(T) * st.iterations());  // tokens
   rwkv::cpu::set_threads(0);
 }
 
-void Matvec(benchmark::State& st, DType type) { matvec(st, type, false); }
-void MatvecInCache(benchmark::State& st, DType type) { matvec(st, type, true); }
+void Matvec(benchmark::State& st, DType type) { products(st, type, false, 1); }
+void MatvecInCache(benchmark::State& st, DType type) { products(st, type, true, 1); }
+// Block-type products of a few tokens (batched decode; the eight-row kernels take 2–4 tokens
+// per pass), the FFN key's shape, 2 threads: items/s is tokens per second.
+void MatmulQuant(benchmark::State& st, DType type) { products(st, type, false, static_cast<size_t>(st.range(2))); }
 
 void Shapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "threads"})->ArgsProduct({{768, 3072, 65536}, {1, 2}})->UseRealTime();
@@ -86,6 +91,14 @@ BENCHMARK_CAPTURE(Matvec, q4_0, DType::Q4_0)->Apply(Shapes);
 BENCHMARK_CAPTURE(Matvec, q6_k, DType::Q6_K)->Apply(Shapes);
 BENCHMARK_CAPTURE(Matvec, q5_k, DType::Q5_K)->Apply(Shapes);
 BENCHMARK_CAPTURE(Matvec, q4_k, DType::Q4_K)->Apply(Shapes);
+
+void FewTokens(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"rows", "threads", "tokens"})->ArgsProduct({{3072}, {2}, {4, 16}})->UseRealTime();
+}
+BENCHMARK_CAPTURE(MatmulQuant, q8_0, DType::Q8_0)->Apply(FewTokens);
+BENCHMARK_CAPTURE(MatmulQuant, q4_0, DType::Q4_0)->Apply(FewTokens);
+BENCHMARK_CAPTURE(MatmulQuant, q4_k, DType::Q4_K)->Apply(FewTokens);
+BENCHMARK_CAPTURE(MatmulQuant, q6_k, DType::Q6_K)->Apply(FewTokens);
 
 }  // namespace
 
