@@ -123,8 +123,9 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
 // The types with an eight-row layout (simd::interleave_rows8), on each instruction set this CPU
 // runs (AVX2 and up read the layout; the others read rows one at a time): every row gives the
 // same bits as the row-at-a-time kernel, over whole groups, the rows left over (21 = 2·8 + 5),
-// ranges that start and end inside a group, and levels and activations at the ends of their
-// ranges; and both stay close to the scalar reference. Then the layout's refusals.
+// ranges that start and end inside a group, levels and activations at the ends of their
+// ranges, and 7 or 19 tokens (the kernels' passes of 4, 2 and 1 tokens; beyond 16, of 2 for
+// some types); and both stay close to the scalar reference. Then the layout's refusals.
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     SCOPED_TRACE(hwy::TargetName(target));
@@ -135,8 +136,9 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
       ASSERT_TRUE(cpu::simd::has_rows8_layout(type));
       const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
       for (size_t cols : k_quant ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
+        for (size_t T : {size_t{7}, size_t{19}})
         for (int extreme = 0; extreme < 2; ++extreme) {
-          const size_t rows = 21, T = 7;  // 7 tokens: passes of 4, 2 and 1
+          const size_t rows = 21;
           auto W = random_weights(type, rows, cols, rng);
           const size_t bb = dtype_block_bytes(type);
           if (extreme)
@@ -158,7 +160,7 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
             cpu::set_threads(threads);
             cpu::matmul_quantized(X.data(), T, plain, a.data());
             cpu::matmul_quantized(X.data(), T, eights, b.data());
-            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " cols " << cols;
+            ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " cols " << cols << " T " << T;
           }
           cpu::set_threads(0);
           const cpu::QuantizedActivations xq(X.data(), T, plain);

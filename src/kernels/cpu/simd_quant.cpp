@@ -769,10 +769,17 @@ HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]]
   }
 }
 
+// Up to this many tokens (batched decode), the types whose unpacking takes more registers
+// (fifth bits, K-quants but Q6_K) still take 4 tokens per pass; more (prefill), 2. Four per pass
+// against two, medians of 3–4 alternating pairs: Q4_K B = 8 1.10, B = 16 1.13 faster; Q5_0 B = 4
+// 1.23, B = 16 1.07; but prefill 0.94 (Q4_K) and 0.90 (Q5_0). With the switch at 16 tokens, a
+// second set: Q4_K B = 4 1.16, B = 16 0.95; Q5_0 B = 4 1.11, B = 16 1.09.
+constexpr size_t kFewTokens = 16;
+
 // 32-value types: eight rows at a time through W8, their interleaved copy, where there is one
-// and the kernel for it (AVX2), four tokens at a time (two with fifth bits, whose unpacking
-// needs more registers); the other rows one at a time, there with the same float operations
-// (row_token_fma), elsewhere by row_token.
+// and the kernel for it (AVX2), four tokens at a time (with fifth bits, beyond kFewTokens two);
+// the other rows one at a time, there with the same float operations (row_token_fma),
+// elsewhere by row_token.
 template <class B>
 void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
                const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
@@ -798,12 +805,15 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
 #else
   const std::nullptr_t eight = nullptr;
 #endif
-  constexpr size_t kTokens = B::kHighAt != 0 ? 2 : 4;
-  rows_in_eights<kTokens>(W8, 8 * row_bytes, r0, r1, T, token_block(blocks * sizeof(Q8Block)), Y, ldy, eight, one);
+  const size_t tb = token_block(blocks * sizeof(Q8Block));
+  if (B::kHighAt == 0 || T <= kFewTokens)
+    rows_in_eights<4>(W8, 8 * row_bytes, r0, r1, T, tb, Y, ldy, eight, one);
+  else
+    rows_in_eights<2>(W8, 8 * row_bytes, r0, r1, T, tb, Y, ldy, eight, one);
 }
 
-// The K-quants: eight rows at a time through W8 where there is one, two tokens at a time (their
-// unpacking needs the registers that more would take), the other rows one at a time by the same
+// The K-quants: eight rows at a time through W8 where there is one, Q4_K and Q5_K four tokens at
+// a time up to kFewTokens, else (and Q6_K always) two; the other rows one at a time by the same
 // float operations (row_token_fma_k).
 template <class K>
 void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
@@ -828,7 +838,11 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
   constexpr size_t kGroupBytes = std::is_same_v<K, Q4_KB>   ? kRows8Q4KBytes
                                  : std::is_same_v<K, Q5_KB> ? kRows8Q5KBytes
                                                             : kRows8Q6KBytes;
-  rows_in_eights<2>(W8, blocks * kGroupBytes, r0, r1, T, token_block(blocks * sizeof(Q8KBlock)), Y, ldy, eight, one);
+  const size_t tb = token_block(blocks * sizeof(Q8KBlock));
+  if (!std::is_same_v<K, Q6_KB> && T <= kFewTokens)
+    rows_in_eights<4>(W8, blocks * kGroupBytes, r0, r1, T, tb, Y, ldy, eight, one);
+  else
+    rows_in_eights<2>(W8, blocks * kGroupBytes, r0, r1, T, tb, Y, ldy, eight, one);
 }
 
 void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
