@@ -152,6 +152,12 @@ const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
   return out;
 }
 
+std::vector<cpu::WkvRun> wkv_scans(Runs runs, int l) {
+  std::vector<cpu::WkvRun> scans;
+  for (const Run& run : runs) scans.push_back({run.begin, run.count, run.state->wkv(l)});
+  return scans;
+}
+
 Floats token_shift(const float* z, size_t C, Runs runs, int l, Shift which) {
   const size_t T = runs.empty() ? 0 : runs.back().begin + runs.back().count;
   Floats prev(T * C);  // the runs cover every row

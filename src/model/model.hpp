@@ -13,6 +13,7 @@
 
 #include "io/mapped_file.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/wkv.hpp"
 #include "model/state.hpp"
 #include "model/weights.hpp"
 
@@ -130,6 +131,9 @@ class Floats {
 // last row.
 enum class Shift { Att, Ffn };
 Floats token_shift(const float* z, size_t C, Runs runs, int l, Shift which);
+
+// The runs' WKV scans at layer l (RWKV-5/6/7), each continuing its own state's matrices.
+std::vector<cpu::WkvRun> wkv_scans(Runs runs, int l);
 
 std::unique_ptr<Model> make_rwkv4(Weights w);
 std::unique_ptr<Model> make_rwkv5(Weights w);

@@ -80,9 +80,7 @@ class Rwkv5 final : public Model {
                      {xk.data(), &y.Wk, k.data()},
                      {xv.data(), &y.Wv, v.data()},
                      {xg.data(), gated ? &y.Wg : &none, g.data()}});
-    std::vector<cpu::WkvRun> scans;  // each run's scan continues its own state
-    for (const Run& run : runs) scans.push_back({run.begin, run.count, run.state->wkv(l)});
-    cpu::wkv5_runs(scans, H, N, r.data(), k.data(), v.data(), y.w.data(), 0, y.u.data(), wkv.data());
+    cpu::wkv5_runs(wkv_scans(runs, l), H, N, r.data(), k.data(), v.data(), y.w.data(), 0, y.u.data(), wkv.data());
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     if (gated)
       for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);

@@ -89,9 +89,7 @@ class Rwkv6 final : public Model {
     cpu::activate(cpu::Act::Tanh, dl.data(), nullptr, T, Dd, dl.data());
     cpu::matmul(dl.data(), T, y.decay_w2, w.data());
     cpu::activate(cpu::Act::DecayRwkv6, w.data(), y.decay, T, C, w.data());
-    std::vector<cpu::WkvRun> scans;  // each run's scan continues its own state
-    for (const Run& run : runs) scans.push_back({run.begin, run.count, run.state->wkv(l)});
-    cpu::wkv5_runs(scans, H, N, r.data(), k.data(), v.data(), w.data(), C, y.u, wkv.data());
+    cpu::wkv5_runs(wkv_scans(runs, l), H, N, r.data(), k.data(), v.data(), w.data(), C, y.u, wkv.data());
     cpu::group_norm(wkv.data(), T, H, N, y.ln_x_w, y.ln_x_b, hp.group_norm_eps, wkv.data());
     for (size_t i = 0; i < T * C; ++i) wkv[i] *= cpu::silu(g[i]);
     cpu::matmul(wkv.data(), T, y.Wo, out);

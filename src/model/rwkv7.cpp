@@ -112,9 +112,7 @@ class Rwkv7 final : public Model {
         }
       }
     });
-    std::vector<cpu::WkvRun> scans;  // each run's scan continues its own state
-    for (const Run& run : runs) scans.push_back({run.begin, run.count, run.state->wkv(l)});
-    cpu::wkv7_runs(scans, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data());
+    cpu::wkv7_runs(wkv_scans(runs, l), H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data());
     // Per head: the group norm, the bonus (Σ_j r_j k_j r_k[j])·v, then the output gate.
     per_tokens([&](size_t t0, size_t t1) {
       for (size_t t = t0; t < t1; ++t)

@@ -18,7 +18,15 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
   parallel_for(A, grain, [&](size_t c0, size_t c1) { simd::wkv4_channels(T, A, c0, c1, k, v, w, u, aa, bb, pp, y); });
 }
 
-// Heads are independent, and so are runs: (run, head) pairs are shared out over the thread pool.
+// Heads are independent, and so are runs: fn(run, h) for every (run, head) pair, shared out
+// over the thread pool as one job.
+template <class Fn>
+void each_run_head(std::span<const WkvRun> runs, size_t H, const Fn& fn) {
+  parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
+    for (size_t u = u0; u < u1; ++u) fn(runs[u / H], u % H);
+  });
+}
+
 void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const float* v,
           const float* w, size_t w_stride, const float* u, float* S, float* y) {
   const WkvRun run{0, T, S};
@@ -28,12 +36,9 @@ void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const fl
 void wkv5_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* k, const float* v,
                const float* w, size_t w_stride, const float* u, float* y) {
   const size_t C = H * N;
-  parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
-    for (size_t i = u0; i < u1; ++i) {
-      const WkvRun& run = runs[i / H];
-      const size_t h = i % H, o = run.begin * C + h * N, ow = run.begin * w_stride + h * N;
-      simd::wkv5_head(run.count, C, w_stride, N, r + o, k + o, v + o, w + ow, u + h * N, run.S + h * N * N, y + o);
-    }
+  each_run_head(runs, H, [&](const WkvRun& run, size_t h) {
+    const size_t o = run.begin * C + h * N, ow = run.begin * w_stride + h * N;
+    simd::wkv5_head(run.count, C, w_stride, N, r + o, k + o, v + o, w + ow, u + h * N, run.S + h * N * N, y + o);
   });
 }
 
@@ -46,12 +51,9 @@ void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const fl
 void wkv7_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* w, const float* k,
                const float* v, const float* a, const float* b, float* y) {
   const size_t C = H * N;
-  parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
-    for (size_t u = u0; u < u1; ++u) {
-      const WkvRun& run = runs[u / H];
-      const size_t h = u % H, o = run.begin * C + h * N;
-      simd::wkv7_head(run.count, C, N, r + o, w + o, k + o, v + o, a + o, b + o, run.S + h * N * N, y + o);
-    }
+  each_run_head(runs, H, [&](const WkvRun& run, size_t h) {
+    const size_t o = run.begin * C + h * N;
+    simd::wkv7_head(run.count, C, N, r + o, w + o, k + o, v + o, a + o, b + o, run.S + h * N * N, y + o);
   });
 }
 
