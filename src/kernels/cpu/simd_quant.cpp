@@ -628,17 +628,19 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* 
       vector(std::integral_constant<int, 7>());
       widen();
     }
-    // The minimums: (min_2c, min_2c+1) of each row against (Σx of sub-blocks 2c, 2c + 1), the
-    // latter as one int32 in every lane.
+    // The minimums: (min_2c, min_2c+1) of each row, unpacked once, against (Σx of sub-blocks
+    // 2c, 2c + 1) of each token, the latter as one int32 in every lane.
+    __m256i mins[4];
+    for (size_t c = 0; c < 4; ++c) mins[c] = _mm256_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
     __m256i msum[NT];
-    for (size_t t = 0; t < NT; ++t) msum[t] = _mm256_setzero_si256();
     for (size_t t = 0; t < NT; ++t) {
       // Σx per sub-block j as int16 (|Σx| ≤ 32·127): j = 0–3 in the low half, 4–7 in the high.
       const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].bsums));
       const __m256i sx = _mm256_hadd_epi16(bs, bs);
+      msum[t] = _mm256_setzero_si256();
       for (size_t c = 0; c < 4; ++c) {
         const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
-        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(_mm256_shuffle_epi8(bcast16(g + 96 + 16 * c), both), pair));
+        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mins[c], pair));
       }
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
