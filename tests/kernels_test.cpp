@@ -129,6 +129,41 @@ TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
+// Float16 and bfloat16 matrices with sixteen-row panels (as models load them): the products
+// read the panels, and the rows past the last whole panel as stored, for every path (one
+// token; a few; the GEMM's many, in several chunks of columns with in = 3000) and every
+// instruction set here (a panel column is 2 vectors on AVX2, 1 on AVX-512, 4 on SSE4). The
+// rows copied into panels are then overwritten in the original, so that reading them from
+// there instead could not pass.
+TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
+  std::mt19937 rng(17);
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    for (DType type : {DType::F16, DType::BF16})
+      for (size_t in : {7, 301, 3000})
+        for (size_t out : {16, 70})
+          for (size_t T : {1, 2, 3, 5, 7, 16, 40, 70}) {
+            if (in == 3000 && T != 1 && T != 70) continue;
+            auto w32 = random_vec(in * out, rng);
+            std::vector<uint16_t> w16(in * out), panels(out / 16 * 16 * in);
+            for (size_t i = 0; i < w16.size(); ++i)
+              w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
+            cpu::simd::interleave_panels16(type, w16.data(), out / 16 * 16, in, panels.data());
+            auto X = random_vec(T * in, rng);
+            std::vector<float> Y(T * out), R(T * out);
+            cpu::matmul_reference(X.data(), T, {type, w16.data(), out, in}, R.data());
+            std::fill(w16.begin(), w16.begin() + panels.size(), uint16_t{0x7e00});  // NaN in both types
+            cpu::Matrix W{type, w16.data(), out, in};
+            W.panels = panels.data();
+            cpu::matmul(X.data(), T, W, Y.data());
+            for (size_t i = 0; i < Y.size(); ++i)
+              ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T;
+          }
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 // Several products in one job (decode) give what each gives alone: float and block types,
 // different inputs and shapes, and an empty matrix (RWKV-7's layer 0 has no v1/v2).
 TEST(Kernels, MatmulsEqualSeparateMatmuls) {

@@ -7,6 +7,7 @@
 #include "io/error.hpp"
 #include "io/mapped_file.hpp"
 #include "kernels/cpu/ops.hpp"
+#include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/simd_quant.hpp"
 #include "model/buffers.hpp"
 
@@ -32,12 +33,15 @@ void Floats::release() noexcept {
 }
 
 namespace {
-// The bytes of a matrix's eight-row copy (Model::interleaved), 0 if it gets none: the
-// embedding is a table look-up, read in place.
-size_t eight_row_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
-  if (name == "token_embd.weight" || rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel())
-    return 0;
-  return (cpu::simd::rows8_bytes(type, rows / 8 * 8, cols) + 63) / 64 * 64;  // each on its own cache line
+// The bytes of a matrix's interleaved copy (Model::interleaved), 0 if it gets none: the
+// embedding is a table look-up, read in place. Block types get eight-row groups where the CPU
+// has their kernel, float16 and bfloat16 sixteen-row panels. Each copy on its own cache line.
+size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
+  if (name == "token_embd.weight") return 0;
+  if (cpu::simd::has_panel_layout(type) && rows >= cpu::simd::kPanelRows)
+    return (rows / cpu::simd::kPanelRows * cpu::simd::kPanelRows * dtype_bytes(type, cols) + 63) / 64 * 64;
+  if (rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel()) return 0;
+  return (cpu::simd::rows8_bytes(type, rows / 8 * 8, cols) + 63) / 64 * 64;
 }
 }  // namespace
 
@@ -47,7 +51,7 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   for (const Tensor& t : weights_.tensors.tensors()) {
     const auto dims = squeezed(t.shape);
     if (dims.size() == 2)
-      arena_size_ += eight_row_bytes(t.name, t.dtype, static_cast<size_t>(dims[0]), static_cast<size_t>(dims[1]));
+      arena_size_ += interleaved_bytes(t.name, t.dtype, static_cast<size_t>(dims[0]), static_cast<size_t>(dims[1]));
   }
   if (arena_size_ > 0) arena_.push_back(allocate_weight_bytes(arena_size_));
   const size_t C = hp.n_embd, V = hp.vocab_size;
@@ -115,11 +119,15 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   if (!used_.count(name) && name != "token_embd.weight") matrix_parameter_count_ += rows * cols;
   const Tensor& t = checked(name, shape);
   // Block types and aligned 16-bit floats are used as stored (memory-mapped), except that
-  // matrices of a type with an eight-row layout get that copy where the CPU reads it (interleaved).
+  // their interleaved copies are read where they have one: block types' eight-row groups where
+  // the CPU reads those, 16-bit floats' sixteen-row panels. 16-bit floats at odd addresses (an
+  // rwkv.cpp file) are read only from their panels, so they need whole ones; else float32.
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
-  if (dtype_is_quantized(t.dtype) || ((t.dtype == DType::F16 || t.dtype == DType::BF16) && aligned16)) {
+  const bool is16 = t.dtype == DType::F16 || t.dtype == DType::BF16;
+  const bool whole_panels = interleaved_bytes(name, t.dtype, rows, cols) > 0 && rows % cpu::simd::kPanelRows == 0;
+  if (dtype_is_quantized(t.dtype) || (is16 && (aligned16 || whole_panels))) {
     cpu::Matrix m{t.dtype, t.data, rows, cols};
-    m.rows8 = interleaved(t, rows, cols);
+    (cpu::simd::has_panel_layout(t.dtype) ? m.panels : m.rows8) = interleaved(t, rows, cols);
     return m;
   }
   return {DType::F32, tensor(name, shape), rows, cols};
@@ -136,17 +144,22 @@ uint8_t* Model::arena_bytes(size_t n) {
   return p;
 }
 
-// The types with an eight-row layout, where the kernels read it: the rows copied into it, a few MB
-// at a time, each piece's mapped pages then let go, so that the weights are resident once.
+// The interleaved copy of a matrix that gets one (interleaved_bytes): the rows copied into it, a
+// few MB at a time, each piece's mapped pages then let go, so that the weights are resident once.
 const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
-  const size_t bytes = eight_row_bytes(t.name, t.dtype, rows, cols), rows8 = rows / 8 * 8;
+  const size_t bytes = interleaved_bytes(t.name, t.dtype, rows, cols);
   if (bytes == 0) return nullptr;
+  const bool panels = cpu::simd::has_panel_layout(t.dtype);
+  const size_t group = panels ? cpu::simd::kPanelRows : 8, whole = rows / group * group;
   const size_t row_bytes = dtype_bytes(t.dtype, cols);
   uint8_t* out = arena_bytes(bytes);
-  const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (8 * row_bytes)) * 8;
-  for (size_t r = 0; r < rows8; r += step) {
-    const size_t n = std::min(step, rows8 - r);
-    cpu::simd::interleave_rows8(t.dtype, t.data + r * row_bytes, n, cols, out + cpu::simd::rows8_bytes(t.dtype, r, cols));
+  const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (group * row_bytes)) * group;
+  for (size_t r = 0; r < whole; r += step) {
+    const size_t n = std::min(step, whole - r);
+    if (panels)
+      cpu::simd::interleave_panels16(t.dtype, t.data + r * row_bytes, n, cols, out + r * row_bytes);
+    else
+      cpu::simd::interleave_rows8(t.dtype, t.data + r * row_bytes, n, cols, out + cpu::simd::rows8_bytes(t.dtype, r, cols));
     if (t.mapped) drop_mapped_pages(t.data + r * row_bytes, n * row_bytes);
   }
   return out;

@@ -86,7 +86,7 @@ class Model {
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
-  // The matrices' eight-row copies (Matrix::rows8), carved from one piece of huge-page memory
+  // The matrices' interleaved copies (Matrix::rows8, Matrix::panels), carved from one piece of huge-page memory
   // sized by the constructor.
   std::vector<WeightBytes> arena_;
   size_t arena_used_ = 0, arena_size_ = 0;

@@ -15,7 +15,8 @@ namespace rwkv::cpu {
 namespace {
 // Below kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens packed along the
 // lanes (batched decode: weights are used a few dozen times, too few to repay repacking
-// them); from there, the packed GEMM (prefill).
+// them); from there, the packed GEMM (prefill). Float16 and bfloat16 matrices with
+// sixteen-row panels (as models load them) take panel_rows for every number of tokens.
 constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
 
 // The weights a decode step reads come in the same order token after token. Each product job
@@ -35,13 +36,25 @@ std::span<const Region> next_weights(std::span<const Matrix* const> ws) {
   if (ws.empty()) return {};
   JobWeights mine;
   for (const Matrix* w : ws.first(std::min(ws.size(), kMaxRegions)))
-    mine.regions[mine.count++] = {w->rows8 ? w->rows8 : w->data, w->rows * dtype_bytes(w->type, w->cols)};
+    mine.regions[mine.count++] = {w->rows8 ? w->rows8 : w->panels ? w->panels : w->data,
+                                  w->rows * dtype_bytes(w->type, w->cols)};
   if (followers.size() > 4096) followers.clear();  // (many models in turn)
   if (previous) followers[previous] = mine;
   previous = mine.regions[0].data;
   const auto it = followers.find(previous);
   if (it == followers.end()) return {};
   return {it->second.regions, it->second.count};
+}
+
+// Rows [r0, r1) of a float matrix's product: from its sixteen-row panels where it has them (the
+// rows outside whole panels of the range from the rows as stored), else from the rows.
+void float_matrix_rows(const Matrix& W, size_t r0, size_t r1, const float* X, size_t T, float* Y) {
+  constexpr size_t P = simd::kPanelRows;
+  const size_t p0 = (r0 + P - 1) / P * P, p1 = std::min(r1, W.rows) / P * P;
+  if (!W.panels || p0 >= p1) return simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows);
+  if (r0 < p0) simd::float_rows(W.type, W.data, W.cols, r0, p0, X, T, Y, W.rows);
+  simd::panel_rows(W.type, W.panels, W.cols, p0, p1, X, T, Y, W.rows);
+  if (p1 < r1) simd::float_rows(W.type, W.data, W.cols, p1, r1, X, T, Y, W.rows);
 }
 }  // namespace
 
@@ -55,8 +68,11 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   // Few tokens: each thread reads its rows once per block of tokens (float_rows).
   if (T < kPackedMinTokens) {
     parallel_for(
-        W.rows, 16, [&](size_t r0, size_t r1) { simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows); },
-        Split::Contiguous, then);
+        W.rows, 16, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); }, Split::Contiguous, then);
+    return;
+  }
+  if (W.panels && T < kGemmMinTokens) {  // each thread's panels run against all the tokens
+    parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); });
     return;
   }
   if (T < kGemmMinTokens) {  // tokens packed along the lanes; weights widened, not repacked
@@ -102,7 +118,10 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     for (size_t u = b; u < e; ++u) {
       const size_t r0 = starts[u / token_blocks], r1 = starts[u / token_blocks + 1];
       const size_t t0 = u % token_blocks * block, tn = std::min(T - t0, block);
-      simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
+      if (W.panels)
+        float_matrix_rows(W, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows);
+      else
+        simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
     }
   }, Split::InOrder);
 }
@@ -113,11 +132,11 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
     for (const Product& p : products) matmul(p.X, T, *p.W, p.Y);
     return;
   }
-  // The products cut into units of about kUnitBytes of weights (whole groups of 8 rows, the
-  // eight-row layouts' groups), numbered one product after another: the pool's pieces are
-  // ranges of units, so they cost alike whatever the products' types. (In pieces of equal
-  // rows, one of RWKV-7's float32 low-rank rows weighs 7 Q4_0 rows: the thread left with such
-  // a piece kept the other waiting 11 µs of each 117 µs job.) Block types quantize their
+  // The products cut into units of about kUnitBytes of weights (whole groups of 16 rows: the
+  // eight-row layouts' groups, the sixteen-row panels), numbered one product after another: the
+  // pool's pieces are ranges of units, so they cost alike whatever the products' types. (In pieces
+  // of equal rows, one of RWKV-7's float32 low-rank rows weighs 7 Q4_0 rows: the thread left with
+  // such a piece kept the other waiting 11 µs of each 117 µs job.) Block types quantize their
   // activations first.
   constexpr size_t kUnitBytes = 16 * 1024;
   const size_t n = products.size();
@@ -130,7 +149,7 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
     if (j < kMaxRegions) weights[j] = &W;
     if (!is_float_type(W.type)) quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
     const size_t row_bytes = std::max<size_t>(1, dtype_bytes(W.type, W.cols));
-    unit_rows[j] = (std::max<size_t>(1, kUnitBytes / row_bytes) + 7) / 8 * 8;
+    unit_rows[j] = (std::max<size_t>(1, kUnitBytes / row_bytes) + 15) / 16 * 16;  // (whole panels too)
     first.push_back(first.back() + (W.rows + unit_rows[j] - 1) / unit_rows[j]);
   }
   const auto then = next_weights({weights, std::min(n, kMaxRegions)});
@@ -143,7 +162,7 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
       if (quantized[j])
         quantized[j]->rows(*p.W, r0, r1, p.Y);
       else
-        simd::float_rows(p.W->type, p.W->data, p.W->cols, r0, r1, p.X, T, p.Y, p.W->rows);
+        float_matrix_rows(*p.W, r0, r1, p.X, T, p.Y);
     }
   }, Split::Contiguous, then);
 }

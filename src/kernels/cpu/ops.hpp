@@ -24,6 +24,9 @@ struct Matrix {
   // [0, rows − rows % 8) again, interleaved by eights
   // (simd::interleave_rows8), the layout the AVX2 kernels read fastest. Same results.
   const void* rows8 = nullptr;
+  // Optional, for float16 and bfloat16 (simd::has_panel_layout): rows [0, rows − rows % 16)
+  // again, in sixteen-row panels (simd::interleave_panels16), which every float16 product reads.
+  const void* panels = nullptr;
   const float* f32() const { return static_cast<const float*>(data); }
 };
 

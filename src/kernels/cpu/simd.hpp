@@ -31,6 +31,18 @@ void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, c
 void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T,
                float* Y, size_t ldy);
 
+// Sixteen-row panels, the layout float16 and bfloat16 matrices are read in (has_panel_layout):
+// rows in groups of 16, each group column by column, P[g][i][j] = W[16g + j][i] (a column of a
+// group is 16 consecutive values). interleave_panels16 makes it (rows a multiple of 16; out holds
+// rows × cols values). panel_rows computes the Y rows [r0, r1) (multiples of 16) of any number of
+// tokens from the panels P of the whole matrix, widening the weights in registers: one token
+// reads each group as one sequential stream; more tokens run in groups against each panel.
+constexpr size_t kPanelRows = 16;
+bool has_panel_layout(DType type);
+void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, void* out);
+void panel_rows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T,
+                float* Y, size_t ldy);
+
 // The RWKV-7 scan for one head over T tokens (see wkv7 in wkv.hpp): r, w, k, v, a, b point at
 // this head's first channel of token 0 and advance by `stride` per token; S is the head's
 // N×N state [value i][key j]; y as r.
