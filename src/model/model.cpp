@@ -9,6 +9,7 @@
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/simd_quant.hpp"
+#include "kernels/cpu/thread_pool.hpp"
 #include "model/buffers.hpp"
 
 namespace rwkv {
@@ -156,10 +157,13 @@ const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
   const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (group * row_bytes)) * group;
   for (size_t r = 0; r < whole; r += step) {
     const size_t n = std::min(step, whole - r);
-    if (panels)
-      cpu::simd::interleave_panels16(t.dtype, t.data + r * row_bytes, n, cols, out + r * row_bytes);
-    else
-      cpu::simd::interleave_rows8(t.dtype, t.data + r * row_bytes, n, cols, out + cpu::simd::rows8_bytes(t.dtype, r, cols));
+    cpu::parallel_for(n / group, 16, [&](size_t g0, size_t g1) {  // (the copy's first touch is slow on some VMs)
+      const size_t a = r + g0 * group, m = (g1 - g0) * group;
+      if (panels)
+        cpu::simd::interleave_panels16(t.dtype, t.data + a * row_bytes, m, cols, out + a * row_bytes);
+      else
+        cpu::simd::interleave_rows8(t.dtype, t.data + a * row_bytes, m, cols, out + cpu::simd::rows8_bytes(t.dtype, a, cols));
+    });
     if (t.mapped) drop_mapped_pages(t.data + r * row_bytes, n * row_bytes);
   }
   return out;

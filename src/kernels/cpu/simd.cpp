@@ -1008,11 +1008,21 @@ bool has_panel_layout(DType type) { return type == DType::F16 || type == DType::
 void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, void* out) {
   if (!has_panel_layout(type) || rows % kPanelRows != 0)
     fail("interleave_panels16: ", dtype_name(type), " ", rows, " x ", cols, " has no sixteen-row panels");
-  const auto* in = static_cast<const uint8_t*>(W);  // (16-bit values, possibly at odd addresses)
+  // 8 columns of the 16 rows at a time: 16 runs of 16 bytes read, written back as 8 columns.
+  // (The values may lie at odd addresses: an rwkv.cpp file's.)
+  const auto* in = static_cast<const uint8_t*>(W);
   auto* o = static_cast<uint8_t*>(out);
+  constexpr size_t kCols = 8;
+  uint16_t block[kPanelRows][kCols], cols_out[kCols][kPanelRows];
   for (size_t g = 0; g < rows; g += kPanelRows)
-    for (size_t i = 0; i < cols; ++i)
-      for (size_t j = 0; j < kPanelRows; ++j, o += 2) std::memcpy(o, in + ((g + j) * cols + i) * 2, 2);
+    for (size_t i = 0; i < cols; i += kCols) {
+      const size_t n = std::min(kCols, cols - i);
+      for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(block[j], in + ((g + j) * cols + i) * 2, n * 2);
+      for (size_t c = 0; c < n; ++c)
+        for (size_t j = 0; j < kPanelRows; ++j) cols_out[c][j] = block[j][c];
+      std::memcpy(o, cols_out, n * kPanelRows * 2);
+      o += n * kPanelRows * 2;
+    }
 }
 
 void panel_rows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
