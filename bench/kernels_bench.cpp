@@ -49,12 +49,17 @@ void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
   const size_t bytes = rows * rwkv::dtype_bytes(type, cols);
   const size_t copies = in_cache ? 1 : std::max<size_t>(1, (size_t(256) << 20) / bytes);
   const std::vector<std::vector<uint8_t>> W(copies, random_matrix(type, rows, cols, rng));
-  // The types with an eight-row layout also interleaved by eights, as models hold them
-  // (Model::matrix).
+  // The types with an eight-row layout also interleaved by eights, float16 in sixteen-row
+  // panels, as models hold them (Model::matrix).
   const bool eights = rwkv::cpu::simd::has_rows8_layout(type) && rwkv::cpu::simd::rows8_kernel();
-  std::vector<std::vector<uint8_t>> W8(eights ? copies : 0,
-                                       std::vector<uint8_t>(rwkv::cpu::simd::rows8_bytes(type, rows, cols)));
-  for (size_t i = 0; i < W8.size(); ++i) rwkv::cpu::simd::interleave_rows8(type, W[i].data(), rows, cols, W8[i].data());
+  const bool panels = rwkv::cpu::simd::has_panel_layout(type);
+  std::vector<std::vector<uint8_t>> W8(eights || panels ? copies : 0,
+                                       std::vector<uint8_t>(panels ? bytes : rwkv::cpu::simd::rows8_bytes(type, rows, cols)));
+  for (size_t i = 0; i < W8.size(); ++i)
+    if (panels)
+      rwkv::cpu::simd::interleave_panels16(type, W[i].data(), rows, cols, W8[i].data());
+    else
+      rwkv::cpu::simd::interleave_rows8(type, W[i].data(), rows, cols, W8[i].data());
   std::normal_distribution<float> gauss;
   std::vector<float> x(T * cols), y(T * rows);
   for (float& v : x) v = gauss(rng);
@@ -62,6 +67,7 @@ void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
   for (auto _ : st) {
     rwkv::cpu::Matrix M{type, W[c].data(), rows, cols};
     if (eights) M.rows8 = W8[c].data();
+    if (panels) M.panels = W8[c].data();
     rwkv::cpu::matmul(x.data(), T, M, y.data());
     benchmark::DoNotOptimize(y.data());
     c = (c + 1) % copies;
@@ -137,8 +143,14 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   }
   std::vector<float> x(T * cols), y(T * rows);
   for (float& v : x) v = gauss(rng);
+  rwkv::cpu::Matrix M{type, W.data(), rows, cols};
+  std::vector<uint8_t> panels(type == DType::F16 ? W.size() : 0);  // as models hold float16 (Model::matrix)
+  if (!panels.empty()) {
+    rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, panels.data());
+    M.panels = panels.data();
+  }
   for (auto _ : st) {
-    rwkv::cpu::matmul(x.data(), T, {type, W.data(), rows, cols}, y.data());
+    rwkv::cpu::matmul(x.data(), T, M, y.data());
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
@@ -159,8 +171,8 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
 BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
 BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 
-// Batched decode: 16 tokens (tokens packed along the lanes, weights widened a group of rows
-// ahead) against the 0.1B shapes and its 65536-row head, whose 100 MB of f16 weights come
+// Batched decode: 16 tokens (f32: tokens packed along the lanes; f16: groups of tokens against
+// sixteen-row panels) against the 0.1B shapes and its 65536-row head, whose 100 MB of f16 weights come
 // from memory; GFLOP/s as above.
 //   build/rwkv_bench --benchmark_filter=MatmulBatch
 void MatmulBatch(benchmark::State& st, DType type) { matmul_tokens(st, type, 16); }
