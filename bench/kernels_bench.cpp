@@ -53,8 +53,8 @@ void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
   // panels, as models hold them (Model::matrix).
   const bool eights = rwkv::cpu::simd::has_rows8_layout(type) && rwkv::cpu::simd::rows8_kernel();
   const bool panels = rwkv::cpu::simd::has_panel_layout(type);
-  std::vector<std::vector<uint8_t>> W8(eights || panels ? copies : 0,
-                                       std::vector<uint8_t>(panels ? bytes : rwkv::cpu::simd::rows8_bytes(type, rows, cols)));
+  const size_t copy_bytes = panels ? bytes : eights ? rwkv::cpu::simd::rows8_bytes(type, rows, cols) : 0;
+  std::vector<std::vector<uint8_t>> W8(eights || panels ? copies : 0, std::vector<uint8_t>(copy_bytes));
   for (size_t i = 0; i < W8.size(); ++i)
     if (panels)
       rwkv::cpu::simd::interleave_panels16(type, W[i].data(), rows, cols, W8[i].data());
@@ -208,23 +208,29 @@ void OpenBlasSgemm(benchmark::State& st) {
 }
 BENCHMARK(OpenBlasSgemm)->Apply(GemmShapes);
 }  // namespace
-// The GEMM's ceiling: 64 f16 rows × 256 columns against T tokens, all in L1/L2, 1 thread (the
-// weights are widened and packed on every call, as in prefill).
+// The GEMM's ceiling: 64 rows × 256 columns against T tokens, all in L1/L2, 1 thread: f32 weights
+// (packed on every call, as in prefill), f16 read from their sixteen-row panels.
 //   build/rwkv_bench --benchmark_filter=GemmInCache
 namespace {
-void GemmInCache(benchmark::State& st) {
+void GemmInCache(benchmark::State& st, DType type) {
   const size_t rows = 64, cols = 256, T = static_cast<size_t>(st.range(0));
-  std::vector<uint16_t> W(rows * cols);
-  for (size_t i = 0; i < W.size(); ++i) W[i] = rwkv::fp32_to_fp16(0.01f * float(i % 37));
+  std::vector<float> w32(rows * cols);
+  std::vector<uint16_t> w16(rows * cols), panels(rows * cols);
+  for (size_t i = 0; i < w32.size(); ++i) w32[i] = 0.01f * float(i % 37), w16[i] = rwkv::fp32_to_fp16(w32[i]);
+  rwkv::cpu::simd::interleave_panels16(DType::F16, w16.data(), rows, cols, panels.data());
   std::vector<float> x(T * cols, 0.5f), y(T * rows);
   for (auto _ : st) {
-    rwkv::cpu::simd::gemm_rows(DType::F16, W.data(), cols, 0, rows, x.data(), T, y.data(), rows);
+    if (type == DType::F32)
+      rwkv::cpu::simd::gemm_rows(w32.data(), cols, 0, rows, x.data(), T, y.data(), rows);
+    else
+      rwkv::cpu::simd::panel_rows(DType::F16, panels.data(), cols, 0, rows, x.data(), T, y.data(), rows);
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
                                               benchmark::Counter::kIsRate);
 }
-BENCHMARK(GemmInCache)->Arg(60)->Arg(240);
+BENCHMARK_CAPTURE(GemmInCache, f32, DType::F32)->Arg(60)->Arg(240);
+BENCHMARK_CAPTURE(GemmInCache, f16, DType::F16)->Arg(60)->Arg(240);
 
 // The RWKV-7 scan, one head of 64 over T tokens, 1 thread: tokens/s (× heads × layers per model
 // token). T = 1 is decode (row-wise), T = 512 prefill (transposed state).

@@ -44,10 +44,11 @@ TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
   }
 }
 
-// The SIMD float kernels (f32, f16, bf16 weights) against the decoded double reference, for
-// shapes that exercise every row and token tail, the three paths (under 16 tokens; tokens
-// packed along the lanes; the packed GEMM from 64 tokens), several column chunks (in = 3000)
-// and several row blocks (out = 200).
+// The SIMD float kernels (f32, f16, bf16 weights, here without panels) against the decoded
+// double reference, for shapes that exercise every row and token tail, float32's three paths
+// (under 16 tokens; tokens packed along the lanes; the packed GEMM from 64 tokens) and the
+// 16-bit types' row kernel for any number of tokens, several column chunks (in = 3000) and
+// several row blocks (out = 200).
 // The float matmul for one weight type and shape against the double reference.
 void expect_float_matmul_matches_reference(DType type, size_t in, size_t out, size_t T, std::mt19937& rng) {
   auto w32 = random_vec(in * out, rng);
@@ -97,34 +98,28 @@ TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {
   hwy::SetSupportedTargetsForTest(0);
 }
 
-// The batched-decode kernel called directly, on every instruction set here: any number of
-// tokens (groups of one vector of tokens when all fit one, two otherwise, a short last group),
-// rows split in two calls at a point that is not a whole group of rows, column tails and
-// several chunks of columns (in = 2100).
+// The batched-decode kernel called directly (float32 weights), on every instruction set here:
+// any number of tokens (groups of one vector of tokens when all fit one, two otherwise, a short
+// last group), rows split in two calls at a point that is not a whole group of rows, column
+// tails and several chunks of columns (in = 2100).
 TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
   std::mt19937 rng(16);
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     SCOPED_TRACE(hwy::TargetName(target));
     hwy::SetSupportedTargetsForTest(target);
-    for (DType type : {DType::F32, DType::F16, DType::BF16})
-      for (size_t in : {7, 301, 2100})
-        for (size_t T : {1, 3, 4, 5, 8, 9, 16, 17, 40}) {
-          const size_t out = 31, split = 13;
-          auto w32 = random_vec(in * out, rng);
-          std::vector<uint16_t> w16(in * out);
-          for (size_t i = 0; i < w16.size(); ++i)
-            w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
-          const void* data = type == DType::F32 ? static_cast<const void*>(w32.data()) : w16.data();
-          auto X = random_vec(T * in, rng);
-          const size_t G = cpu::simd::token_group(T);
-          std::vector<float> Xp((T + G - 1) / G * G * in), Y(T * out), R(T * out);
-          cpu::simd::pack_tokens(X.data(), T, in, G, Xp.data());
-          cpu::simd::packed_rows(type, data, in, 0, split, Xp.data(), T, Y.data(), out);
-          cpu::simd::packed_rows(type, data, in, split, out, Xp.data(), T, Y.data(), out);
-          cpu::matmul_reference(X.data(), T, {type, data, out, in}, R.data());
-          for (size_t i = 0; i < Y.size(); ++i)
-            ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " T=" << T << " i=" << i;
-        }
+    for (size_t in : {7, 301, 2100})
+      for (size_t T : {1, 3, 4, 5, 8, 9, 16, 17, 40}) {
+        const size_t out = 31, split = 13;
+        auto W = random_vec(in * out, rng);
+        auto X = random_vec(T * in, rng);
+        const size_t G = cpu::simd::token_group(T);
+        std::vector<float> Xp((T + G - 1) / G * G * in), Y(T * out), R(T * out);
+        cpu::simd::pack_tokens(X.data(), T, in, G, Xp.data());
+        cpu::simd::packed_rows(W.data(), in, 0, split, Xp.data(), T, Y.data(), out);
+        cpu::simd::packed_rows(W.data(), in, split, out, Xp.data(), T, Y.data(), out);
+        cpu::matmul_reference(X.data(), T, {DType::F32, W.data(), out, in}, R.data());
+        for (size_t i = 0; i < Y.size(); ++i) ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << "in=" << in << " T=" << T << " i=" << i;
+      }
   }
   hwy::SetSupportedTargetsForTest(0);
 }

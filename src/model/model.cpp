@@ -162,7 +162,8 @@ const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
       if (panels)
         cpu::simd::interleave_panels16(t.dtype, t.data + a * row_bytes, m, cols, out + a * row_bytes);
       else
-        cpu::simd::interleave_rows8(t.dtype, t.data + a * row_bytes, m, cols, out + cpu::simd::rows8_bytes(t.dtype, a, cols));
+        cpu::simd::interleave_rows8(t.dtype, t.data + a * row_bytes, m, cols,
+                                    out + cpu::simd::rows8_bytes(t.dtype, a, cols));
     });
     if (t.mapped) drop_mapped_pages(t.data + r * row_bytes, n * row_bytes);
   }

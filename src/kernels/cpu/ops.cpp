@@ -13,10 +13,11 @@
 namespace rwkv::cpu {
 
 namespace {
-// Below kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens packed along the
-// lanes (batched decode: weights are used a few dozen times, too few to repay repacking
-// them); from there, the packed GEMM (prefill). Float16 and bfloat16 matrices with
-// sixteen-row panels (as models load them) take panel_rows for every number of tokens.
+// Float32 matrices: below kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens
+// packed along the lanes (batched decode: weights are used a few dozen times, too few to repay
+// repacking them); from there, the packed GEMM (prefill). Float16 and bfloat16 matrices take
+// panel_rows from their sixteen-row panels (as models load them) for every number of tokens,
+// float_rows where they have none.
 constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
 
 // The weights a decode step reads come in the same order token after token. Each product job
@@ -65,17 +66,18 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   const Matrix* const job[] = {&W};
   const auto then = T < kPackedMinTokens ? next_weights(job) : std::span<const Region>{};
   if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y, then);
-  // Few tokens: each thread reads its rows once per block of tokens (float_rows).
+  // Few tokens: each thread reads its rows once per block of tokens (float_rows), or its
+  // panels once.
   if (T < kPackedMinTokens) {
     parallel_for(
         W.rows, 16, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); }, Split::Contiguous, then);
     return;
   }
-  if (W.panels && T < kGemmMinTokens) {  // each thread's panels run against all the tokens
+  if (W.type != DType::F32 && (!W.panels || T < kGemmMinTokens)) {  // each thread's panels, all the tokens
     parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); });
     return;
   }
-  if (T < kGemmMinTokens) {  // tokens packed along the lanes; weights widened, not repacked
+  if (T < kGemmMinTokens) {  // tokens packed along the lanes; the weights read in place
     const size_t G = simd::token_group(T), groups = (T + G - 1) / G;
     thread_local std::vector<float> packed;
     packed.resize(groups * G * W.cols);
@@ -84,7 +86,8 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     parallel_for(groups, 4, [&](size_t g0, size_t g1) {
       simd::pack_tokens(X + g0 * G * W.cols, std::min(T, g1 * G) - g0 * G, W.cols, G, Xp + g0 * G * W.cols);
     });
-    parallel_for(W.rows, 24, [&](size_t r0, size_t r1) { simd::packed_rows(W.type, W.data, W.cols, r0, r1, Xp, T, Y, W.rows); });
+    parallel_for(W.rows, 24,
+                 [&](size_t r0, size_t r1) { simd::packed_rows(W.f32(), W.cols, r0, r1, Xp, T, Y, W.rows); });
     return;
   }
   // The packed GEMM: threads take rows in multiples of 32 (whole panels of rows on every
@@ -92,8 +95,8 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   // all its rows, so pieces are as large as an even share allows, up to 128 rows (a 768 × 768
   // product on two threads: 131–149 GFLOP/s in pieces of 32 rows, 140–162 in pieces of 128).
   // A product of few rows (RWKV-7's low-rank first halves: 32 to 128) is cut along the tokens
-  // as well, in blocks of at least 128, so that every thread has pieces: each piece widens its
-  // rows' weights again, which costs little against 128 tokens of arithmetic.
+  // as well, in blocks of at least 128, so that every thread has pieces: each piece packs its
+  // rows again (float32), which costs little against 128 tokens of arithmetic.
   const size_t threads = static_cast<size_t>(thread_count());
   // A piece of `rows` left: half a thread's even share, in whole 32-row panels, 32 to 128.
   auto piece_of = [threads](size_t rows) { return std::clamp<size_t>((rows / (2 * threads) + 31) / 32 * 32, 32, 128); };
@@ -121,7 +124,7 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
       if (W.panels)
         float_matrix_rows(W, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows);
       else
-        simd::gemm_rows(W.type, W.data, W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
+        simd::gemm_rows(W.f32(), W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
     }
   }, Split::InOrder);
 }

@@ -150,26 +150,12 @@ void float_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, con
   }
 }
 
-// Widens n weights to float32, asking for the same span of `next` (if any) on the way: the
-// weights the caller widens next arrive while it computes with these.
-template <class K>
-HWY_INLINE void widen(const typename K::T* src, size_t n, float* dst, const typename K::T* next) {
-  const DF d;
-  const size_t L = hn::Lanes(d);
-  size_t i = 0;
-  for (; i + L <= n; i += L) {
-    if (next && i * sizeof(typename K::T) % 64 == 0) hwy::Prefetch(next + i);
-    hn::StoreU(K::load(d, src + i), d, dst + i);
-  }
-  for (; i < n; ++i) dst[i] = K::one(src + i);
-}
-
 // ---- matrix-matrix for a few dozen tokens (batched decode): tokens along the vector lanes
 // X is packed once per call, transposed in groups of G tokens (two vectors, or one when all the
 // tokens fit one): Xp[g][i][0..G) = X[g·G + ·][i] (zero beyond T). Weight rows are broadcast one
 // value at a time against the group's vectors: six rows against two vectors, or twelve against
 // one, so 12 accumulators hold finished outputs (no horizontal sums), and each weight is
-// widened to float32 once per token block. (With 16 tokens and 16 lanes, AVX-512, groups of two
+// read once per token block. (With 16 tokens and 16 lanes, AVX-512, groups of two
 // vectors would spend half of every FMA on padding.)
 size_t TokenGroup(size_t T) {
   const size_t L = hn::Lanes(DF());
@@ -283,29 +269,22 @@ HWY_INLINE void twelve_by_one(const float* const* s, const float* HWY_RESTRICT p
 }
 
 // Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
-// chunk stays in L2 (the weights of a row group are then read and widened once per block),
-// and R rows at a time; partial sums of later chunks are added to Y.
+// chunk stays in L2 (the rows of a group are then read once per block), and R rows at a time;
+// partial sums of later chunks are added to Y. Float32 weights only: float16 and bfloat16
+// matrices are read from their sixteen-row panels (panel_rows).
 constexpr size_t kChunk = 1024;
 constexpr size_t kTokenBlockBytes = 256 * 1024;
 
 // R rows at a time: 6 against groups of two vectors of tokens, 12 against groups of one.
-template <class K, size_t R>
-void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T,
-                   float* Y, size_t ldy) {
-  using TW = typename K::T;
-  constexpr bool kFloat = std::is_same_v<TW, float>;
+template <size_t R>
+void packed_rows_k(const float* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
+                   size_t ldy) {
   const DF d;
   const size_t L = hn::Lanes(d);
   const size_t G = R == kPackRows ? 2 * L : L, groups = (T + G - 1) / G;
   const size_t kc_max = std::min(cols, kChunk);
   const size_t block = std::max<size_t>(1, kTokenBlockBytes / (kc_max * G * sizeof(float)));
-  // Two buffers of R widened rows: the next group's are widened while this group's are used.
-  // Rows are ld apart and the second buffer starts half a cache line further, so that no store
-  // to one lands a multiple of 4 kB from a load from the other (with kc = 1024 it would, and
-  // the loads would wait on those stores: a 768 × 3072 product took twice as long).
-  const size_t ld = kc_max + 16;
-  thread_local std::vector<float> rows_buf, out_buf;
-  rows_buf.resize(2 * R * ld + 8);
+  thread_local std::vector<float> out_buf;
   out_buf.resize(R * G);
   // Row j of the group at r, for j beyond r1 the group's first row (its sums are not stored).
   auto row = [&](size_t r, size_t j, size_t k0) { return W + (r + j < r1 ? r + j : r) * cols + k0; };
@@ -313,34 +292,17 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
     const size_t kc = std::min(kc_max, cols - k0);
     for (size_t g0 = 0; g0 < groups; g0 += block) {
       const size_t g1 = std::min(groups, g0 + block);
-      size_t parity = 0;
-      if constexpr (!kFloat)
-        for (size_t j = 0; j < R; ++j)
-          widen<K>(row(r0, j, k0), kc, rows_buf.data() + j * ld,
-                   r0 + R < r1 ? row(r0 + R, j, k0) : nullptr);
-      for (size_t r = r0; r < r1; r += R, parity ^= 1) {
+      for (size_t r = r0; r < r1; r += R) {
         const size_t n = std::min(R, r1 - r);
         const float* w[R];
-        float* const cur = rows_buf.data() + parity * (R * ld + 8);
-        float* const nxt = rows_buf.data() + (parity ^ 1) * (R * ld + 8);
-        for (size_t j = 0; j < R; ++j)
-          w[j] = kFloat ? reinterpret_cast<const float*>(row(r, j, k0)) : cur + j * ld;
-        // While the first token group runs, the next group of rows is widened (f16, bf16) and
-        // the group after it asked for into L2: the weights come from memory a group ahead of
-        // the widening, which no longer waits on them (widened between groups, 31 % of the
-        // kernel's time in the 0.1B f16 B = 16 step sat in the widening).
-        const size_t r_next = r + R, r_ahead = r + 2 * R;
-        const TW* next[R];
-        const TW* ahead[R];
+        const float* ahead[R];  // while the first token group runs, the group after next into L2
         for (size_t j = 0; j < R; ++j) {
-          next[j] = r_next < r1 ? row(r_next, j, k0) : nullptr;
-          ahead[j] = r_ahead < r1 ? row(r_ahead, j, k0) : nullptr;
+          w[j] = row(r, j, k0);
+          ahead[j] = r + 2 * R < r1 ? row(r + 2 * R, j, k0) : nullptr;
         }
         const auto side = [&](size_t i) {
-          if (!kFloat && next[0])
-            for (size_t j = 0; j < R; ++j) widen<K>(next[j] + i, L, nxt + j * ld + i, nullptr);
-          if (ahead[0] && i * sizeof(TW) % 64 == 0)
-            for (size_t j = 0; j < R; ++j) __builtin_prefetch(ahead[j] + i, 0, 2);  // into L2
+          if (ahead[0] && i * sizeof(float) % 64 == 0)
+            for (size_t j = 0; j < R; ++j) __builtin_prefetch(ahead[j] + i, 0, 2);
         };
         for (size_t g = g0; g < g1; ++g) {
           const float* p = Xp + g * cols * G + k0 * G;
@@ -349,11 +311,6 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
               six_by_two(w, p, kc, out_buf.data(), G, side);
             else
               twelve_by_one(w, p, kc, out_buf.data(), G, side);
-            if (!kFloat && next[0])  // the columns the side job's whole vectors left
-              for (size_t j = 0; j < R; ++j) {
-                const size_t i = kc / L * L;
-                widen<K>(next[j] + i, kc - i, nxt + j * ld + i, nullptr);
-              }
           } else if constexpr (R == kPackRows) {  // (one-vector groups: all tokens in one)
             six_by_two(w, p, kc, out_buf.data(), G);
           }
@@ -369,14 +326,11 @@ void packed_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, co
   }
 }
 
-void PackedRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
-                size_t ldy) {
-  by_weight_type(type, W, [&](auto k, const auto* w) {
-    if (TokenGroup(T) == hn::Lanes(DF()))
-      packed_rows_k<decltype(k), 2 * kPackRows>(w, cols, r0, r1, Xp, T, Y, ldy);
-    else
-      packed_rows_k<decltype(k), kPackRows>(w, cols, r0, r1, Xp, T, Y, ldy);
-  });
+void PackedRows(const float* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y, size_t ldy) {
+  if (TokenGroup(T) == hn::Lanes(DF()))
+    packed_rows_k<2 * kPackRows>(W, cols, r0, r1, Xp, T, Y, ldy);
+  else
+    packed_rows_k<kPackRows>(W, cols, r0, r1, Xp, T, Y, ldy);
 }
 
 // ---- matrix-matrix (prefill): a packed GEMM in the manner of Goto and BLIS
@@ -477,9 +431,8 @@ void gemm_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, cons
   }
 }
 
-void GemmRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
-              size_t ldy) {
-  by_weight_type(type, W, [&](auto k, const auto* w) { gemm_rows_k<decltype(k)>(w, cols, r0, r1, X, T, Y, ldy); });
+void GemmRows(const float* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y, size_t ldy) {
+  gemm_rows_k<F32W>(W, cols, r0, r1, X, T, Y, ldy);
 }
 
 void FloatRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
@@ -993,14 +946,12 @@ void pack_tokens(const float* X, size_t T, size_t cols, size_t G, float* Xp) {
   HWY_DYNAMIC_DISPATCH(PackTokens)(X, T, cols, G, Xp);
 }
 
-void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
-                 size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(PackedRows)(type, W, cols, r0, r1, Xp, T, Y, ldy);
+void packed_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(PackedRows)(W, cols, r0, r1, Xp, T, Y, ldy);
 }
 
-void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
-               size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(GemmRows)(type, W, cols, r0, r1, X, T, Y, ldy);
+void gemm_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(GemmRows)(W, cols, r0, r1, X, T, Y, ldy);
 }
 
 bool has_panel_layout(DType type) { return type == DType::F16 || type == DType::BF16; }

@@ -16,20 +16,22 @@ namespace rwkv::cpu::simd {
 void float_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X,
                 size_t T, float* Y, size_t ldy);
 
-// Matrix-matrix for a few dozen tokens (batched decode): X is first packed with pack_tokens into
-// ceil(T / G) groups of cols × G floats, G = token_group(T) (tokens along the vector lanes, zero
-// padded; pack_tokens may be called on a subrange of the tokens with the whole call's G);
-// packed_rows then computes the same Y rows as float_rows, reading each weight once per block
-// of tokens and never summing across lanes.
+// Matrix-matrix for a few dozen tokens (batched decode), float32 weights: X is first packed with
+// pack_tokens into ceil(T / G) groups of cols × G floats, G = token_group(T) (tokens along the
+// vector lanes, zero padded; pack_tokens may be called on a subrange of the tokens with the whole
+// call's G); packed_rows then computes the same Y rows as float_rows, reading each weight once
+// per block of tokens and never summing across lanes.
 size_t token_group(size_t T);
 void pack_tokens(const float* X, size_t T, size_t cols, size_t G, float* Xp);
-void packed_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* Xp,
-                 size_t T, float* Y, size_t ldy);
+void packed_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
+                 size_t ldy);
 
-// The same Y rows by a packed GEMM, for many tokens (prefill): the rows are widened to float32 and packed
-// once per call in panels of two vectors of rows, and 6 tokens at a time run against them.
-void gemm_rows(DType type, const void* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T,
-               float* Y, size_t ldy);
+// The same Y rows by a packed GEMM, for many tokens (prefill), float32 weights: the rows are
+// packed once per call in panels of two vectors of rows, and 6 tokens at a time run against them.
+// (Float16 and bfloat16 matrices are read from sixteen-row panels, below, for any number of
+// tokens.)
+void gemm_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+               size_t ldy);
 
 // Sixteen-row panels, the layout float16 and bfloat16 matrices are read in (has_panel_layout):
 // rows in groups of 16, each group column by column, P[g][i][j] = W[16g + j][i] (a column of a
