@@ -144,7 +144,7 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   std::vector<float> x(T * cols), y(T * rows);
   for (float& v : x) v = gauss(rng);
   rwkv::cpu::Matrix M{type, W.data(), rows, cols};
-  std::vector<uint8_t> panels(type == DType::F16 ? W.size() : 0);  // as models hold float16 (Model::matrix)
+  std::vector<uint8_t> panels(rwkv::cpu::simd::has_panel_layout(type) ? W.size() : 0);  // as models hold f16
   if (!panels.empty()) {
     rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, panels.data());
     M.panels = panels.data();

@@ -27,6 +27,25 @@ std::vector<float> random_vec(size_t n, std::mt19937& rng, float lo = -1, float 
   return v;
 }
 
+// The values as float16 or bfloat16 (`type`) bits.
+std::vector<uint16_t> to_16bit(DType type, const std::vector<float>& v) {
+  std::vector<uint16_t> h(v.size());
+  for (size_t i = 0; i < v.size(); ++i) h[i] = type == DType::F16 ? fp32_to_fp16(v[i]) : fp32_to_bf16(v[i]);
+  return h;
+}
+
+// fn() under each instruction set compiled in and run by this CPU (AVX-512, AVX2, SSE4, ...,
+// emulated), the set's name in the trace of any failure; the CPU's own choice restored after.
+template <class Fn>
+void on_every_target(const Fn& fn) {
+  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
+    SCOPED_TRACE(hwy::TargetName(target));
+    hwy::SetSupportedTargetsForTest(target);
+    fn();
+  }
+  hwy::SetSupportedTargetsForTest(0);
+}
+
 TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
   std::mt19937 rng(1);
   const size_t in = 67, out = 45;
@@ -52,8 +71,7 @@ TEST(Kernels, MatmulF32MatchesReferenceForOneAndManyTokens) {
 // The float matmul for one weight type and shape against the double reference.
 void expect_float_matmul_matches_reference(DType type, size_t in, size_t out, size_t T, std::mt19937& rng) {
   auto w32 = random_vec(in * out, rng);
-  std::vector<uint16_t> w16(in * out);
-  for (size_t i = 0; i < w16.size(); ++i) w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
+  const std::vector<uint16_t> w16 = to_16bit(type, w32);
   const void* data = type == DType::F32 ? static_cast<const void*>(w32.data()) : w16.data();
   const cpu::Matrix W{type, data, out, in};
   auto X = random_vec(T * in, rng);
@@ -88,14 +106,11 @@ TEST(Kernels, MatmulFewRowsManyTokensMatchesReference) {
 // their vectors differ in width, and so do the GEMM's panels of rows.
 TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {
   std::mt19937 rng(15);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    SCOPED_TRACE(hwy::TargetName(target));
-    hwy::SetSupportedTargetsForTest(target);
+  on_every_target([&] {
     for (DType type : {DType::F32, DType::F16, DType::BF16})
       for (size_t out : {5, 70})
         for (size_t T : {1, 7, 40, 70}) expect_float_matmul_matches_reference(type, 301, out, T, rng);
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 // The batched-decode kernel called directly (float32 weights), on every instruction set here:
@@ -104,9 +119,7 @@ TEST(Kernels, MatmulFloatEveryInstructionSetMatchesReference) {
 // tails and several chunks of columns (in = 2100).
 TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
   std::mt19937 rng(16);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    SCOPED_TRACE(hwy::TargetName(target));
-    hwy::SetSupportedTargetsForTest(target);
+  on_every_target([&] {
     for (size_t in : {7, 301, 2100})
       for (size_t T : {1, 3, 4, 5, 8, 9, 16, 17, 40}) {
         const size_t out = 31, split = 13;
@@ -120,8 +133,7 @@ TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
         cpu::matmul_reference(X.data(), T, {DType::F32, W.data(), out, in}, R.data());
         for (size_t i = 0; i < Y.size(); ++i) ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << "in=" << in << " T=" << T << " i=" << i;
       }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 // Float16 and bfloat16 matrices with sixteen-row panels (as models load them): the products
@@ -132,18 +144,13 @@ TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
 // there instead could not pass.
 TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
   std::mt19937 rng(17);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    SCOPED_TRACE(hwy::TargetName(target));
-    hwy::SetSupportedTargetsForTest(target);
+  on_every_target([&] {
     for (DType type : {DType::F16, DType::BF16})
       for (size_t in : {7, 301, 3000})
         for (size_t out : {16, 70})
           for (size_t T : {1, 2, 3, 5, 7, 16, 40, 70}) {
             if (in == 3000 && T != 1 && T != 70) continue;
-            auto w32 = random_vec(in * out, rng);
-            std::vector<uint16_t> w16(in * out), panels(out / 16 * 16 * in);
-            for (size_t i = 0; i < w16.size(); ++i)
-              w16[i] = type == DType::F16 ? fp32_to_fp16(w32[i]) : fp32_to_bf16(w32[i]);
+            std::vector<uint16_t> w16 = to_16bit(type, random_vec(in * out, rng)), panels(out / 16 * 16 * in);
             cpu::simd::interleave_panels16(type, w16.data(), out / 16 * 16, in, panels.data());
             auto X = random_vec(T * in, rng);
             std::vector<float> Y(T * out), R(T * out);
@@ -155,8 +162,7 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
             for (size_t i = 0; i < Y.size(); ++i)
               ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T;
           }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 // Several products in one job (decode) give what each gives alone: float and block types,
@@ -358,9 +364,7 @@ TEST_P(NormRows, LayerNormAndGroupNormMatchTheirDefinitions) {
 // for lengths with and without a vector tail, each instruction set this CPU runs.
 TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {
   std::mt19937 rng(9);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    SCOPED_TRACE(hwy::TargetName(target));
-    hwy::SetSupportedTargetsForTest(target);
+  on_every_target([&] {
     for (size_t n : {1, 7, 64, 67}) {
       auto a = random_vec(n, rng, -3, 3), b = random_vec(n, rng), c = random_vec(n, rng);
       std::vector<float> y(n, -1.0f);
@@ -376,8 +380,7 @@ TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {
       for (size_t i = 0; i < n; ++i) ASSERT_EQ(y[i], a[i] * b[i]) << n << " " << i;
       EXPECT_NEAR(cpu::simd::dot3(a.data(), b.data(), c.data(), n), dot, 1e-6 * magnitude + 1e-7) << n;
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 // The SIMD activations against their definitions in double: rows longer than a vector (body
@@ -439,12 +442,9 @@ void check_wkv4(std::mt19937& rng) {
 
 TEST(Kernels, Wkv4MatchesNaiveDefinitionAcrossCalls) {
   std::mt19937 rng(4);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    SCOPED_TRACE(hwy::TargetName(target));
-    hwy::SetSupportedTargetsForTest(target);
+  on_every_target([&] {
     check_wkv4(rng);
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 TEST(Kernels, Wkv4StaysFiniteForHugeKeys) {
@@ -538,15 +538,12 @@ void check_wkv7(std::mt19937& rng, size_t N, size_t T) {
 // chunks of 4, 2 and 1 vectors) and not (the row-wise scan).
 TEST(Kernels, Wkv7MatchesMatrixForm) {
   std::mt19937 rng(6);
-  for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
-    SCOPED_TRACE(hwy::TargetName(target));
-    hwy::SetSupportedTargetsForTest(target);
+  on_every_target([&] {
     for (size_t N : {size_t(5), size_t(20), size_t(24), size_t(64)}) {
       SCOPED_TRACE("N " + std::to_string(N));
       for (size_t T : {3, 11}) check_wkv7(rng, N, T);  // few tokens, and a run long enough to transpose
     }
-  }
-  hwy::SetSupportedTargetsForTest(0);
+  });
 }
 
 }  // namespace

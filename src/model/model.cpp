@@ -124,11 +124,11 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   // the CPU reads those, 16-bit floats' sixteen-row panels. 16-bit floats at odd addresses (an
   // rwkv.cpp file) are read only from their panels, so they need whole ones; else float32.
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
-  const bool is16 = t.dtype == DType::F16 || t.dtype == DType::BF16;
+  const bool panels = cpu::simd::has_panel_layout(t.dtype);  // (float16, bfloat16)
   const bool whole_panels = interleaved_bytes(name, t.dtype, rows, cols) > 0 && rows % cpu::simd::kPanelRows == 0;
-  if (dtype_is_quantized(t.dtype) || (is16 && (aligned16 || whole_panels))) {
+  if (dtype_is_quantized(t.dtype) || (panels && (aligned16 || whole_panels))) {
     cpu::Matrix m{t.dtype, t.data, rows, cols};
-    (cpu::simd::has_panel_layout(t.dtype) ? m.panels : m.rows8) = interleaved(t, rows, cols);
+    (panels ? m.panels : m.rows8) = interleaved(t, rows, cols);
     return m;
   }
   return {DType::F32, tensor(name, shape), rows, cols};
