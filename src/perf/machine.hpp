@@ -7,8 +7,10 @@
 namespace rwkv::perf {
 
 // Read bandwidth from memory in GB/s (1e9 bytes/s): `threads` threads (std::thread when more
-// than one) each sum their share of a `bytes` buffer; the best of `runs` passes. The buffer
-// must be much larger than the last-level cache for this to measure DRAM (1 GiB by default).
+// than one) each sum their share of a `bytes` buffer; each of `runs` runs is a plain pass and
+// a pass that asks for each line 1 KiB ahead (as the weight kernels do), the best pass kept.
+// The buffer must be much larger than the last-level cache for this to measure DRAM (1 GiB by
+// default).
 double read_bandwidth_gb_s(int threads, size_t bytes = size_t(1) << 30, int runs = 3);
 
 // fp32 multiply-add throughput in GFLOP/s (an FMA counts 2): each of `threads` threads runs a
