@@ -230,7 +230,8 @@ struct Q8_0B {
 // in flight than the hardware prefetcher does alone (20–40% faster matrix-vector products
 // from DRAM on the development machine, a Zen 3 EPYC, at 2 kB). 1 kB against 2 kB, decode,
 // medians of 6 alternating pairs: 0.4B Q8_0 1.12 (every pair faster), Q4_0 1.01; 0.1B Q8_0
-// 1.02, Q4_0 1.03, Q4_K 1.02; RWKV-4 169M Q8_0 1.03 (4 kB: 0.4B Q8_0 1.00, Q4_0 0.95).
+// 1.02, Q4_0 1.03, Q4_K 1.02; RWKV-4 169M Q8_0 1.03 (4 kB: 0.4B Q8_0 1.00, Q4_0 0.95;
+// 512 B: 0.4B Q4_0 0.95, Q4_K 0.96, Q8_0 0.95).
 // `bytes`: the span to cover, from p.
 HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64) hwy::Prefetch(p + 1024 + i);
