@@ -24,7 +24,7 @@ namespace hn = hwy::HWY_NAMESPACE;
 using DF = hn::ScalableTag<float>;
 using VF = hn::Vec<DF>;
 
-constexpr size_t kAhead = 1024;  // bytes of weights asked for ahead of the matrix-vector product
+constexpr size_t kAhead = 1024;  // bytes of weights asked for ahead of the product (rows and panels)
 
 // One weight type: how a vector of weights and a single weight become float32.
 struct F32W {
@@ -445,7 +445,6 @@ void FloatRows(DType type, const void* W, size_t cols, size_t r0, size_t r1, con
 // vectors; NT tokens' activations are broadcast against them (NT·V accumulators: 6 × 2 on AVX2,
 // 12 × 1 on AVX-512). Each group of rows is one sequential stream, and no call widens or
 // repacks weights in memory: the copy was made once, at load.
-constexpr size_t kPanelBytesAhead = 1024;  // panel bytes asked for ahead of the product
 constexpr size_t kPanelVectors = kPanelRows / hn::MaxLanes(DF());
 constexpr size_t kPanelTokens = kPanelVectors >= 12 ? 1 : 12 / kPanelVectors;
 static_assert(kPanelRows % hn::MaxLanes(DF()) == 0, "a panel column is whole vectors");
@@ -462,7 +461,7 @@ HWY_INLINE void panel_tokens(const float* const* x, const typename K::T* P, size
   HWY_UNROLL(4)
   for (size_t i = 0; i < kc; ++i) {
     const typename K::T* col = P + i * kPanelRows;
-    hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + kPanelBytesAhead);
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + kAhead);
     VF w[V];
     for (size_t v = 0; v < V; ++v) w[v] = K::load(d, col + v * L);
     for (size_t t = 0; t < NT; ++t) {
@@ -488,7 +487,7 @@ HWY_INLINE void panel_token(const float* x, const typename K::T* P, size_t kc, f
     for (size_t v = 0; v < V; ++v) acc[u][v] = hn::Zero(d);
   auto step = [&](size_t u, size_t c) {
     const typename K::T* col = P + c * kPanelRows;
-    if (c % 2 == 0) hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + kPanelBytesAhead);
+    if (c % 2 == 0) hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + kAhead);
     const VF b = hn::Set(d, x[c]);
     for (size_t v = 0; v < V; ++v) acc[u][v] = hn::MulAdd(b, K::load(d, col + v * L), acc[u][v]);
   };
