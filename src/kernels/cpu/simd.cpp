@@ -449,10 +449,11 @@ constexpr size_t kPanelVectors = kPanelRows / hn::MaxLanes(DF());
 constexpr size_t kPanelTokens = kPanelVectors >= 12 ? 1 : 12 / kPanelVectors;
 static_assert(kPanelRows % hn::MaxLanes(DF()) == 0, "a panel column is whole vectors");
 
-// Y[t][0..16) (+)= Σ_{i<kc} x[t][i] · P[i][0..16) for NT tokens.
+// Y[t][0..16) (+)= Σ_{i<kc} x[t][i] · P[i][0..16) for NT tokens, asking for the panel `ahead`
+// bytes before it is read.
 template <class K, size_t NT>
 HWY_INLINE void panel_tokens(const float* const* x, const typename K::T* P, size_t kc, float* y, size_t ldy,
-                             bool add) {
+                             bool add, size_t ahead) {
   const DF d;
   constexpr size_t L = hn::MaxLanes(DF()), V = kPanelVectors;
   VF acc[NT][V];
@@ -461,7 +462,7 @@ HWY_INLINE void panel_tokens(const float* const* x, const typename K::T* P, size
   HWY_UNROLL(4)
   for (size_t i = 0; i < kc; ++i) {
     const typename K::T* col = P + i * kPanelRows;
-    hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + kAhead);
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + ahead);
     VF w[V];
     for (size_t v = 0; v < V; ++v) w[v] = K::load(d, col + v * L);
     for (size_t t = 0; t < NT; ++t) {
@@ -502,10 +503,11 @@ HWY_INLINE void panel_token(const float* x, const typename K::T* P, size_t kc, f
 }
 
 // Every group of tokens (kPanelTokens, then 4, 2, 1) against `panels` panels of kc columns,
-// panel j at first + j·stride: Y[t][r0 + 16j + ·] (+)= x[t] · panel j.
+// panel j at first + j·stride: Y[t][r0 + 16j + ·] (+)= x[t] · panel j. The groups of several
+// tokens ask for the weights `ahead` bytes before they read them.
 template <class K>
 void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_t kc, const float* X, size_t ldx,
-                 size_t T, float* Y, size_t ldy, bool add) {
+                 size_t T, float* Y, size_t ldy, bool add, size_t ahead) {
   for (size_t t0 = 0; t0 < T;) {
     const size_t left = T - t0, nt = left >= kPanelTokens ? kPanelTokens : left >= 4 ? 4 : left >= 2 ? 2 : 1;
     const float* x[kPanelTokens];
@@ -514,11 +516,11 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
       const typename K::T* p = first + j * stride;
       float* y = Y + t0 * ldy + j * kPanelRows;
       if (nt == kPanelTokens)
-        panel_tokens<K, kPanelTokens>(x, p, kc, y, ldy, add);
+        panel_tokens<K, kPanelTokens>(x, p, kc, y, ldy, add, ahead);
       else if (nt == 4)
-        panel_tokens<K, 4>(x, p, kc, y, ldy, add);
+        panel_tokens<K, 4>(x, p, kc, y, ldy, add, ahead);
       else if (nt == 2)
-        panel_tokens<K, 2>(x, p, kc, y, ldy, add);
+        panel_tokens<K, 2>(x, p, kc, y, ldy, add, ahead);
       else
         panel_token<K>(x[0], p, kc, y, add);
     }
@@ -535,13 +537,21 @@ template <class K>
 void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                   size_t ldy) {
   const size_t chunks = T >= kMR * 4 ? (cols + kKC - 1) / kKC : 1, kc_max = (cols + chunks - 1) / chunks;
+  // Whole rows (a few tokens: batched decode): the first group of tokens reads each block of
+  // panels from memory, at 12 FMAs per 32 bytes (AVX2), too slowly for 1 kB ahead to cover
+  // the memory's latency: measured, the step took about as long as reading the weights plus
+  // the arithmetic. 8 kB ahead runs on into the next panel, which follows in memory. 0.1B f16,
+  // old/new step time, 6 alternating pairs each: 4 kB against 1 kB B = 6 1.069, B = 16
+  // 1.069; 8 kB against 4 kB 1.017 and 1.034; 16 kB against 4 kB 0.953 and 0.978. In chunks
+  // (prefill), the next chunk of a panel lies elsewhere: kAhead.
+  const size_t ahead = chunks == 1 ? 8192 : kAhead;
   const size_t block_rows =
       std::max(kPanelRows, kBlockBytes / (kc_max * sizeof(typename K::T)) / kPanelRows * kPanelRows);
   for (size_t rb = r0; rb < r1; rb += block_rows) {
     const size_t panels = (std::min(r1, rb + block_rows) - rb) / kPanelRows;
     for (size_t k0 = 0; k0 < cols; k0 += kc_max)
       panel_sweep<K>(P + rb * cols + k0 * kPanelRows, cols * kPanelRows, panels, std::min(kc_max, cols - k0), X + k0,
-                     cols, T, Y + rb, ldy, k0 > 0);
+                     cols, T, Y + rb, ldy, k0 > 0, ahead);
   }
 }
 
