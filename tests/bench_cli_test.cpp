@@ -56,6 +56,20 @@ TEST(BenchCli, TableAndSkippedParts) {
   EXPECT_EQ(j["repeat"], 1);
 }
 
+// The bandwidth readings taken between the decode repeats run in a child process: the peak
+// memory reported for decoding is the model's, not the probe's buffer (256 MiB here, against a
+// model of under 1 MB).
+TEST(BenchCli, ProbesBetweenRepeatsLeaveThePeakMemoryAlone) {
+  auto r = test::run_cli("bench -m " + tiny("7v0-834K-FP32") +
+                             " --threads 1 --decode 2 --prefill 0 --repeat 2 --probe-mib 256 --json", true);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const auto j = nlohmann::json::parse(r.output);
+  EXPECT_LT(double(j["decode_peak_rss_bytes"]), 200.0 * (1 << 20)) << r.output;
+  EXPECT_GT(double(j["bandwidth_gb_s"]), 0.0);
+  const double bw = perf::read_bandwidth_gb_s_in_child(1, size_t(8) << 20, 1);
+  EXPECT_TRUE(std::isfinite(bw) && bw > 0) << bw;
+}
+
 using test::expect_one_line_error;
 
 TEST(BenchCli, BadFlagsAreOneLineAndNonZeroExit) {

@@ -2,8 +2,11 @@
 #include "perf/machine.hpp"
 
 #include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <cstdint>
@@ -163,6 +166,39 @@ double read_bandwidth_gb_s(int threads, size_t bytes, int runs) {
     for (uint64_t v : sums) word_sink = word_sink + v;
   }
   return static_cast<double>(words * sizeof(uint64_t)) / best / 1e9;
+}
+
+double read_bandwidth_gb_s_in_child(int threads, size_t bytes, int runs) {
+  int fd[2];
+  if (::pipe(fd) != 0) return 0;
+  const pid_t pid = ::fork();
+  if (pid < 0) {
+    ::close(fd[0]);
+    ::close(fd[1]);
+    return 0;
+  }
+  if (pid == 0) {  // the child: only this thread exists here; it allocates, reads and reports
+    ::close(fd[0]);
+    double v = 0;
+    try {
+      v = read_bandwidth_gb_s(threads, bytes, runs);
+    } catch (...) {
+      v = 0;
+    }
+    const ssize_t n = ::write(fd[1], &v, sizeof v);
+    ::_exit(n == static_cast<ssize_t>(sizeof v) ? 0 : 1);
+  }
+  ::close(fd[1]);
+  double v = 0;
+  ssize_t n;
+  do n = ::read(fd[0], &v, sizeof v);
+  while (n < 0 && errno == EINTR);
+  ::close(fd[0]);
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  const bool ok = n == static_cast<ssize_t>(sizeof v) && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return ok && std::isfinite(v) && v > 0 ? v : 0;
 }
 
 double fma_peak_gflop_s(int threads, int runs) {

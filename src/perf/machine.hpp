@@ -13,6 +13,11 @@ namespace rwkv::perf {
 // default).
 double read_bandwidth_gb_s(int threads, size_t bytes = size_t(1) << 30, int runs = 3);
 
+// The same probe run in a child process (fork), so that this process's peak resident memory
+// does not take in the buffer: for readings between the measurements it is set against.
+// 0 where no reading could be taken (no child, or the child failed).
+double read_bandwidth_gb_s_in_child(int threads, size_t bytes = size_t(1) << 30, int runs = 1);
+
 // fp32 multiply-add throughput in GFLOP/s (an FMA counts 2): each of `threads` threads runs a
 // loop of independent FMAs held in registers, with the widest vector unit the CPU has (see
 // fma_isa); the best of `runs` passes.

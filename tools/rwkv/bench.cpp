@@ -100,6 +100,13 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
     status.show("decode: warm-up");
     for (int i = 0; i < 2; ++i) step();  // page in the weights, size the buffers
     for (size_t rep = 0; rep < o.repeat; ++rep) {  // the fastest of the repeats, as the probes do
+      // A reading of the bandwidth before each repeat, not only after them all: on a shared
+      // machine the neighbours come and go within seconds, and readings taken only at the end
+      // can miss the quiet moments the decode had (the ratio then over 100 %). In a child
+      // process, so that the peak memory reported stays the model's; then one untimed step.
+      status.show("machine: read bandwidth");
+      m.bandwidth_gb_s = std::max(m.bandwidth_gb_s, perf::read_bandwidth_gb_s_in_child(threads, o.probe_bytes, 1));
+      step();
       const auto t0 = clock::now();
       for (size_t i = 0; i < o.decode; ++i) {
         step();
@@ -119,6 +126,8 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
     State warm = model.new_state();
     model.forward(warm, ids, Logits::Last, logits.data());
     for (size_t rep = 0; rep < o.repeat; ++rep) {
+      status.show("machine: FMA peak");
+      m.fma_gflop_s = std::max(m.fma_gflop_s, perf::fma_peak_gflop_s(threads, 3));  // (as for the decode)
       status.show("prefill", rep, o.repeat);
       State state = model.new_state();
       const auto t0 = clock::now();
@@ -130,9 +139,9 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
 
   m.peak_rss = perf::peak_rss_bytes();  // before the bandwidth probe's buffer
   m.huge_page_bytes = perf::huge_page_bytes();
-  // Each probe in two rounds, the better reading kept: on a shared machine one round can
-  // coincide with another guest holding a core or the memory for all of its runs, and a low
-  // reading of the machine would flatter the ratios set against it.
+  // Each probe in two more rounds, the best reading of all kept: on a shared machine one round
+  // can coincide with another guest holding a core or the memory for all of its runs, and a
+  // low reading of the machine would flatter the ratios set against it.
   for (int round = 0; round < 2; ++round) {
     status.show("machine: read bandwidth");
     m.bandwidth_gb_s = std::max(m.bandwidth_gb_s, perf::read_bandwidth_gb_s(threads, o.probe_bytes, 5));
