@@ -502,56 +502,72 @@ HWY_INLINE void panel_token(const float* x, const typename K::T* P, size_t kc, f
   }
 }
 
-// Every group of tokens (kPanelTokens, then 4, 2, 1) against `panels` panels of kc columns,
-// panel j at first + j·stride: Y[t][r0 + 16j + ·] (+)= x[t] · panel j. The groups of several
-// tokens ask for the weights `ahead` bytes before they read them.
+// One group of nt ≤ NT tokens against one panel (nt of them at compile time, for the registers).
+template <class K, size_t NT = kPanelTokens>
+HWY_INLINE void panel_group(size_t nt, const float* const* x, const typename K::T* P, size_t kc, float* y, size_t ldy,
+                            bool add, size_t ahead) {
+  if constexpr (NT == 1) {
+    panel_token<K>(x[0], P, kc, y, add);
+  } else {
+    if (nt == NT) return panel_tokens<K, NT>(x, P, kc, y, ldy, add, ahead);
+    panel_group<K, NT - 1>(nt, x, P, kc, y, ldy, add, ahead);
+  }
+}
+
+// The tokens in the fewest groups of at most kPanelTokens, as even as can be (16 tokens on
+// AVX2: 5, 5 and 6, not 6, 6 and 4, whose 8 accumulators barely cover the FMA latency), each
+// against `panels` panels of kc columns, panel j at first + j·stride:
+// Y[t][r0 + 16j + ·] (+)= x[t] · panel j. The groups of several tokens ask for the weights
+// `ahead` bytes before they read them.
 template <class K>
 void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_t kc, const float* X, size_t ldx,
                  size_t T, float* Y, size_t ldy, bool add, size_t ahead) {
-  for (size_t t0 = 0; t0 < T;) {
-    const size_t left = T - t0, nt = left >= kPanelTokens ? kPanelTokens : left >= 4 ? 4 : left >= 2 ? 2 : 1;
+  const size_t groups = (T + kPanelTokens - 1) / kPanelTokens;
+  for (size_t g = 0, t0 = 0; g < groups; ++g) {
+    const size_t nt = (T - t0) / (groups - g);
     const float* x[kPanelTokens];
     for (size_t j = 0; j < nt; ++j) x[j] = X + (t0 + j) * ldx;
-    for (size_t j = 0; j < panels; ++j) {
-      const typename K::T* p = first + j * stride;
-      float* y = Y + t0 * ldy + j * kPanelRows;
-      if (nt == kPanelTokens)
-        panel_tokens<K, kPanelTokens>(x, p, kc, y, ldy, add, ahead);
-      else if (nt == 4)
-        panel_tokens<K, 4>(x, p, kc, y, ldy, add, ahead);
-      else if (nt == 2)
-        panel_tokens<K, 2>(x, p, kc, y, ldy, add, ahead);
-      else
-        panel_token<K>(x[0], p, kc, y, add);
-    }
+    for (size_t j = 0; j < panels; ++j)
+      panel_group<K>(nt, x, first + j * stride, kc, Y + t0 * ldy + j * kPanelRows, ldy, add, ahead);
     t0 += nt;
   }
 }
 
-// Columns in even chunks of at most kKC when there are many tokens (all of them for a few);
-// rows in blocks whose panels' chunk stays within kBlockBytes. Per chunk, each group of tokens
-// runs against the block's panels, the first bringing them from memory and the others finding
-// them in L2. (Widening each block's chunk to float32 first, for the kernel's loads to need no
-// conversion, measured the same for 0.1B f16 prefill: 0.998, 6 alternating pairs.)
+// Many tokens (prefill): columns in even chunks of at most kKC, rows in blocks whose panels'
+// chunk stays within kBlockBytes. Per chunk, each group of tokens runs against the block's
+// panels, the first bringing them from memory and the others finding them in L2. (Widening
+// each block's chunk to float32 first, for the kernel's loads to need no conversion, measured
+// the same for 0.1B f16 prefill: 0.998, 6 alternating pairs.)
+//
+// A few tokens (batched decode): whole rows, panel after panel, one sequential stream. A
+// group's kernel reads from memory at 12 FMAs per 32 bytes (AVX2), too slowly for 1 kB ahead
+// to cover the memory's latency: it asks 8 kB ahead, into the next panel. (Measured with one
+// group per block of panels, 0.1B f16, old/new step time, 6 alternating pairs each: 4 kB
+// against 1 kB B = 6 1.069, B = 16 1.069; 8 kB against 4 kB 1.017 and 1.034; 16 kB against
+// 4 kB 0.953 and 0.978.) With more than one group, the groups take each panel in slices of
+// kSliceColumns in turn, the first bringing a slice from memory and the others finding it in L1,
+// so that memory and arithmetic overlap all the way (one group after another over a block in
+// L2, the first waited on memory while the others left it idle).
+constexpr size_t kSliceColumns = 256;
 template <class K>
 void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                   size_t ldy) {
-  const size_t chunks = T >= kMR * 4 ? (cols + kKC - 1) / kKC : 1, kc_max = (cols + chunks - 1) / chunks;
-  // Whole rows (a few tokens: batched decode): the first group of tokens reads each block of
-  // panels from memory, at 12 FMAs per 32 bytes (AVX2), too slowly for 1 kB ahead to cover
-  // the memory's latency: measured, the step took about as long as reading the weights plus
-  // the arithmetic. 8 kB ahead runs on into the next panel, which follows in memory. 0.1B f16,
-  // old/new step time, 6 alternating pairs each: 4 kB against 1 kB B = 6 1.069, B = 16
-  // 1.069; 8 kB against 4 kB 1.017 and 1.034; 16 kB against 4 kB 0.953 and 0.978. In chunks
-  // (prefill), the next chunk of a panel lies elsewhere: kAhead.
-  const size_t ahead = chunks == 1 ? 8192 : kAhead;
+  if (T < kMR * 4) {
+    const size_t slice = T > kPanelTokens ? kSliceColumns : cols;
+    for (size_t rb = r0; rb < r1; rb += kPanelRows)
+      for (size_t k0 = 0; k0 < cols; k0 += slice)
+        panel_sweep<K>(P + rb * cols + k0 * kPanelRows, 0, 1, std::min(slice, cols - k0), X + k0, cols, T, Y + rb,
+                       ldy, k0 > 0, 8192);
+    return;
+  }
+  const size_t chunks = (cols + kKC - 1) / kKC, kc_max = (cols + chunks - 1) / chunks;
   const size_t block_rows =
       std::max(kPanelRows, kBlockBytes / (kc_max * sizeof(typename K::T)) / kPanelRows * kPanelRows);
   for (size_t rb = r0; rb < r1; rb += block_rows) {
     const size_t panels = (std::min(r1, rb + block_rows) - rb) / kPanelRows;
     for (size_t k0 = 0; k0 < cols; k0 += kc_max)
       panel_sweep<K>(P + rb * cols + k0 * kPanelRows, cols * kPanelRows, panels, std::min(kc_max, cols - k0), X + k0,
-                     cols, T, Y + rb, ldy, k0 > 0, ahead);
+                     cols, T, Y + rb, ldy, k0 > 0, kAhead);
   }
 }
 
