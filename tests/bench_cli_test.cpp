@@ -112,6 +112,31 @@ TEST(PerfMachine, ProbesReturnValidNumbers) {
   EXPECT_LE(perf::huge_page_bytes(), perf::peak_rss_bytes());
 }
 
+// bench/ab.sh, the A/B script of docs/PERFORMANCE.md: a row per pair and the median line for
+// a time and for a rate (the same build on both sides: every ratio is positive and finite);
+// bad arguments and a figure left out of the JSON stop it with one "ab:" line and a failure.
+TEST(BenchAbScript, PairsAndMedianAndBadArguments) {
+  const std::string ab = std::string(RWKV_SOURCE_DIR) + "/bench/ab.sh " + RWKV_CLI_PATH + " " + RWKV_CLI_PATH + " ";
+  const std::string model = tiny("7v0-834K-FP32"), opts = " --threads 1 --decode 3 --prefill 0 --probe-mib 8 --repeat 1";
+  for (const char* field : {"decode_ms_per_token", "decode_tok_s"}) {
+    const auto r = test::run_command("FIELD=" + std::string(field) + " " + ab + model + " 2" + opts);
+    ASSERT_EQ(r.exit_code, 0) << r.output;
+    for (const char* row : {"\n| 1 | ", "\n| 2 | "}) EXPECT_NE(r.output.find(row), std::string::npos) << row;
+    const size_t at = r.output.find(std::string(field) + " over 2 pairs: median speed-up ");
+    ASSERT_NE(at, std::string::npos) << r.output;
+    const double speedup = std::stod(r.output.substr(r.output.find("speed-up ", at) + 9));
+    EXPECT_TRUE(std::isfinite(speedup) && speedup > 0) << r.output;
+  }
+  for (const std::string& bad : {ab + "/no/such/model.bin 2", ab + model + " 0", ab + model + " two",
+                                 "FIELD=prefill_tok_s " + ab + model + " 1" + opts,
+                                 "FIELD='x;y' " + ab + model + " 1" + opts,
+                                 std::string(RWKV_SOURCE_DIR) + "/bench/ab.sh /no/rwkv " + RWKV_CLI_PATH + " " + model}) {
+    const auto r = test::run_command(bad);
+    EXPECT_NE(r.exit_code, 0) << bad << "\n" << r.output;
+    EXPECT_NE(r.output.find("ab: "), std::string::npos) << bad << "\n" << r.output;
+  }
+}
+
 // Files of 2 MB and more are mapped at a 2 MB boundary (so that the file's cache can map as
 // 2 MB pages), and read back exactly, to the last byte; smaller files too.
 TEST(MappedFile, LargeFilesStartAtA2MBBoundaryAndReadBackExactly) {

@@ -63,11 +63,10 @@ struct CommandResult {
   std::string output;  // stdout and stderr together
 };
 
-// Runs the rwkv CLI with the given argument string (bash syntax); output is stdout and, unless
-// `stdout_only`, stderr.
-inline CommandResult run_cli(const std::string& args, bool stdout_only = false) {
-  std::string cmd = "bash -c '" + std::string(RWKV_CLI_PATH) + " ";
-  for (char c : args) cmd += c == '\'' ? std::string("'\\''") : std::string(1, c);
+// Runs a bash command line; output is stdout and, unless `stdout_only`, stderr.
+inline CommandResult run_command(const std::string& line, bool stdout_only = false) {
+  std::string cmd = "bash -c '";
+  for (char c : line) cmd += c == '\'' ? std::string("'\\''") : std::string(1, c);
   cmd += stdout_only ? " 2>/dev/null'" : " 2>&1'";
   FILE* p = ::popen(cmd.c_str(), "r");
   CommandResult r{-1, {}};
@@ -78,6 +77,11 @@ inline CommandResult run_cli(const std::string& args, bool stdout_only = false) 
   int status = ::pclose(p);
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+// Runs the rwkv CLI with the given argument string (bash syntax).
+inline CommandResult run_cli(const std::string& args, bool stdout_only = false) {
+  return run_command(std::string(RWKV_CLI_PATH) + " " + args, stdout_only);
 }
 
 // A tiny rwkv.cpp model of the shared data by its short name: tiny("5v2-730K-Q5_1").
