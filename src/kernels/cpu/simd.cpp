@@ -541,16 +541,16 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
 //
 // A few tokens (batched decode): whole rows, panel after panel, one sequential stream. A
 // group's kernel reads from memory at 12 FMAs per 32 bytes (AVX2), too slowly for 1 kB ahead
-// to cover the memory's latency: it asks 8 kB ahead, into the next panel. (Measured with one
-// group per block of panels, 0.1B f16, old/new step time, 6 alternating pairs each: 4 kB
-// against 1 kB B = 6 1.069, B = 16 1.069; 8 kB against 4 kB 1.017 and 1.034; 16 kB against
-// 4 kB 0.953 and 0.978.) With more than one group, the groups take each panel in slices of
+// to cover the memory's latency: it asks kWholeRowsAhead (8 kB) ahead, into the next panel.
+// (Measured with one group per block of panels, 0.1B f16, old/new step time, 6 alternating
+// pairs each: 4 kB against 1 kB B = 6 1.069, B = 16 1.069; 8 kB against 4 kB 1.017 and 1.034;
+// 16 kB against 4 kB 0.953 and 0.978.) With more than one group, the groups take each panel in slices of
 // kSliceColumns in turn, the first bringing a slice from memory and the others finding it in L1,
 // so that memory and arithmetic overlap all the way (one group after another over a block in
 // L2, the first waited on memory while the others left it idle). 0.1B f16, old/new step time,
 // medians of 6–8 alternating pairs, with the even groups: B = 8 1.108, B = 12 1.041, B = 16
 // 1.029 and 1.061; slices of 128 columns 0.998 against 256, 64 0.97 against 128.
-constexpr size_t kSliceColumns = 256;
+constexpr size_t kSliceColumns = 256, kWholeRowsAhead = 8192;
 template <class K>
 void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                   size_t ldy) {
@@ -559,7 +559,7 @@ void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, con
     for (size_t rb = r0; rb < r1; rb += kPanelRows)
       for (size_t k0 = 0; k0 < cols; k0 += slice)
         panel_sweep<K>(P + rb * cols + k0 * kPanelRows, 0, 1, std::min(slice, cols - k0), X + k0, cols, T, Y + rb,
-                       ldy, k0 > 0, 8192);
+                       ldy, k0 > 0, kWholeRowsAhead);
     return;
   }
   const size_t chunks = (cols + kKC - 1) / kKC, kc_max = (cols + chunks - 1) / chunks;
