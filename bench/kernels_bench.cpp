@@ -267,4 +267,29 @@ void Wkv5(benchmark::State& st) {
   st.counters["tokens/s"] = benchmark::Counter(double(T) * double(st.iterations()), benchmark::Counter::kIsRate);
 }
 BENCHMARK(Wkv5)->Arg(1)->Arg(512);
+
+// Quantizing one token's activations for the block types (per 32 values, Q8_0-style) and the
+// K-quants (per 256), at the widths a decode step quantizes (768: the projections' inputs, 3072:
+// the FFN value's), 1 thread, the values in L1: ns per call.
+//   build/rwkv_bench --benchmark_filter=QuantizeActivations
+void QuantizeActivations(benchmark::State& st, bool k_quants) {
+  const size_t n = static_cast<size_t>(st.range(0));
+  std::mt19937 rng(5);
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(n);
+  for (float& v : x) v = gauss(rng);
+  std::vector<rwkv::cpu::Q8Block> q(n / 32);
+  std::vector<rwkv::cpu::Q8KBlock> qk(n / 256);
+  for (auto _ : st) {
+    if (k_quants)
+      rwkv::cpu::simd::quantize_q8_k(x.data(), n, qk.data());
+    else
+      rwkv::cpu::simd::quantize_q8(x.data(), n, q.data());
+    benchmark::DoNotOptimize(q.data());
+    benchmark::DoNotOptimize(qk.data());
+  }
+  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(QuantizeActivations, q8, false)->Arg(768)->Arg(3072);
+BENCHMARK_CAPTURE(QuantizeActivations, q8_k, true)->Arg(768)->Arg(3072);
 }  // namespace
