@@ -44,15 +44,31 @@ size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_
   if (rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel()) return 0;
   return (cpu::simd::rows8_bytes(type, rows / 8 * 8, cols) + 63) / 64 * 64;
 }
+
+// The bytes of a parameter's float32 copy in the arena (Model::tensor), 0 if it is read where it
+// lies: vectors and low-rank matrices (a dimension of at most 256), not the embedding table
+// nor the full-size matrices of a float32 model. In the file they lie between the large
+// matrices, a few kB each on pages of their own (4 kB mapped pages): a decoded token read each
+// from a page whose translation was long gone, and the low-rank matrices (a sixth of a 0.1B
+// Q4_0 token's bytes) streamed through 4 kB pages, where the hardware prefetchers stop at every
+// page boundary.
+size_t copied_bytes(const Tensor& t) {
+  if (t.name == "token_embd.weight") return 0;
+  const auto dims = squeezed(t.shape);
+  if (dims.size() > 1 && *std::min_element(dims.begin(), dims.end()) > 256) return 0;
+  return (static_cast<size_t>(t.numel()) * sizeof(float) + 63) / 64 * 64;
+}
 }  // namespace
 
 Model::Model(Weights w) : weights_(std::move(w)) {
   const Hparams& hp = weights_.hp;
-  // One piece of memory for all the eight-row copies, so that they fill whole huge pages.
+  // One piece of memory for all the eight-row copies and the parameters' copies, so that they
+  // fill whole huge pages.
   for (const Tensor& t : weights_.tensors.tensors()) {
     const auto dims = squeezed(t.shape);
     if (dims.size() == 2)
       arena_size_ += interleaved_bytes(t.name, t.dtype, static_cast<size_t>(dims[0]), static_cast<size_t>(dims[1]));
+    arena_size_ += copied_bytes(t);
   }
   if (arena_size_ > 0) arena_.push_back(allocate_weight_bytes(arena_size_));
   const size_t C = hp.n_embd, V = hp.vocab_size;
@@ -89,10 +105,23 @@ const Tensor& Model::checked(const std::string& name, const std::vector<int64_t>
 
 const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) {
   const Tensor& t = checked(name, shape);
+  if (const size_t bytes = copied_bytes(t); bytes > 0) {  // a float32 copy in the arena
+    auto* p = reinterpret_cast<float*>(arena_bytes(bytes));
+    if (t.dtype == DType::F32) {
+      std::memcpy(p, t.data, t.nbytes());
+    } else {
+      const std::vector<float> f = t.to_f32();
+      std::copy(f.begin(), f.end(), p);
+    }
+    if (t.mapped) drop_mapped_pages(t.data, t.nbytes());
+    copied_[name] = static_cast<size_t>(t.numel()) * sizeof(float);
+    return p;
+  }
   if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
     return reinterpret_cast<const float*>(t.data);  // used in place (memory-mapped)
   auto& buf = decoded_[name];
   buf = t.to_f32();
+  copied_[name] = buf.size() * sizeof(float);
   return buf.data();
 }
 
@@ -105,8 +134,8 @@ std::vector<std::string> Model::used_tensor_names() const {
 size_t Model::weight_bytes_per_token() const {
   size_t bytes = 0;
   for (const auto& [name, n] : used_) {
-    const auto d = decoded_.find(name);
-    const size_t held = d != decoded_.end() ? d->second.size() * sizeof(float) : weights_.get(name).nbytes();
+    const auto c = copied_.find(name);
+    const size_t held = c != copied_.end() ? c->second : weights_.get(name).nbytes();
     bytes += name == "token_embd.weight" ? held / weights_.hp.vocab_size : held;  // one row per token
   }
   return bytes;

@@ -84,10 +84,11 @@ class Model {
   Weights weights_;
 
  private:
-  std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place
+  std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place (large ones)
+  std::map<std::string, size_t> copied_;                // name -> bytes of the float32 copy used
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
-  // The matrices' interleaved copies (Matrix::rows8, Matrix::panels), carved from one piece of huge-page memory
-  // sized by the constructor.
+  // The matrices' interleaved copies (Matrix::rows8, Matrix::panels) and the small parameters'
+  // float32 copies (tensor), carved from one piece of huge-page memory sized by the constructor.
   std::vector<WeightBytes> arena_;
   size_t arena_used_ = 0, arena_size_ = 0;
   uint8_t* arena_bytes(size_t n);
