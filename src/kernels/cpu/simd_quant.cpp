@@ -18,6 +18,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -878,19 +879,19 @@ void Q8KRows(DType type, const void* W, const void* W8, size_t cols, size_t r0, 
 using DI = hn::Repartition<int32_t, DF>;
 using D8I = hn::Rebind<int8_t, DI>;
 
-HWY_INLINE float max_abs(const float* x, size_t n) {
+// The largest magnitude among n values (a multiple of the lane count), as the bits of a float:
+// with the sign bits cleared, integers order the bits as the floats, and every infinity or NaN
+// (0x7f800000 and up) lies above every finite value, so one pass finds the maximum and whether
+// all are finite.
+HWY_INLINE uint32_t max_magnitude_bits(const float* x, size_t n) {
   const DF df;
-  VF m = hn::Zero(df);
-  for (size_t j = 0; j < n; j += hn::Lanes(df)) m = hn::Max(m, hn::Abs(hn::LoadU(df, x + j)));
-  return hn::GetLane(hn::MaxOfLanes(df, m));
+  const DI di;
+  const auto magnitude = [&](size_t j) { return hn::And(hn::BitCast(di, hn::LoadU(df, x + j)), hn::Set(di, 0x7fffffff)); };
+  auto m = magnitude(0);
+  for (size_t j = hn::Lanes(df); j < n; j += hn::Lanes(df)) m = hn::Max(m, magnitude(j));
+  return static_cast<uint32_t>(hn::GetLane(hn::MaxOfLanes(di, m)));
 }
-
-HWY_INLINE bool all_finite(const float* x, size_t n) {
-  const DF df;
-  auto ok = hn::IsFinite(hn::LoadU(df, x));
-  for (size_t j = hn::Lanes(df); j < n; j += hn::Lanes(df)) ok = hn::And(ok, hn::IsFinite(hn::LoadU(df, x + j)));
-  return hn::AllTrue(df, ok);
-}
+constexpr uint32_t kNotFinite = 0x7f800000;  // the bits of +infinity
 
 // std::round: to nearest, halfway cases away from zero (the difference v − trunc(v) is exact).
 HWY_INLINE VF round_half_away(VF v) {
@@ -914,6 +915,38 @@ HWY_INLINE int32_t store_levels(const float* x, size_t n, float scale, const Rou
   return hn::GetLane(hn::SumOfLanes(di, sum));
 }
 
+#if RWKV_X86_AVX2
+// The levels round(x·scale) of 32 values (within ±127) stored as bytes at q: the four vectors
+// packed together (two packs, a pack and a permute: the packs interleave the lanes by 128-bit
+// halves) and stored at once. first16 and last16: the levels of values 0–15 and 16–31 as
+// vectors whose lanes add up to their sums.
+template <class Round>
+HWY_INLINE void levels32(const float* x, float scale, const Round& round, int8_t* q, __m256i& first16, __m256i& last16) {
+  static_assert(hn::MaxLanes(DF()) == 8);
+  const DF df;
+  __m256i l[4];
+  // (cvttps2dq itself: the rounded values are whole and small, so Highway's handling of values
+  // outside int32 is not needed.)
+  for (size_t k = 0; k < 4; ++k) l[k] = _mm256_cvttps_epi32(round(hn::Mul(hn::LoadU(df, x + 8 * k), hn::Set(df, scale))).raw);
+  const __m256i a = _mm256_packs_epi32(l[0], l[1]), b = _mm256_packs_epi32(l[2], l[3]);
+  const __m256i bytes = _mm256_permutevar8x32_epi32(_mm256_packs_epi16(a, b), _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), bytes);
+  first16 = _mm256_add_epi32(l[0], l[1]);
+  last16 = _mm256_add_epi32(l[2], l[3]);
+}
+#endif
+
+// store_levels for one block of 32 with round_half_away (with AVX2 by levels32).
+HWY_INLINE int32_t store_levels32(const float* x, float scale, int8_t* q) {
+#if RWKV_X86_AVX2
+  __m256i first16, last16;
+  levels32(x, scale, round_half_away, q, first16, last16);
+  return hn::GetLane(hn::SumOfLanes(DI(), hn::Vec<DI>{_mm256_add_epi32(first16, last16)}));
+#else
+  return store_levels(x, 32, scale, round_half_away, q);
+#endif
+}
+
 // fp16_to_fp32(fp32_to_fp16(v)) for a finite v: by F16C where the target has it (AVX2 and up:
 // the same rounding, to nearest even, and the same overflow to infinity), which is 5–10 times
 // faster than the portable conversions.
@@ -925,29 +958,46 @@ HWY_INLINE float round_to_fp16(float v) {
 #endif
 }
 
+// Eight blocks at a time, each step of the work for all eight before the next step: a block
+// alone is one long chain of dependent operations (maximum, two divisions, levels, sum, fp16
+// rounding), and done block after block the chains hardly overlapped (1.5× as long).
 void QuantizeQ8(const float* x, size_t n, Q8Block* out) {
-  for (size_t b = 0; b < n / 32; ++b, x += 32) {
-    if (!all_finite(x, 32)) {
-      out[b].set_not_finite();
-      continue;
+  constexpr size_t kGroup = 8;
+  const size_t blocks = n / 32;
+  for (size_t b0 = 0; b0 < blocks; b0 += kGroup, x += 32 * kGroup, out += kGroup) {
+    const size_t m = std::min(kGroup, blocks - b0);
+    uint32_t amax[kGroup];
+    float d[kGroup], id[kGroup];
+    int32_t sum[kGroup];
+    for (size_t i = 0; i < m; ++i) amax[i] = max_magnitude_bits(x + 32 * i, 32);
+    for (size_t i = 0; i < m; ++i) {
+      d[i] = std::bit_cast<float>(amax[i]) / 127.0f;
+      id[i] = d[i] != 0.0f ? 1.0f / d[i] : 0.0f;
     }
-    const float d = max_abs(x, 32) / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
-    const int32_t sum = store_levels(x, 32, id, round_half_away, out[b].q);
-    out[b].d = round_to_fp16(d);
-    out[b].s = round_to_fp16(static_cast<float>(sum) * d);
-    out[b].level_sum = static_cast<float>(sum);
+    for (size_t i = 0; i < m; ++i)
+      if (amax[i] < kNotFinite) sum[i] = store_levels32(x + 32 * i, id[i], out[i].q);
+    for (size_t i = 0; i < m; ++i) {
+      if (amax[i] >= kNotFinite) {
+        out[i].set_not_finite();
+        continue;
+      }
+      out[i].d = round_to_fp16(d[i]);
+      out[i].s = round_to_fp16(static_cast<float>(sum[i]) * d[i]);
+      out[i].level_sum = static_cast<float>(sum[i]);
+    }
   }
 }
 
 void QuantizeQ8K(const float* x, size_t n, Q8KBlock* out) {
   const DF df;
   for (size_t b = 0; b < n / kquant::kBlock; ++b, x += kquant::kBlock) {
-    if (!all_finite(x, kquant::kBlock)) {
+    const uint32_t amax_bits = max_magnitude_bits(x, kquant::kBlock);
+    if (amax_bits >= kNotFinite) {
       out[b].set_not_finite();
       continue;
     }
     // The value of largest magnitude (the first one, as the reference scans) maps to −127.
-    const float amax = max_abs(x, kquant::kBlock);
+    const float amax = std::bit_cast<float>(amax_bits);
     float max = 0;
     for (size_t j = 0; amax != 0 && j < kquant::kBlock; j += hn::Lanes(df)) {
       const intptr_t at = hn::FindFirstTrue(df, hn::Eq(hn::Abs(hn::LoadU(df, x + j)), hn::Set(df, amax)));
@@ -958,8 +1008,24 @@ void QuantizeQ8K(const float* x, size_t n, Q8KBlock* out) {
     }
     const float iscale = amax != 0 ? -127.0f / max : 0.0f;
     auto round_to_127 = [df](VF v) { return hn::Min(hn::Round(v), hn::Set(df, 127.0f)); };  // as nearbyint
+#if RWKV_X86_AVX2
+    // The 16 sums of 16 levels by a tree of horizontal adds rather than one reduction each:
+    // after two rounds, h2[k] holds in each 128-bit half the partial sums of groups 4k .. 4k + 3
+    // over that half's lanes.
+    __m256i p[16], h1[8], h2[4];
+    for (size_t c = 0; c < 8; ++c) levels32(x + 32 * c, iscale, round_to_127, out[b].q + 32 * c, p[2 * c], p[2 * c + 1]);
+    for (size_t k = 0; k < 8; ++k) h1[k] = _mm256_hadd_epi32(p[2 * k], p[2 * k + 1]);
+    for (size_t k = 0; k < 4; ++k) h2[k] = _mm256_hadd_epi32(h1[2 * k], h1[2 * k + 1]);
+    auto halves_added = [](__m256i u, __m256i v) {  // groups of u, then of v, in order
+      return _mm256_add_epi32(_mm256_permute2x128_si256(u, v, 0x20), _mm256_permute2x128_si256(u, v, 0x31));
+    };
+    // (packs interleaves by 128-bit halves: 64-bit pieces 0, 2, 1, 3 are groups 0–15 in order.)
+    const __m256i sums = _mm256_permute4x64_epi64(_mm256_packs_epi32(halves_added(h2[0], h2[1]), halves_added(h2[2], h2[3])), 0xD8);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out[b].bsums), sums);
+#else
     for (size_t g = 0; g < 16; ++g)
       out[b].bsums[g] = static_cast<int16_t>(store_levels(x + 16 * g, 16, iscale, round_to_127, out[b].q + 16 * g));
+#endif
     out[b].d = amax != 0 ? 1 / iscale : 0.0f;
   }
 }
