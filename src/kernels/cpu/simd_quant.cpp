@@ -948,8 +948,8 @@ HWY_INLINE int32_t store_levels32(const float* x, float scale, int8_t* q) {
 }
 
 // fp16_to_fp32(fp32_to_fp16(v)) for a finite v: by F16C where the target has it (AVX2 and up:
-// the same rounding, to nearest even, and the same overflow to infinity), which is 5–10 times
-// faster than the portable conversions.
+// the same rounding, to nearest even, and the same overflow to infinity). The portable
+// conversions took 30 % of quantize_q8's time (768 values: 1030 ns, 716 with F16C).
 HWY_INLINE float round_to_fp16(float v) {
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2
   return _cvtsh_ss(_cvtss_sh(v, _MM_FROUND_TO_NEAREST_INT));
@@ -960,7 +960,8 @@ HWY_INLINE float round_to_fp16(float v) {
 
 // Eight blocks at a time, each step of the work for all eight before the next step: a block
 // alone is one long chain of dependent operations (maximum, two divisions, levels, sum, fp16
-// rounding), and done block after block the chains hardly overlapped (1.5× as long).
+// rounding), and done block after block the chains hardly overlapped (768 values: 609 ns
+// block after block, 328–375 ns so, with levels32's conversion).
 void QuantizeQ8(const float* x, size_t n, Q8Block* out) {
   constexpr size_t kGroup = 8;
   const size_t blocks = n / 32;
