@@ -292,4 +292,40 @@ void QuantizeActivations(benchmark::State& st, bool k_quants) {
 }
 BENCHMARK_CAPTURE(QuantizeActivations, q8, false)->Arg(768)->Arg(3072);
 BENCHMARK_CAPTURE(QuantizeActivations, q8_k, true)->Arg(768)->Arg(3072);
+
+// The element-wise kernels one decoded token runs per layer, over 768 values (3072 for the FFN's
+// squared ReLU), 1 thread, in L1: values/s.
+//   build/rwkv_bench --benchmark_filter='Activate|Normalize'
+void Activate(benchmark::State& st, rwkv::cpu::simd::Act act) {
+  const size_t n = static_cast<size_t>(st.range(0));
+  std::mt19937 rng(6);
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(n), bias(n), y(n);
+  for (float& v : x) v = gauss(rng);
+  for (float& v : bias) v = gauss(rng);
+  for (auto _ : st) {
+    rwkv::cpu::simd::activate(act, x.data(), bias.data(), 1, n, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK_CAPTURE(Activate, sigmoid, rwkv::cpu::simd::Act::Sigmoid)->Arg(768);
+BENCHMARK_CAPTURE(Activate, tanh, rwkv::cpu::simd::Act::Tanh)->Arg(768);
+BENCHMARK_CAPTURE(Activate, decay_rwkv7, rwkv::cpu::simd::Act::DecayRwkv7)->Arg(768);
+BENCHMARK_CAPTURE(Activate, relu_sq, rwkv::cpu::simd::Act::ReluSq)->Arg(3072);
+
+void Normalize(benchmark::State& st) {
+  const size_t n = static_cast<size_t>(st.range(0));
+  std::mt19937 rng(7);
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(n), w(n), b(n), y(n);
+  for (auto* v : {&x, &w, &b})
+    for (float& e : *v) e = gauss(rng);
+  for (auto _ : st) {
+    rwkv::cpu::simd::normalize(x.data(), n, w.data(), b.data(), 1e-5f, y.data());
+    benchmark::DoNotOptimize(y.data());
+  }
+  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(Normalize)->Arg(64)->Arg(768);
 }  // namespace
