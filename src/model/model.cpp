@@ -114,14 +114,14 @@ const float* Model::tensor(const std::string& name, std::vector<int64_t> shape) 
       std::copy(f.begin(), f.end(), p);
     }
     if (t.mapped) drop_mapped_pages(t.data, t.nbytes());
-    copied_[name] = static_cast<size_t>(t.numel()) * sizeof(float);
+    float32_copies_.insert(name);
     return p;
   }
   if (t.dtype == DType::F32 && reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0)
     return reinterpret_cast<const float*>(t.data);  // used in place (memory-mapped)
   auto& buf = decoded_[name];
   buf = t.to_f32();
-  copied_[name] = buf.size() * sizeof(float);
+  float32_copies_.insert(name);
   return buf.data();
 }
 
@@ -134,8 +134,7 @@ std::vector<std::string> Model::used_tensor_names() const {
 size_t Model::weight_bytes_per_token() const {
   size_t bytes = 0;
   for (const auto& [name, n] : used_) {
-    const auto c = copied_.find(name);
-    const size_t held = c != copied_.end() ? c->second : weights_.get(name).nbytes();
+    const size_t held = float32_copies_.count(name) ? n * sizeof(float) : weights_.get(name).nbytes();
     bytes += name == "token_embd.weight" ? held / weights_.hp.vocab_size : held;  // one row per token
   }
   return bytes;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -85,7 +86,7 @@ class Model {
 
  private:
   std::map<std::string, std::vector<float>> decoded_;  // parameters not usable in place (large ones)
-  std::map<std::string, size_t> copied_;                // name -> bytes of the float32 copy used
+  std::set<std::string> float32_copies_;                // parameters held as float32 copies (arena or decoded_)
   std::map<std::string, size_t> used_;                  // name -> values, for parameter_count
   // The matrices' interleaved copies (Matrix::rows8, Matrix::panels) and the small parameters'
   // float32 copies (tensor), carved from one piece of huge-page memory sized by the constructor.
