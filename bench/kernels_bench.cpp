@@ -40,6 +40,14 @@ std::vector<uint8_t> random_matrix(DType type, size_t rows, size_t cols, std::mt
   return W;
 }
 
+// n values from a standard normal distribution.
+std::vector<float> gaussian(size_t n, std::mt19937& rng) {
+  std::normal_distribution<float> gauss;
+  std::vector<float> x(n);
+  for (float& v : x) v = gauss(rng);
+  return x;
+}
+
 // T tokens' products (T = 1: matrix-vector). `in_cache`: one copy of the weights, small enough
 // for the core's L2 cache, measures the kernel's arithmetic alone.
 void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
@@ -60,9 +68,8 @@ void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
       rwkv::cpu::simd::interleave_panels16(type, W[i].data(), rows, cols, W8[i].data());
     else
       rwkv::cpu::simd::interleave_rows8(type, W[i].data(), rows, cols, W8[i].data());
-  std::normal_distribution<float> gauss;
-  std::vector<float> x(T * cols), y(T * rows);
-  for (float& v : x) v = gauss(rng);
+  const std::vector<float> x = gaussian(T * cols, rng);
+  std::vector<float> y(T * rows);
   size_t c = 0;
   for (auto _ : st) {
     rwkv::cpu::Matrix M{type, W[c].data(), rows, cols};
@@ -268,6 +275,11 @@ void Wkv5(benchmark::State& st) {
 }
 BENCHMARK(Wkv5)->Arg(1)->Arg(512);
 
+// The benchmarks below, one token's element-wise work: values processed per second.
+void count_values(benchmark::State& st, size_t n) {
+  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+
 // Quantizing one token's activations for the block types (per 32 values, Q8_0-style) and the
 // K-quants (per 256), at the widths a decode step quantizes (768: the projections' inputs, 3072:
 // the FFN value's), 1 thread, the values in L1: ns per call.
@@ -275,9 +287,7 @@ BENCHMARK(Wkv5)->Arg(1)->Arg(512);
 void QuantizeActivations(benchmark::State& st, bool k_quants) {
   const size_t n = static_cast<size_t>(st.range(0));
   std::mt19937 rng(5);
-  std::normal_distribution<float> gauss;
-  std::vector<float> x(n);
-  for (float& v : x) v = gauss(rng);
+  const std::vector<float> x = gaussian(n, rng);
   std::vector<rwkv::cpu::Q8Block> q(n / 32);
   std::vector<rwkv::cpu::Q8KBlock> qk(n / 256);
   for (auto _ : st) {
@@ -288,7 +298,7 @@ void QuantizeActivations(benchmark::State& st, bool k_quants) {
     benchmark::DoNotOptimize(q.data());
     benchmark::DoNotOptimize(qk.data());
   }
-  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+  count_values(st, n);
 }
 BENCHMARK_CAPTURE(QuantizeActivations, q8, false)->Arg(768)->Arg(3072);
 BENCHMARK_CAPTURE(QuantizeActivations, q8_k, true)->Arg(768)->Arg(3072);
@@ -299,15 +309,13 @@ BENCHMARK_CAPTURE(QuantizeActivations, q8_k, true)->Arg(768)->Arg(3072);
 void Activate(benchmark::State& st, rwkv::cpu::simd::Act act) {
   const size_t n = static_cast<size_t>(st.range(0));
   std::mt19937 rng(6);
-  std::normal_distribution<float> gauss;
-  std::vector<float> x(n), bias(n), y(n);
-  for (float& v : x) v = gauss(rng);
-  for (float& v : bias) v = gauss(rng);
+  const std::vector<float> x = gaussian(n, rng), bias = gaussian(n, rng);
+  std::vector<float> y(n);
   for (auto _ : st) {
     rwkv::cpu::simd::activate(act, x.data(), bias.data(), 1, n, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+  count_values(st, n);
 }
 BENCHMARK_CAPTURE(Activate, sigmoid, rwkv::cpu::simd::Act::Sigmoid)->Arg(768);
 BENCHMARK_CAPTURE(Activate, tanh, rwkv::cpu::simd::Act::Tanh)->Arg(768);
@@ -317,15 +325,13 @@ BENCHMARK_CAPTURE(Activate, relu_sq, rwkv::cpu::simd::Act::ReluSq)->Arg(3072);
 void Normalize(benchmark::State& st) {
   const size_t n = static_cast<size_t>(st.range(0));
   std::mt19937 rng(7);
-  std::normal_distribution<float> gauss;
-  std::vector<float> x(n), w(n), b(n), y(n);
-  for (auto* v : {&x, &w, &b})
-    for (float& e : *v) e = gauss(rng);
+  const std::vector<float> x = gaussian(n, rng), w = gaussian(n, rng), b = gaussian(n, rng);
+  std::vector<float> y(n);
   for (auto _ : st) {
     rwkv::cpu::simd::normalize(x.data(), n, w.data(), b.data(), 1e-5f, y.data());
     benchmark::DoNotOptimize(y.data());
   }
-  st.counters["values/s"] = benchmark::Counter(double(n) * double(st.iterations()), benchmark::Counter::kIsRate);
+  count_values(st, n);
 }
 BENCHMARK(Normalize)->Arg(64)->Arg(768);
 }  // namespace
