@@ -239,41 +239,59 @@ void GemmInCache(benchmark::State& st, DType type) {
 BENCHMARK_CAPTURE(GemmInCache, f32, DType::F32)->Arg(60)->Arg(240);
 BENCHMARK_CAPTURE(GemmInCache, f16, DType::F16)->Arg(60)->Arg(240);
 
-// The RWKV-7 scan, one head of 64 over T tokens, 1 thread: tokens/s (× heads × layers per model
-// token). T = 1 is decode (row-wise), T = 512 prefill (transposed state).
-//   build/rwkv_bench --benchmark_filter=Wkv7
-void Wkv7(benchmark::State& st) {
-  const size_t T = static_cast<size_t>(st.range(0)), N = 64;
-  std::mt19937 rng(3);
-  std::uniform_real_distribution<float> u(-0.1f, 0.1f), decay(0.9f, 1.0f);
-  std::vector<float> r(T * N), w(T * N), k(T * N), v(T * N), a(T * N), b(T * N), S(N * N), y(T * N);
-  for (auto* vec : {&r, &k, &v, &a, &b, &S}) for (float& x : *vec) x = u(rng);
-  for (float& x : w) x = decay(rng);
-  for (auto _ : st) {
-    rwkv::cpu::simd::wkv7_head(T, N, N, r.data(), w.data(), k.data(), v.data(), a.data(), b.data(), S.data(), y.data());
-    benchmark::DoNotOptimize(y.data());
+// The WKV scans, one head of 64 over T tokens, 1 thread: tokens/s (× heads × layers per model
+// token). T = 1 is decode, T = 512 prefill. `width` 64: the head's values alone (in L2);
+// 768: each input a [T][768] array as in a 0.1B prefill (1.5 MB each, in L3), the calls taking
+// the 12 heads in turn.
+//   build/rwkv_bench --benchmark_filter=Wkv
+struct ScanInputs {
+  size_t T, width, N = 64;
+  std::vector<float> r, w, k, v, a, b, y, S;
+  ScanInputs(size_t T_, size_t width_, unsigned seed) : T(T_), width(width_) {
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> u(-0.1f, 0.1f), decay(0.9f, 1.0f);
+    for (auto* vec : {&r, &k, &v, &a, &b, &y}) vec->resize(T * width);
+    S.resize(width / N * N * N);
+    for (auto* vec : {&r, &k, &v, &a, &b, &S}) for (float& x : *vec) x = u(rng);
+    w.resize(T * width);
+    for (float& x : w) x = decay(rng);
   }
-  st.counters["tokens/s"] = benchmark::Counter(double(T) * double(st.iterations()), benchmark::Counter::kIsRate);
+  size_t heads() const { return width / N; }
+};
+void WkvArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"T", "width"})->Args({1, 64})->Args({512, 64})->Args({512, 768});
 }
-BENCHMARK(Wkv7)->Arg(1)->Arg(512);
 
-// The RWKV-5/6 scan, one head of 64 over T tokens (decay per token and channel, as RWKV-6),
-// 1 thread: tokens/s.
-//   build/rwkv_bench --benchmark_filter=Wkv5
-void Wkv5(benchmark::State& st) {
-  const size_t T = static_cast<size_t>(st.range(0)), N = 64;
-  std::mt19937 rng(4);
-  std::uniform_real_distribution<float> u(-0.1f, 0.1f), decay(0.9f, 1.0f);
-  std::vector<float> r(T * N), k(T * N), v(T * N), w(T * N), bonus(N), S(N * N), y(T * N);
-  for (auto* vec : {&r, &k, &v, &bonus, &S}) for (float& x : *vec) x = u(rng);
-  for (float& x : w) x = decay(rng);
+void Wkv7(benchmark::State& st) {
+  ScanInputs in(static_cast<size_t>(st.range(0)), static_cast<size_t>(st.range(1)), 3);
+  const size_t N = in.N;
+  size_t h = 0;
   for (auto _ : st) {
-    rwkv::cpu::simd::wkv5_head(T, N, N, N, r.data(), k.data(), v.data(), w.data(), bonus.data(), S.data(), y.data());
-    benchmark::DoNotOptimize(y.data());
+    const size_t o = h * N;
+    rwkv::cpu::simd::wkv7_head(in.T, in.width, N, &in.r[o], &in.w[o], &in.k[o], &in.v[o], &in.a[o], &in.b[o],
+                               &in.S[h * N * N], &in.y[o]);
+    benchmark::DoNotOptimize(in.y.data());
+    h = (h + 1) % in.heads();
   }
-  st.counters["tokens/s"] = benchmark::Counter(double(T) * double(st.iterations()), benchmark::Counter::kIsRate);
+  st.counters["tokens/s"] = benchmark::Counter(double(in.T) * double(st.iterations()), benchmark::Counter::kIsRate);
 }
-BENCHMARK(Wkv5)->Arg(1)->Arg(512);
+BENCHMARK(Wkv7)->Apply(WkvArgs);
+
+// The RWKV-5/6 scan (decay per token and channel, as RWKV-6).
+void Wkv5(benchmark::State& st) {
+  ScanInputs in(static_cast<size_t>(st.range(0)), static_cast<size_t>(st.range(1)), 4);
+  const size_t N = in.N;
+  size_t h = 0;
+  for (auto _ : st) {
+    const size_t o = h * N;
+    rwkv::cpu::simd::wkv5_head(in.T, in.width, in.width, N, &in.r[o], &in.k[o], &in.v[o], &in.w[o], &in.a[o],
+                               &in.S[h * N * N], &in.y[o]);
+    benchmark::DoNotOptimize(in.y.data());
+    h = (h + 1) % in.heads();
+  }
+  st.counters["tokens/s"] = benchmark::Counter(double(in.T) * double(st.iterations()), benchmark::Counter::kIsRate);
+}
+BENCHMARK(Wkv5)->Apply(WkvArgs);
 
 // The benchmarks below, one token's element-wise work: values processed per second.
 void count_values(benchmark::State& st, size_t n) {
