@@ -1,6 +1,8 @@
 // Converting to our native GGUF form: every tiny model gives bit-identical logits after
 // .bin → GGUF → load, type conversion behaves, and the written metadata is what llama.cpp reads.
+#include <algorithm>
 #include <cmath>
+#include <utility>
 
 #include "io/gguf.hpp"
 #include "model/gguf_model.hpp"
@@ -58,6 +60,43 @@ TEST(GgufConvert, HalfTypesConvertTheLargeMatricesOnly) {
     auto got = logits_all(*Model::load(dir.file("h.gguf")), kTokens);
     for (size_t i = 0; i < ref.size(); ++i) ASSERT_NEAR(got[i], ref[i], 1e-5) << i;
   }
+}
+
+// The largest |a − b| over two logits vectors, and the largest |a|.
+std::pair<double, double> max_difference(const std::vector<float>& a, const std::vector<float>& b) {
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    diff = std::max(diff, std::fabs(double(a[i]) - double(b[i])));
+    scale = std::max(scale, std::fabs(double(a[i])));
+  }
+  return {diff, scale};
+}
+
+// llama.cpp's RWKV-6 files are pre-scaled (formats.md trap T3): layer l's output projection and
+// FFN value divided by 2^⌊l/6⌋, rwkv6.rescale_every_n_layers = 6, and the hidden state halved
+// after every 6th layer. Such a file gives the unscaled model's logits (up to the layer norms'
+// eps, which does not scale with the state); the same weights without the halving do not.
+TEST(GgufConvert, PrescaledRwkv6FilesGiveTheUnscaledLogits) {
+  test::TempDir dir;
+  const Weights w = load_weights(test::data_path("rwkv_cpp_tiny/tiny-rwkv-6v0-1m-FP32.bin"));
+  ASSERT_EQ(w.hp.n_layer, 12);
+  const auto ref = logits_all(*Model::from_weights(w), kTokens);
+  Weights scaled = w;
+  scaled.hp.rescale_every = 6;
+  for (Tensor& t : scaled.tensors.tensors())
+    for (int l = 6; l < w.hp.n_layer; ++l)
+      if (t.name == Weights::layer(l, "time_mix_output.weight") || t.name == Weights::layer(l, "channel_mix_value.weight")) {
+        std::vector<float> v = t.to_f32();
+        for (float& x : v) x = std::ldexp(x, -(l / 6));
+        t = make_f32_tensor(t.name, t.shape, std::move(v));
+      }
+  save_gguf(scaled, dir.file("s.gguf"), SaveType::Keep);
+  EXPECT_EQ(read_gguf(dir.file("s.gguf")).get_uint("rwkv6.rescale_every_n_layers"), 6u);
+  const auto [diff, scale] = max_difference(logits_all(*Model::load(dir.file("s.gguf")), kTokens), ref);
+  EXPECT_LT(diff, 1e-4 * scale);
+  scaled.hp.rescale_every = 0;
+  const auto [wrong, unused] = max_difference(logits_all(*Model::from_weights(scaled), kTokens), ref);
+  EXPECT_GT(wrong, 1e-2 * scale);
 }
 
 TEST(GgufConvert, WritesTheKeysLlamaCppReads) {

@@ -360,6 +360,38 @@ TEST_P(NormRows, LayerNormAndGroupNormMatchTheirDefinitions) {
   }
 }
 
+// The residual step between blocks: x ← (x + d [+ bias]) · scale, then the next block's layer
+// norm, against the sum written out and layer_norm (checked above) on it; without a norm weight,
+// the sum alone. Many rows, so that the thread pool shares them out.
+TEST_P(NormRows, AddLayerNormIsTheSumThenTheNorm) {
+  cpu::set_threads(2);
+  std::mt19937 rng(4);
+  const size_t T = 70, C = 4 * GetParam();
+  const auto x0 = random_vec(T * C, rng, -3, 5), d = random_vec(T * C, rng), bias = random_vec(C, rng);
+  const auto w = random_vec(C, rng), b = random_vec(C, rng);
+  for (const float* d_bias : {static_cast<const float*>(nullptr), bias.data()})
+    for (float scale : {1.0f, 0.5f}) {
+      std::vector<float> want_x(T * C), want_y(T * C);
+      for (size_t t = 0; t < T; ++t)
+        for (size_t c = 0; c < C; ++c) {
+          float v = x0[t * C + c] + d[t * C + c];
+          if (d_bias) v += d_bias[c];
+          want_x[t * C + c] = v * scale;
+        }
+      cpu::layer_norm(want_x.data(), T, C, w.data(), b.data(), 1e-5f, want_y.data());
+      std::vector<float> x = x0, y(T * C, -1.0f);
+      cpu::add_layer_norm(x.data(), d.data(), d_bias, scale, T, C, w.data(), b.data(), 1e-5f, y.data());
+      EXPECT_EQ(x, want_x);
+      EXPECT_EQ(y, want_y);
+      x = x0;
+      std::vector<float> untouched(T * C, -1.0f);
+      cpu::add_layer_norm(x.data(), d.data(), d_bias, scale, T, C, nullptr, nullptr, 1e-5f, untouched.data());
+      EXPECT_EQ(x, want_x);
+      EXPECT_EQ(untouched, std::vector<float>(T * C, -1.0f));
+    }
+  cpu::set_threads(0);
+}
+
 // The per-head reductions of RWKV-7 (the κ normalisation, the bonus) against double sums,
 // for lengths with and without a vector tail, each instruction set this CPU runs.
 TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {

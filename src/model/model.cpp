@@ -256,19 +256,18 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
   }
   if (ln0_w_) cpu::layer_norm(x.data(), T, C, ln0_w_, ln0_b_, hp.layer_norm_eps, x.data());
   Scratch scratch;
+  // Each block's output is added to x and the next block's norm taken in one pass per token.
+  const float eps = hp.layer_norm_eps;
+  if (hp.n_layer > 0) cpu::layer_norm(x.data(), T, C, ln1_w_[0], ln1_b_[0], eps, z.data());
   for (int l = 0; l < hp.n_layer; ++l) {
-    cpu::layer_norm(x.data(), T, C, ln1_w_[l], ln1_b_[l], hp.layer_norm_eps, z.data());
     time_mix(l, z.data(), T, runs, scratch, out.data());
-    for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
-    if (att_out_b_[l])
-      for (size_t t = 0; t < T; ++t)
-        for (size_t c = 0; c < C; ++c) x[t * C + c] += att_out_b_[l][c];
-    cpu::layer_norm(x.data(), T, C, ln2_w_[l], ln2_b_[l], hp.layer_norm_eps, z.data());
+    cpu::add_layer_norm(x.data(), out.data(), att_out_b_[l], 1.0f, T, C, ln2_w_[l], ln2_b_[l], eps, z.data());
     channel_mix(l, z.data(), T, runs, out.data());
-    for (size_t i = 0; i < T * C; ++i) x[i] += out[i];
     // llama.cpp RWKV-6 files have pre-divided weights and halve x every R layers (trap T3).
-    if (hp.rescale_every > 0 && (l + 1) % hp.rescale_every == 0)
-      for (size_t i = 0; i < T * C; ++i) x[i] *= 0.5f;
+    const float scale = hp.rescale_every > 0 && (l + 1) % hp.rescale_every == 0 ? 0.5f : 1.0f;
+    const bool last = l + 1 == hp.n_layer;
+    cpu::add_layer_norm(x.data(), out.data(), nullptr, scale, T, C, last ? nullptr : ln1_w_[l + 1],
+                        last ? nullptr : ln1_b_[l + 1], eps, z.data());
   }
   // Gather the rows whose logits are wanted, run the head once, scatter.
   std::vector<size_t> rows;

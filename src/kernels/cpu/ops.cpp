@@ -205,6 +205,22 @@ void layer_norm(const float* x, size_t T, size_t n, const float* weight, const f
   });
 }
 
+void add_layer_norm(float* x, const float* d, const float* d_bias, float scale, size_t T, size_t n,
+                    const float* weight, const float* bias, float eps, float* y) {
+  parallel_for(T, norm_grain(n), [&](size_t t0, size_t t1) {
+    for (size_t t = t0; t < t1; ++t) {
+      float* xt = x + t * n;
+      const float* dt = d + t * n;
+      for (size_t c = 0; c < n; ++c) xt[c] += dt[c];
+      if (d_bias)
+        for (size_t c = 0; c < n; ++c) xt[c] += d_bias[c];
+      if (scale != 1.0f)
+        for (size_t c = 0; c < n; ++c) xt[c] *= scale;
+      if (weight) normalize(xt, n, weight, bias, eps, y + t * n);
+    }
+  });
+}
+
 void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weight,
                 const float* bias, float eps, float* y) {
   parallel_for(T, norm_grain(H * N), [&](size_t t0, size_t t1) {

@@ -101,6 +101,14 @@ class QuantizedActivations {
 void layer_norm(const float* x, size_t T, size_t n, const float* weight, const float* bias,
                 float eps, float* y);
 
+// The residual step between blocks, row by row (T rows of n): x ← (x + d [+ d_bias]) · scale,
+// then, given a weight, y = LayerNorm(x) as layer_norm computes it. Each row is read once for
+// both; rows shared out over the thread pool. d_bias may be null (no bias), weight null (no norm).
+// (In place of a serial add and a norm: 0.1B f16 prefill, 512 tokens, 2 threads, 2.2–2.7 →
+// 1.5–1.7 M cycles per layer, 3 alternating pairs.)
+void add_layer_norm(float* x, const float* d, const float* d_bias, float scale, size_t T, size_t n,
+                    const float* weight, const float* bias, float eps, float* y);
+
 // GroupNorm: each row of H·N values is normalised per group of N, then scaled per channel.
 void group_norm(const float* x, size_t T, size_t H, size_t N, const float* weight,
                 const float* bias, float eps, float* y);
