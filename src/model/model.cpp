@@ -257,8 +257,9 @@ void Model::forward_batch(std::span<const Sequence> seqs) const {
   if (ln0_w_) cpu::layer_norm(x.data(), T, C, ln0_w_, ln0_b_, hp.layer_norm_eps, x.data());
   Scratch scratch;
   // Each block's output is added to x and the next block's norm taken in one pass per token.
+  // (Every model has a layer 0: the constructor refuses one without.)
   const float eps = hp.layer_norm_eps;
-  if (hp.n_layer > 0) cpu::layer_norm(x.data(), T, C, ln1_w_[0], ln1_b_[0], eps, z.data());
+  cpu::layer_norm(x.data(), T, C, ln1_w_[0], ln1_b_[0], eps, z.data());
   for (int l = 0; l < hp.n_layer; ++l) {
     time_mix(l, z.data(), T, runs, scratch, out.data());
     cpu::add_layer_norm(x.data(), out.data(), att_out_b_[l], 1.0f, T, C, ln2_w_[l], ln2_b_[l], eps, z.data());
