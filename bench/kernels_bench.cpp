@@ -8,6 +8,8 @@
 #include <benchmark/benchmark.h>
 #include <cblas.h>
 
+#include <algorithm>
+
 #include <cstring>
 #include <random>
 #include <vector>
@@ -57,7 +59,7 @@ void products(benchmark::State& st, DType type, bool in_cache, size_t T) {
   const size_t bytes = rows * rwkv::dtype_bytes(type, cols);
   const size_t copies = in_cache ? 1 : std::max<size_t>(1, (size_t(256) << 20) / bytes);
   const std::vector<std::vector<uint8_t>> W(copies, random_matrix(type, rows, cols, rng));
-  // The types with an eight-row layout also interleaved by eights, float16 in sixteen-row
+  // The types with an eight-row layout also interleaved by eights, float types in sixteen-row
   // panels, as models hold them (Model::matrix).
   const bool eights = rwkv::cpu::simd::has_rows8_layout(type) && rwkv::cpu::simd::rows8_kernel();
   const bool panels = rwkv::cpu::simd::has_panel_layout(type);
@@ -151,7 +153,9 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   std::vector<float> x(T * cols), y(T * rows);
   for (float& v : x) v = gauss(rng);
   rwkv::cpu::Matrix M{type, W.data(), rows, cols};
-  std::vector<uint8_t> panels(rwkv::cpu::simd::has_panel_layout(type) ? W.size() : 0);  // as models hold f16
+  // Sixteen-row panels as models hold them (float32: only the full-size matrices).
+  const bool has_panels = rwkv::cpu::simd::has_panel_layout(type) && (type != DType::F32 || std::min(rows, cols) > 256);
+  std::vector<uint8_t> panels(has_panels ? W.size() : 0);
   if (!panels.empty()) {
     rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, panels.data());
     M.panels = panels.data();

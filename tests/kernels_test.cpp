@@ -136,27 +136,34 @@ TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
   });
 }
 
-// Float16 and bfloat16 matrices with sixteen-row panels (as models load them): the products
-// read the panels, and the rows past the last whole panel as stored, for every path (one
-// token; a few; the GEMM's many, in several chunks of columns with in = 3000) and every
-// instruction set here (a panel column is 2 vectors on AVX2, 1 on AVX-512, 4 on SSE4). The
-// rows copied into panels are then overwritten in the original, so that reading them from
-// there instead could not pass.
+// Float matrices with sixteen-row panels (as models load them): the products read the panels,
+// and the rows past the last whole panel as stored, for every path (one token; a few; the
+// GEMM's many, in several chunks of columns with in = 3000) and every instruction set here (a
+// float16 panel column is 2 vectors on AVX2, 1 on AVX-512, 4 on SSE4). The rows copied into
+// panels are then overwritten in the original, so that reading them from there instead could
+// not pass.
 TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
   std::mt19937 rng(17);
   on_every_target([&] {
-    for (DType type : {DType::F16, DType::BF16})
+    for (DType type : {DType::F32, DType::F16, DType::BF16})
       for (size_t in : {7, 301, 3000})
         for (size_t out : {16, 50, 70})  // 1, 3 and 4 panels (AVX-512 takes them in pairs)
           for (size_t T : {1, 2, 3, 5, 7, 13, 16, 23, 40, 70}) {
             if (in == 3000 && T != 1 && T != 70) continue;
-            std::vector<uint16_t> w16 = to_16bit(type, random_vec(in * out, rng)), panels(out / 16 * 16 * in);
-            cpu::simd::interleave_panels16(type, w16.data(), out / 16 * 16, in, panels.data());
+            const auto w32 = random_vec(in * out, rng);
+            const size_t e = dtype_bytes(type, 1), whole = out / 16 * 16 * in * e;
+            std::vector<uint8_t> w(in * out * e), panels(whole);
+            if (type == DType::F32)
+              std::memcpy(w.data(), w32.data(), w.size());
+            else
+              std::memcpy(w.data(), to_16bit(type, w32).data(), w.size());
+            cpu::simd::interleave_panels16(type, w.data(), out / 16 * 16, in, panels.data());
             auto X = random_vec(T * in, rng);
             std::vector<float> Y(T * out), R(T * out);
-            cpu::matmul_reference(X.data(), T, {type, w16.data(), out, in}, R.data());
-            std::fill(w16.begin(), w16.begin() + panels.size(), uint16_t{0x7e00});  // NaN in both types
-            cpu::Matrix W{type, w16.data(), out, in};
+            cpu::matmul_reference(X.data(), T, {type, w.data(), out, in}, R.data());
+            const char* nan = type == DType::F32 ? "\x00\x00\xc0\x7f" : type == DType::F16 ? "\x00\x7e" : "\xc0\x7f";
+            for (size_t i = 0; i < whole; i += e) std::memcpy(&w[i], nan, e);
+            cpu::Matrix W{type, w.data(), out, in};
             W.panels = panels.data();
             cpu::matmul(X.data(), T, W, Y.data());
             for (size_t i = 0; i < Y.size(); ++i)

@@ -36,9 +36,12 @@ void Floats::release() noexcept {
 namespace {
 // The bytes of a matrix's interleaved copy (Model::interleaved), 0 if it gets none: the
 // embedding is a table look-up, read in place. Block types get eight-row groups where the CPU
-// has their kernel, float16 and bfloat16 sixteen-row panels. Each copy on its own cache line.
+// has their kernel, float types sixteen-row panels (float32 only the full-size matrices: the
+// low-rank ones, at most 256 rows or columns, are read from their float32 copy, Model::tensor).
+// Each copy on its own cache line.
 size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
   if (name == "token_embd.weight") return 0;
+  if (type == DType::F32 && std::min(rows, cols) <= 256) return 0;
   if (cpu::simd::has_panel_layout(type) && rows >= cpu::simd::kPanelRows)
     return (rows / cpu::simd::kPanelRows * cpu::simd::kPanelRows * dtype_bytes(type, cols) + 63) / 64 * 64;
   if (rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel()) return 0;
@@ -151,6 +154,11 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   // their interleaved copies are read where they have one: block types' eight-row groups where
   // the CPU reads those, 16-bit floats' sixteen-row panels. 16-bit floats at odd addresses (an
   // rwkv.cpp file) are read only from their panels, so they need whole ones; else float32.
+  if (t.dtype == DType::F32) {  // the rows past the last whole panel (if any) as float32
+    cpu::Matrix m{DType::F32, tensor(name, shape), rows, cols};
+    m.panels = interleaved(t, rows, cols);
+    return m;
+  }
   const bool aligned16 = reinterpret_cast<uintptr_t>(t.data) % 2 == 0;
   const bool panels = cpu::simd::has_panel_layout(t.dtype);  // (float16, bfloat16)
   const bool whole_panels = interleaved_bytes(name, t.dtype, rows, cols) > 0 && rows % cpu::simd::kPanelRows == 0;

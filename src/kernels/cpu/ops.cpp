@@ -13,11 +13,11 @@
 namespace rwkv::cpu {
 
 namespace {
-// Float32 matrices: below kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens
-// packed along the lanes (batched decode: weights are used a few dozen times, too few to repay
-// repacking them); from there, the packed GEMM (prefill). Float16 and bfloat16 matrices take
-// panel_rows from their sixteen-row panels (as models load them) for every number of tokens,
-// float_rows where they have none.
+// Matrices with sixteen-row panels (as models load float matrices) take panel_rows for every
+// number of tokens. Float32 matrices without (a caller's, or a model's low-rank ones): below
+// kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens packed along the lanes
+// (batched decode: weights are used a few dozen times, too few to repay repacking them); from
+// there, the packed GEMM (prefill). Float16 and bfloat16 ones without: float_rows.
 constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
 
 // The weights a decode step reads come in the same order token after token. Each product job
@@ -73,7 +73,7 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
         W.rows, 16, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); }, Split::Contiguous, then);
     return;
   }
-  if (W.type != DType::F32 && (!W.panels || T < kGemmMinTokens)) {  // each thread's panels, all the tokens
+  if (W.panels ? T < kGemmMinTokens : W.type != DType::F32) {  // each thread's panels, all the tokens
     parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); });
     return;
   }

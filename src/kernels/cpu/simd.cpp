@@ -154,8 +154,8 @@ void float_rows_k(const typename K::T* W, size_t cols, size_t r0, size_t r1, con
 // ---- matrix-matrix for a few dozen tokens (batched decode): tokens along the vector lanes
 // X is packed once per call, transposed in groups of G tokens (two vectors, or one when all the
 // tokens fit one): Xp[g][i][0..G) = X[g·G + ·][i] (zero beyond T). Weight rows are broadcast one
-// value at a time against the group's vectors: six rows against two vectors, or twelve against
-// one, so 12 accumulators hold finished outputs (no horizontal sums), and each weight is
+// value at a time against the group's vectors: six rows against two vectors, or kOneVectorRows
+// against one, so the accumulators hold finished outputs (no horizontal sums), and each weight is
 // read once per token block. (With 16 tokens and 16 lanes, AVX-512, groups of two
 // vectors would spend half of every FMA on padding.)
 size_t TokenGroup(size_t T) {
@@ -176,6 +176,11 @@ void PackTokens(const float* X, size_t T, size_t cols, size_t G, float* Xp) {
 }
 
 constexpr size_t kPackRows = 6;
+// Rows against one vector of tokens (all the tokens in one, e.g. 16 on AVX-512). Twelve rows,
+// twelve streams of weights, outran the 15 general registers: GCC kept the pointers in vector
+// registers and the accumulators on the stack. `MatmulBatch/f32` (16 tokens, no panels, Zen 5,
+// 2 threads) 768 × 768: 12 rows 178 GFLOP/s, 10 rows 312, 8 rows 353; 65536 × 768 149, 212, 197.
+constexpr size_t kOneVectorRows = 8;
 
 // out[j][0..2L) = Σ_i s_j[i] · p[i][0..2L) over i < n for six streams s_j, with p advancing by
 // two vectors per step: each step broadcasts one value of each stream against the two vectors,
@@ -242,31 +247,31 @@ HWY_INLINE void six_by_two(const float* const* s, const float* HWY_RESTRICT p, s
   put(c30, c31, out + 3 * ld), put(c40, c41, out + 4 * ld), put(c50, c51, out + 5 * ld);
 }
 
-// out[j][0..L) = Σ_i s_j[i] · p[i][0..L) over i < n for twelve streams s_j, p advancing by one
-// vector per step (twelve accumulators, stored as twelve rows of out, ld apart); the side job
+// out[j][0..L) = Σ_i s_j[i] · p[i][0..L) over i < n for R streams s_j, p advancing by one
+// vector per step (R accumulators, stored as R rows of out, ld apart); the side job
 // as in six_by_two.
-template <class Side>
-HWY_INLINE void twelve_by_one(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld,
-                              const Side& side) {
+template <size_t R, class Side>
+HWY_INLINE void rows_by_one(const float* const* s, const float* HWY_RESTRICT p, size_t n, float* out, size_t ld,
+                            const Side& side) {
   const DF d;
   const size_t L = hn::Lanes(d);
-  VF c0 = hn::Zero(d), c1 = c0, c2 = c0, c3 = c0, c4 = c0, c5 = c0, c6 = c0, c7 = c0, c8 = c0, c9 = c0, c10 = c0,
-     c11 = c0;
-  auto step = [&](size_t i) {
+  VF c[R];
+  for (size_t j = 0; j < R; ++j) c[j] = hn::Zero(d);
+  size_t i = 0;
+  for (; i + L <= n; i += L) {
+    side(i);
+    hwy::Prefetch(p + 16 * L);
+    for (size_t u = 0; u < L; ++u) {
+      const VF v = hn::LoadU(d, p + u * L);
+      for (size_t j = 0; j < R; ++j) c[j] = hn::MulAdd(hn::Set(d, s[j][i + u]), v, c[j]);
+    }
+    p += L * L;
+  }
+  for (; i < n; ++i, p += L) {
     const VF v = hn::LoadU(d, p);
-    c0 = hn::MulAdd(hn::Set(d, s[0][i]), v, c0), c1 = hn::MulAdd(hn::Set(d, s[1][i]), v, c1);
-    c2 = hn::MulAdd(hn::Set(d, s[2][i]), v, c2), c3 = hn::MulAdd(hn::Set(d, s[3][i]), v, c3);
-    c4 = hn::MulAdd(hn::Set(d, s[4][i]), v, c4), c5 = hn::MulAdd(hn::Set(d, s[5][i]), v, c5);
-    c6 = hn::MulAdd(hn::Set(d, s[6][i]), v, c6), c7 = hn::MulAdd(hn::Set(d, s[7][i]), v, c7);
-    c8 = hn::MulAdd(hn::Set(d, s[8][i]), v, c8), c9 = hn::MulAdd(hn::Set(d, s[9][i]), v, c9);
-    c10 = hn::MulAdd(hn::Set(d, s[10][i]), v, c10), c11 = hn::MulAdd(hn::Set(d, s[11][i]), v, c11);
-    p += L;
-  };
-  steps_with_side(n, L, side, step, [&] { hwy::Prefetch(p + 16 * L); });
-  hn::StoreU(c0, d, out), hn::StoreU(c1, d, out + ld), hn::StoreU(c2, d, out + 2 * ld);
-  hn::StoreU(c3, d, out + 3 * ld), hn::StoreU(c4, d, out + 4 * ld), hn::StoreU(c5, d, out + 5 * ld);
-  hn::StoreU(c6, d, out + 6 * ld), hn::StoreU(c7, d, out + 7 * ld), hn::StoreU(c8, d, out + 8 * ld);
-  hn::StoreU(c9, d, out + 9 * ld), hn::StoreU(c10, d, out + 10 * ld), hn::StoreU(c11, d, out + 11 * ld);
+    for (size_t j = 0; j < R; ++j) c[j] = hn::MulAdd(hn::Set(d, s[j][i]), v, c[j]);
+  }
+  for (size_t j = 0; j < R; ++j) hn::StoreU(c[j], d, out + j * ld);
 }
 
 // Blocked as a GEMM: a chunk of at most kChunk columns, a block of token groups whose packed
@@ -276,7 +281,7 @@ HWY_INLINE void twelve_by_one(const float* const* s, const float* HWY_RESTRICT p
 constexpr size_t kChunk = 1024;
 constexpr size_t kTokenBlockBytes = 256 * 1024;
 
-// R rows at a time: 6 against groups of two vectors of tokens, 12 against groups of one.
+// R rows at a time: 6 against groups of two vectors of tokens, kOneVectorRows against groups of one.
 template <size_t R>
 void packed_rows_k(const float* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y,
                    size_t ldy) {
@@ -311,7 +316,7 @@ void packed_rows_k(const float* W, size_t cols, size_t r0, size_t r1, const floa
             if constexpr (R == kPackRows)
               six_by_two(w, p, kc, out_buf.data(), G, side);
             else
-              twelve_by_one(w, p, kc, out_buf.data(), G, side);
+              rows_by_one<R>(w, p, kc, out_buf.data(), G, side);
           } else if constexpr (R == kPackRows) {  // (one-vector groups: all tokens in one)
             six_by_two(w, p, kc, out_buf.data(), G);
           }
@@ -329,7 +334,7 @@ void packed_rows_k(const float* W, size_t cols, size_t r0, size_t r1, const floa
 
 void PackedRows(const float* W, size_t cols, size_t r0, size_t r1, const float* Xp, size_t T, float* Y, size_t ldy) {
   if (TokenGroup(T) == hn::Lanes(DF()))
-    packed_rows_k<2 * kPackRows>(W, cols, r0, r1, Xp, T, Y, ldy);
+    packed_rows_k<kOneVectorRows>(W, cols, r0, r1, Xp, T, Y, ldy);
   else
     packed_rows_k<kPackRows>(W, cols, r0, r1, Xp, T, Y, ldy);
 }
@@ -593,6 +598,7 @@ void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, con
 
 void PanelRows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                size_t ldy) {
+  if (type == DType::F32) return panel_rows_k<F32W>(static_cast<const float*>(P), cols, r0, r1, X, T, Y, ldy);
   if (type == DType::F16) return panel_rows_k<F16W>(static_cast<const F16W::T*>(P), cols, r0, r1, X, T, Y, ldy);
   if (type == DType::BF16) return panel_rows_k<BF16W>(static_cast<const BF16W::T*>(P), cols, r0, r1, X, T, Y, ldy);
 }
@@ -1030,25 +1036,25 @@ void gemm_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* X
   HWY_DYNAMIC_DISPATCH(GemmRows)(W, cols, r0, r1, X, T, Y, ldy);
 }
 
-bool has_panel_layout(DType type) { return type == DType::F16 || type == DType::BF16; }
+bool has_panel_layout(DType type) { return type == DType::F32 || type == DType::F16 || type == DType::BF16; }
 
 void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, void* out) {
   if (!has_panel_layout(type) || rows % kPanelRows != 0)
     fail("interleave_panels16: ", dtype_name(type), " ", rows, " x ", cols, " has no sixteen-row panels");
-  // 8 columns of the 16 rows at a time: 16 runs of 16 bytes read, written back as 8 columns.
+  // 8 columns of the 16 rows at a time: 16 runs of 8 values read, written back as 8 columns.
   // (The values may lie at odd addresses: an rwkv.cpp file's.)
   const auto* in = static_cast<const uint8_t*>(W);
   auto* o = static_cast<uint8_t*>(out);
+  const size_t e = dtype_bytes(type, 1);  // 4 or 2
   constexpr size_t kCols = 8;
-  uint16_t block[kPanelRows][kCols], cols_out[kCols][kPanelRows];
+  uint8_t block[kPanelRows][kCols * 4], cols_out[kCols][kPanelRows * 4];
   for (size_t g = 0; g < rows; g += kPanelRows)
     for (size_t i = 0; i < cols; i += kCols) {
       const size_t n = std::min(kCols, cols - i);
-      for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(block[j], in + ((g + j) * cols + i) * 2, n * 2);
+      for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(block[j], in + ((g + j) * cols + i) * e, n * e);
       for (size_t c = 0; c < n; ++c)
-        for (size_t j = 0; j < kPanelRows; ++j) cols_out[c][j] = block[j][c];
-      std::memcpy(o, cols_out, n * kPanelRows * 2);
-      o += n * kPanelRows * 2;
+        for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(&cols_out[c][j * e], &block[j][c * e], e);
+      for (size_t c = 0; c < n; ++c, o += kPanelRows * e) std::memcpy(o, cols_out[c], kPanelRows * e);
     }
 }
 

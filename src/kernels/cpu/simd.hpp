@@ -28,12 +28,12 @@ void packed_rows(const float* W, size_t cols, size_t r0, size_t r1, const float*
 
 // The same Y rows by a packed GEMM, for many tokens (prefill), float32 weights: the rows are
 // packed once per call in panels of two vectors of rows, and 6 tokens at a time run against them.
-// (Float16 and bfloat16 matrices are read from sixteen-row panels, below, for any number of
-// tokens.)
+// (Matrices with sixteen-row panels, below, are read from those for any number of tokens.)
 void gemm_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
                size_t ldy);
 
-// Sixteen-row panels, the layout float16 and bfloat16 matrices are read in (has_panel_layout):
+// Sixteen-row panels, the layout models hold float matrices in (has_panel_layout: float16,
+// bfloat16, and float32's full-size matrices):
 // rows in groups of 16, each group column by column, P[g][i][j] = W[16g + j][i] (a column of a
 // group is 16 consecutive values). interleave_panels16 makes it (rows a multiple of 16; out holds
 // rows × cols values). panel_rows computes the Y rows [r0, r1) (multiples of 16) of any number of
