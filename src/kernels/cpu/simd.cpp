@@ -1038,24 +1038,34 @@ void gemm_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* X
 
 bool has_panel_layout(DType type) { return type == DType::F32 || type == DType::F16 || type == DType::BF16; }
 
-void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, void* out) {
-  if (!has_panel_layout(type) || rows % kPanelRows != 0)
-    fail("interleave_panels16: ", dtype_name(type), " ", rows, " x ", cols, " has no sixteen-row panels");
-  // 8 columns of the 16 rows at a time: 16 runs of 8 values read, written back as 8 columns.
-  // (The values may lie at odd addresses: an rwkv.cpp file's.)
-  const auto* in = static_cast<const uint8_t*>(W);
-  auto* o = static_cast<uint8_t*>(out);
-  const size_t e = dtype_bytes(type, 1);  // 4 or 2
+namespace {
+// 8 columns of the 16 rows at a time: 16 runs of 8 values read, written back as 8 columns.
+// (The values may lie at odd addresses: an rwkv.cpp file's.) E: uint16_t or uint32_t.
+template <class E>
+void interleave_panels(const uint8_t* in, size_t rows, size_t cols, uint8_t* o) {
   constexpr size_t kCols = 8;
-  uint8_t block[kPanelRows][kCols * 4], cols_out[kCols][kPanelRows * 4];
+  E block[kPanelRows][kCols], cols_out[kCols][kPanelRows];
   for (size_t g = 0; g < rows; g += kPanelRows)
     for (size_t i = 0; i < cols; i += kCols) {
       const size_t n = std::min(kCols, cols - i);
-      for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(block[j], in + ((g + j) * cols + i) * e, n * e);
+      for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(block[j], in + ((g + j) * cols + i) * sizeof(E), n * sizeof(E));
       for (size_t c = 0; c < n; ++c)
-        for (size_t j = 0; j < kPanelRows; ++j) std::memcpy(&cols_out[c][j * e], &block[j][c * e], e);
-      for (size_t c = 0; c < n; ++c, o += kPanelRows * e) std::memcpy(o, cols_out[c], kPanelRows * e);
+        for (size_t j = 0; j < kPanelRows; ++j) cols_out[c][j] = block[j][c];
+      std::memcpy(o, cols_out, n * kPanelRows * sizeof(E));
+      o += n * kPanelRows * sizeof(E);
     }
+}
+}  // namespace
+
+void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, void* out) {
+  if (!has_panel_layout(type) || rows % kPanelRows != 0)
+    fail("interleave_panels16: ", dtype_name(type), " ", rows, " x ", cols, " has no sixteen-row panels");
+  const auto* in = static_cast<const uint8_t*>(W);
+  auto* o = static_cast<uint8_t*>(out);
+  if (type == DType::F32)
+    interleave_panels<uint32_t>(in, rows, cols, o);
+  else
+    interleave_panels<uint16_t>(in, rows, cols, o);
 }
 
 void panel_rows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
