@@ -122,10 +122,12 @@ TEST(QuantSimd, ExtremeLevelsAndActivations) {
 
 // The types with an eight-row layout (simd::interleave_rows8), on each instruction set this CPU
 // runs (AVX2 and up read the layout; the others read rows one at a time): every row gives the
-// same bits as the row-at-a-time kernel, over whole groups, the rows left over (21 = 2·8 + 5),
-// ranges that start and end inside a group, levels and activations at the ends of their
-// ranges, and 7 or 19 tokens (the kernels' passes of 4, 2 and 1 tokens; beyond 16, of 2 for
-// some types); and both stay close to the scalar reference. Then the layout's refusals.
+// same bits as the row-at-a-time kernel, over whole groups, the rows left over (21 = 2·8 + 5,
+// 29 = 3·8 + 5: where groups lie in pairs, simd::rows8_pairs, a pair and a last group alone),
+// ranges that start and end inside a group (or between the groups of a pair), levels and
+// activations at the ends of their ranges, and 7 or 19 tokens (the kernels' passes of 4, 2 and
+// 1 tokens; beyond 16, of 2 for some types); and both stay close to the scalar reference.
+// Then the layout's refusals.
 TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
   for (int64_t target : hwy::SupportedAndGeneratedTargets()) {
     SCOPED_TRACE(hwy::TargetName(target));
@@ -137,8 +139,8 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
       const bool k_quant = type == DType::Q4_K || type == DType::Q5_K || type == DType::Q6_K;
       for (size_t cols : k_quant ? std::vector<size_t>{256, 768} : std::vector<size_t>{96, 768})
         for (size_t T : {size_t{7}, size_t{19}})
-        for (int extreme = 0; extreme < 2; ++extreme) {
-          const size_t rows = 21;
+        for (int extreme = 0; extreme < 2; ++extreme)
+        for (size_t rows : {21, 29}) {
           auto W = random_weights(type, rows, cols, rng);
           const size_t bb = dtype_block_bytes(type);
           if (extreme)
@@ -146,8 +148,8 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
               std::memset(&W[b * bb], b % 2 ? 0xff : 0x80, bb);
               set_scales(type, &W[b * bb], b);
             }
-          std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, 16, cols));
-          cpu::simd::interleave_rows8(type, W.data(), 16, cols, W8.data());
+          std::vector<uint8_t> W8(cpu::simd::rows8_bytes(type, rows / 8 * 8, cols));
+          cpu::simd::interleave_rows8(type, W.data(), rows / 8 * 8, cols, W8.data());
           std::vector<float> X(T * cols);
           // (Extreme: token 0 all ones, so that every product has the same sign and the integer
           // sums are largest.)
@@ -169,6 +171,9 @@ TEST(QuantSimd, EightRowLayoutGivesTheSameBits) {
           xq.rows(eights, 12, rows, b.data());
           xq.rows(eights, 0, 3, b.data());
           ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " ranges";
+          std::fill(b.begin(), b.end(), 0.0f);  // each group alone, the second of a pair too
+          for (size_t r = 0; r < rows; r += 8) xq.rows(eights, r, std::min(rows, r + 8), b.data());
+          ASSERT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * sizeof(float))) << dtype_name(type) << " groups";
           cpu::matmul_quantized_reference(X.data(), T, plain, ref.data());
           for (size_t i = 0; i < ref.size(); ++i)
             EXPECT_NEAR(b[i], ref[i], 1e-5 * std::fabs(ref[i]) + 1e-3) << dtype_name(type) << " " << i;

@@ -188,13 +188,15 @@ const void* Model::interleaved(const Tensor& t, size_t rows, size_t cols) {
   if (bytes == 0) return nullptr;
   const bool panels = cpu::simd::has_panel_layout(t.dtype);
   const size_t group = panels ? cpu::simd::kPanelRows : 8, whole = rows / group * group;
+  // The pieces start at whole pairs of eight-row groups where those lie in pairs.
+  const size_t unit = !panels && cpu::simd::rows8_pairs(t.dtype) ? 16 : group;
   const size_t row_bytes = dtype_bytes(t.dtype, cols);
   uint8_t* out = arena_bytes(bytes);
-  const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (group * row_bytes)) * group;
+  const size_t step = std::max<size_t>(1, (size_t{4} << 20) / (unit * row_bytes)) * unit;
   for (size_t r = 0; r < whole; r += step) {
     const size_t n = std::min(step, whole - r);
-    cpu::parallel_for(n / group, 16, [&](size_t g0, size_t g1) {  // (the copy's first touch is slow on some VMs)
-      const size_t a = r + g0 * group, m = (g1 - g0) * group;
+    cpu::parallel_for((n + unit - 1) / unit, 16, [&](size_t g0, size_t g1) {  // (the copy's first touch is slow on some VMs)
+      const size_t a = r + g0 * unit, m = std::min(n, g1 * unit) - g0 * unit;
       if (panels)
         cpu::simd::interleave_panels16(t.dtype, t.data + a * row_bytes, m, cols, out + a * row_bytes);
       else

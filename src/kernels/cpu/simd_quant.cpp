@@ -28,6 +28,21 @@
 #include "io/k_quants.hpp"
 #include "kernels/cpu/simd_quant.hpp"
 
+#ifndef RWKV_SIMD_QUANT_ONCE
+#define RWKV_SIMD_QUANT_ONCE
+namespace rwkv::cpu::simd {
+// Whether the CPU has AVX512-VNNI (the 512-bit byte dot products of rows16_tokens).
+inline bool avx512_vnni() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool has = __builtin_cpu_supports("avx512vnni");
+  return has;
+#else
+  return false;
+#endif
+}
+}  // namespace rwkv::cpu::simd
+#endif
+
 HWY_BEFORE_NAMESPACE();
 namespace rwkv::cpu::simd::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
@@ -320,19 +335,20 @@ HWY_INLINE __m256i dot4_add(__m256i sum, __m256i u, __m256i s) {
 #endif
 }
 
-// Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes) against NT
-// tokens x[0..NT): token t's result for row r in lane r of out[t]. Per block column, the
+// Eight rows (one interleaved group, `blocks` block columns of 8·B::kBytes bytes, `step` bytes
+// apart: 8·B::kBytes, or twice that in a pair of groups) against NT tokens x[0..NT): token t's
+// result for row r in lane r of out[t]. Per block column, the
 // activations' levels 4k .. 4k + 3 are broadcast to every lane and multiplied with the vector
 // holding those levels of all 8 rows: byte dot products of 4 (dot4_add) leave each row's sum in
 // its own int32 lane. The weights are unpacked once for the NT tokens; each token's sums and
 // float operations are those it gets alone (NT = 1), so a row gives the same bits however many
 // tokens share the pass.
 template <class B, size_t NT>
-HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, const TokenSums* x, __m256* out) {
+HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, size_t step, const TokenSums* x, __m256* out) {
   constexpr bool kQ8 = std::is_same_v<B, Q8_0B>, kFifth = B::kHighAt != 0;
   __m256 acc[NT];
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (size_t b = 0; b < blocks; ++b, g += 8 * B::kBytes) {
+  for (size_t b = 0; b < blocks; ++b, g += step) {
     prefetch_ahead(g, 8 * B::kBytes);
     auto xs = [x, b](size_t t, size_t k) {  // token t's activations 4k .. 4k + 3 in every lane
       int32_t v;
@@ -396,9 +412,76 @@ HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, const TokenSums* x
   }
   for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
 }
+
+#if RWKV_X86_VNNI
+// Sixteen rows of the 4-bit types without fifth bits (Q4_0, Q4_1) in 512-bit vectors, from
+// a pair of eight-row groups laid out block column by block column (rows8_pairs): per block
+// column, group a's 8·kBytes bytes, then group b's, so that the pair is one stream. Rows of a
+// in lanes 0–7, of b in 8–15; each lane's operations are rows8_tokens', so every row gives the
+// same bits. One instruction does the work of two (Zen 5 runs 512-bit operations at full
+// width): `MatvecInCache/q4_0` 2424 → 1495 ns; `Matvec/q4_0` 65536 × 768, 2 threads, from DRAM
+// while the machine delivered ~62 GB/s, 539 → 489–501 µs (10 alternating rounds; read as two
+// streams, groups a and b one after the other, it was slower than the eight-row kernel).
+template <class B>
+constexpr bool kRows16 = !std::is_same_v<B, Q8_0B> && B::kHighAt == 0;
+
+// sum + vpdpbusd(u, s) on 512-bit vectors. Highway 1.0.3 compiles its AVX3_DL target with the
+// 256-bit AVX-VNNI only, so the compiler would refuse the intrinsic there: the instruction is
+// written out, and used only where the CPU has AVX512-VNNI (avx512_vnni()).
+HWY_INLINE __m512i dpbusd512(__m512i sum, __m512i u, __m512i s) {
+  asm("vpdpbusd %2, %1, %0" : "+v"(sum) : "v"(u), "v"(s));
+  return sum;
+}
+
+template <class B, size_t NT>
+HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* x, __m512* out) {
+  static_assert(kRows16<B>);
+  constexpr size_t kGroup = 8 * B::kBytes;
+  __m512 acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  const __m512i low4 = _mm512_set1_epi8(15);
+  auto both = [](const uint8_t* a) {  // 32 bytes of each group
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + kGroup)), 1);
+  };
+  auto halves = [](const uint8_t* a) {  // 8 fp16 values of each group
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kGroup)), 1));
+  };
+  for (size_t b = 0; b < blocks; ++b, g += 2 * kGroup) {
+    prefetch_ahead(g, 2 * kGroup);
+    auto xs = [x, b](size_t t, size_t k) {  // token t's activations 4k .. 4k + 3 in every lane
+      int32_t v;
+      std::memcpy(&v, x[t].x[b].q + 4 * k, 4);
+      return _mm512_set1_epi32(v);
+    };
+    __m512i sum[NT];
+    for (size_t t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
+    for (size_t v = 0; v < 4; ++v) {
+      const __m512i w = both(g + B::kLevelsAt + 32 * v);
+      const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+      for (size_t t = 0; t < NT; ++t)
+        sum[t] = dpbusd512(dpbusd512(sum[t], lo, xs(t, v)), hi, xs(t, v + 4));
+    }
+    if constexpr (B::kOffset != 0)
+      for (size_t t = 0; t < NT; ++t)
+        sum[t] = _mm512_sub_epi32(sum[t], _mm512_set1_epi32(B::kOffset * x[t].level_sum[b]));
+    const __m512 d = halves(g);
+    for (size_t t = 0; t < NT; ++t)
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(d, _mm512_set1_ps(x[t].d[b])), acc[t]);
+    if constexpr (B::kMin) {
+      const __m512 m = halves(g + 16);
+      for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(x[t].s[b]), acc[t]);
+    }
+  }
+  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
+}
+#endif
 #endif
 
 bool Rows8Kernel() { return RWKV_X86_AVX2; }
+bool Rows16Kernel() { return RWKV_X86_VNNI && avx512_vnni(); }
 
 // ---- K-quants: super-blocks of 256 (layouts in io/k_quants.hpp), sub-blocks of 32
 
@@ -741,24 +824,41 @@ size_t token_block(size_t token_bytes) { return std::max<size_t>(1, (128 * 1024)
 
 // Rows [r0, r1) against tokens [0, T), in blocks of tb tokens (each row, or group of eight
 // rows, stays in L1 for the tokens of a block). Where the eight-row copy W8 holds a whole group
-// inside [r0, r1), eight<n>(group, t, out) gives the eight results of tokens t .. t + n − 1 as
-// n vectors, n = kTokens while that many are left, then 2 and 1 (AVX2 and up; elsewhere
+// inside [r0, r1), eight<n>(group, step, t, out) gives the eight results of tokens t .. t + n − 1
+// as n vectors, n = kTokens while that many are left, then 2 and 1 (AVX2 and up; elsewhere
 // `eight` is a null placeholder); other rows one(r, t), one at a time. group_bytes: the bytes
-// of one group in W8.
-template <size_t kTokens, class Eight, class One>
-HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]] size_t group_bytes, size_t r0,
-                               size_t r1, size_t T, size_t tb, float* Y, size_t ldy,
-                               [[maybe_unused]] const Eight& eight, const One& one) {
+// of one group in W8; chunk: of one group's block column. The groups of rows [0, paired) lie in
+// pairs (rows8_pairs), block columns of the two in turn (step 2·chunk, the second group chunk
+// further on): there sixteen<n>(pair, t, out), where given, takes both groups at once.
+template <size_t kTokens, class Eight, class One, class Sixteen = std::nullptr_t>
+HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]] size_t group_bytes,
+                               [[maybe_unused]] size_t chunk, [[maybe_unused]] size_t paired, size_t r0, size_t r1,
+                               size_t T, size_t tb, float* Y, size_t ldy, [[maybe_unused]] const Eight& eight,
+                               const One& one, [[maybe_unused]] const Sixteen& sixteen = nullptr) {
   for (size_t t0 = 0; t0 < T; t0 += tb) {
     const size_t t1 = std::min(T, t0 + tb);
     for (size_t r = r0; r < r1;) {
 #if RWKV_X86_AVX2
       if (W8 && r % 8 == 0 && r + 8 <= r1) {
         const uint8_t* g = static_cast<const uint8_t*>(W8) + r / 8 * group_bytes;
+        const bool in_pair = r < paired;
+        if (in_pair && r % 16 == 8) g = g - group_bytes + chunk;  // the second group of its pair
+        const size_t rows = std::is_same_v<Sixteen, std::nullptr_t> || !in_pair || r % 16 || r + 16 > r1 ? 8 : 16;
         size_t t = t0;
         auto tokens = [&]<size_t n>(std::integral_constant<size_t, n>) RWKV_INLINE_LAMBDA {
+#if RWKV_X86_VNNI
+          if constexpr (!std::is_same_v<Sixteen, std::nullptr_t>) {
+            if (rows == 16) {
+              __m512 out[n];
+              sixteen.template operator()<n>(g, t, out);
+              for (size_t i = 0; i < n; ++i) _mm512_storeu_ps(Y + (t + i) * ldy + r, out[i]);
+              t += n;
+              return;
+            }
+          }
+#endif
           __m256 out[n];
-          eight.template operator()<n>(g, t, out);
+          eight.template operator()<n>(g, in_pair ? 2 * chunk : chunk, t, out);
           for (size_t i = 0; i < n; ++i) _mm256_storeu_ps(Y + (t + i) * ldy + r, out[i]);
           t += n;
         };
@@ -766,7 +866,7 @@ HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]]
         if constexpr (kTokens > 2)
           while (t + 2 <= t1) tokens(std::integral_constant<size_t, 2>());
         while (t < t1) tokens(std::integral_constant<size_t, 1>());
-        r += 8;
+        r += rows;
         continue;
       }
 #endif
@@ -788,7 +888,7 @@ constexpr size_t kFewTokens = 16;
 // the other rows one at a time, there with the same float operations (row_token_fma),
 // elsewhere by row_token.
 template <class B>
-void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
+void q8_rows_b(const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8Block* x,
                const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
   constexpr bool kRows8 = RWKV_X86_AVX2;
   const size_t blocks = cols / 32, row_bytes = blocks * B::kBytes;
@@ -804,19 +904,32 @@ void q8_rows_b(const void* W, const void* W8, size_t cols, size_t r0, size_t r1,
       return row_token<B>(w + r * row_bytes, blocks, token(t));
   };
 #if RWKV_X86_AVX2
-  auto eight = [&]<size_t n>(const uint8_t* g, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
+  auto eight = [&]<size_t n>(const uint8_t* g, size_t step, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
     TokenSums sums[n];
     for (size_t i = 0; i < n; ++i) sums[i] = token(t + i);
-    rows8_tokens<B, n>(g, blocks, sums, out);
+    rows8_tokens<B, n>(g, blocks, step, sums, out);
   };
 #else
   const std::nullptr_t eight = nullptr;
 #endif
-  const size_t tb = token_block(blocks * sizeof(Q8Block));
+  const size_t tb = token_block(blocks * sizeof(Q8Block)), group = 8 * row_bytes, chunk = 8 * B::kBytes;
+#if RWKV_X86_VNNI
+  if constexpr (kRows16<B>) {
+    if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
+      auto sixteen = [&]<size_t n>(const uint8_t* g, size_t t, __m512* out) RWKV_INLINE_LAMBDA {
+        TokenSums sums[n];
+        for (size_t i = 0; i < n; ++i) sums[i] = token(t + i);
+        rows16_tokens<B, n>(g, blocks, sums, out);
+      };
+      return rows_in_eights<4>(W8, group, chunk, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight, one, sixteen);
+    }
+  }
+#endif
+  (void)rows;
   if (B::kHighAt == 0 || T <= kFewTokens)
-    rows_in_eights<4>(W8, 8 * row_bytes, r0, r1, T, tb, Y, ldy, eight, one);
+    rows_in_eights<4>(W8, group, chunk, 0, r0, r1, T, tb, Y, ldy, eight, one);
   else
-    rows_in_eights<2>(W8, 8 * row_bytes, r0, r1, T, tb, Y, ldy, eight, one);
+    rows_in_eights<2>(W8, group, chunk, 0, r0, r1, T, tb, Y, ldy, eight, one);
 }
 
 // The K-quants: eight rows at a time through W8 where there is one, Q4_K and Q5_K four tokens at
@@ -831,7 +944,7 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
     return row_token_fma_k<K>(w + r * row_bytes, blocks, x + t * blocks);
   };
 #if RWKV_X86_AVX2
-  auto eight = [&]<size_t n>(const uint8_t* g, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
+  auto eight = [&]<size_t n>(const uint8_t* g, size_t, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
     const Q8KBlock* tokens[n];
     for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
     if constexpr (std::is_same_v<K, Q6_KB>)
@@ -847,19 +960,19 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
                                                             : kRows8Q6KBytes;
   const size_t tb = token_block(blocks * sizeof(Q8KBlock));
   if (!std::is_same_v<K, Q6_KB> && T <= kFewTokens)
-    rows_in_eights<4>(W8, blocks * kGroupBytes, r0, r1, T, tb, Y, ldy, eight, one);
+    rows_in_eights<4>(W8, blocks * kGroupBytes, kGroupBytes, 0, r0, r1, T, tb, Y, ldy, eight, one);
   else
-    rows_in_eights<2>(W8, blocks * kGroupBytes, r0, r1, T, tb, Y, ldy, eight, one);
+    rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, 0, r0, r1, T, tb, Y, ldy, eight, one);
 }
 
-void Q8Rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
-            const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
+void Q8Rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1,
+            const Q8Block* x, const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
   switch (type) {
-    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
-    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q4_0: return q8_rows_b<Q4_0B>(W, W8, rows, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q4_1: return q8_rows_b<Q4_1B>(W, W8, rows, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q5_0: return q8_rows_b<Q5_0B>(W, W8, rows, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q5_1: return q8_rows_b<Q5_1B>(W, W8, rows, cols, r0, r1, x, xs, T, Y, ldy);
+    case DType::Q8_0: return q8_rows_b<Q8_0B>(W, W8, rows, cols, r0, r1, x, xs, T, Y, ldy);
     default: return;  // callers pass these types only
   }
 }
@@ -1042,6 +1155,7 @@ namespace rwkv::cpu::simd {
 
 HWY_EXPORT(Q8Rows);
 HWY_EXPORT(Rows8Kernel);
+HWY_EXPORT(Rows16Kernel);
 HWY_EXPORT(Q8KRows);
 HWY_EXPORT(QuantizeQ8);
 HWY_EXPORT(QuantizeQ8K);
@@ -1049,12 +1163,16 @@ HWY_EXPORT(QuantizeQ8K);
 void quantize_q8(const float* x, size_t n, Q8Block* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8)(x, n, out); }
 void quantize_q8_k(const float* x, size_t n, Q8KBlock* out) { HWY_DYNAMIC_DISPATCH(QuantizeQ8K)(x, n, out); }
 
-void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
-             const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, W8, cols, r0, r1, x, xs, T, Y, ldy);
+void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1,
+             const Q8Block* x, const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
+  HWY_DYNAMIC_DISPATCH(Q8Rows)(type, W, W8, rows, cols, r0, r1, x, xs, T, Y, ldy);
 }
 
 bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
+
+bool rows8_pairs(DType type) {
+  return (type == DType::Q4_0 || type == DType::Q4_1) && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
+}
 
 bool has_rows8_layout(DType type) {
   switch (type) {
@@ -1148,10 +1266,14 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
   const bool min = type == DType::Q4_1 || type == DType::Q5_1, fifth = type == DType::Q5_0 || type == DType::Q5_1;
   const size_t qs_at = 2 + (min ? 2 : 0) + (fifth ? 4 : 0), vectors = (bb - qs_at) / 4;
   const size_t high_at = min ? 32 : 16, levels_at = high_at + (fifth ? 32 : 0);
+  const bool pairs = rows8_pairs(type);
+  uint8_t* const out0 = o;
   for (size_t g = 0; g < rows / 8; ++g)
-    for (size_t b = 0; b < blocks; ++b, o += 8 * bb)
+    for (size_t b = 0; b < blocks; ++b)
       for (size_t r = 0; r < 8; ++r) {
         const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
+        o = pairs && g < rows / 16 * 2 ? out0 + (g / 2) * 16 * row_bytes + b * 16 * bb + (g % 2) * 8 * bb
+                                       : out0 + g * 8 * row_bytes + b * 8 * bb;
         std::memcpy(o + 2 * r, src, 2);  // the scale d
         if (min) std::memcpy(o + 16 + 2 * r, src + 2, 2);
         if (fifth) {  // byte i of vector k holds levels 4k + i and 4k + i + 16

@@ -24,10 +24,11 @@ struct Q8Scalars {
   const float* s;            // Q8Block::s
   const int32_t* level_sum;  // Q8Block::level_sum, an exact integer
 };
-// W8 (may be null): W's rows also interleaved by eights (interleave_rows8), read where the CPU
-// has the eight-row kernel (rows8_kernel). Either way each row's result is the same bits.
-void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8Block* x,
-             const Q8Scalars& xs, size_t T, float* Y, size_t ldy);
+// W8 (may be null): W's rows (all `rows` of them) also interleaved by eights (interleave_rows8),
+// read where the CPU has the eight-row kernel (rows8_kernel). Either way each row's result is
+// the same bits.
+void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1,
+             const Q8Block* x, const Q8Scalars& xs, size_t T, float* Y, size_t ldy);
 
 // The eight-row layouts (has_rows8_layout). The 32-value types: rows in groups of 8; per group,
 // per block column, the 8 rows' fp16 scales d (16 bytes); Q4_1 and Q5_1: their fp16 minimums
@@ -38,7 +39,10 @@ void q8_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, 
 // types, whose byte j holds levels j and j + 16; 8 for Q8_0). The same size as the rows it
 // holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd then leave each
 // row's sum in its own lane: no horizontal adds; a shift and a mask put the fifth bits of a
-// vector's nibbles in place.
+// vector's nibbles in place. Where rows8_pairs(type) (Q4_0 and Q4_1 on CPUs with AVX-512
+// VNNI, whose kernel reads sixteen rows at once), the groups of each whole pair (rows 16p to
+// 16p + 15) take turns by block column: group 2p's block column b, then group 2p + 1's, then
+// both groups' column b + 1; a last group without a partner is laid out alone. The same size.
 //
 // Q4_K: per group, per super-block column (kRows8Q4KBytes): the 8 rows' fp16 d (16 bytes) and
 // dmin (16), their sub-block scales and minimums unpacked to bytes (for each pair p of
@@ -59,6 +63,8 @@ bool has_rows8_layout(DType type);
 size_t rows8_bytes(DType type, size_t rows, size_t cols);  // rows a multiple of 8
 // Whether this CPU's kernels read that layout (AVX2 and up).
 bool rows8_kernel();
+// Whether interleave_rows8 lays out this type's groups in pairs on this CPU (above).
+bool rows8_pairs(DType type);
 // Writes rows [0, rows) of W (rows a multiple of 8) in that layout.
 void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void* out);
 
