@@ -224,7 +224,7 @@ QuantizedActivations::QuantizedActivations(const float* X, size_t T, const Matri
 
 void QuantizedActivations::rows(const Matrix& W, size_t r0, size_t r1, float* Y) const {
   if (is_k_quant(W.type))
-    simd::q8k_rows(W.type, W.data, W.rows8, W.cols, r0, r1, q8k_.data(), T_, Y, W.rows);
+    simd::q8k_rows(W.type, W.data, W.rows8, W.rows, W.cols, r0, r1, q8k_.data(), T_, Y, W.rows);
   else
     simd::q8_rows(W.type, W.data, W.rows8, W.rows, W.cols, r0, r1, q8_.data(), {q8_d_.data(), q8_s_.data(), q8_level_sum_.data()}, T_,
                   Y, W.rows);

@@ -653,7 +653,7 @@ HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock
 // the NT tokens; each token's integer sums are exact and its float operations those it gets
 // alone, so a row gives the same bits however many tokens share the pass.
 template <class K, size_t NT>
-HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m256* out) {
+HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, const Q8KBlock* const* x, __m256* out) {
   constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
   constexpr size_t kGroupBytes = kFifth ? kRows8Q5KBytes : kRows8Q4KBytes, kLevelsAt = kFifth ? 416 : 160;
   constexpr int8_t Z = -128;  // pshufb: a zero byte
@@ -668,7 +668,7 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* 
   auto bcast16 = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
   __m256 acc[NT];
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (size_t b = 0; b < blocks; ++b, g += kGroupBytes) {
+  for (size_t b = 0; b < blocks; ++b, g += step) {
     const uint8_t* qs = g + kLevelsAt;
     __m256i isum[NT];
     for (size_t t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
@@ -741,6 +741,88 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* 
   }
   for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
 }
+
+#if RWKV_X86_VNNI
+// Sixteen rows of Q4_K from a pair of eight-row groups whose super-block columns take turns
+// (rows8_pairs), in 512-bit vectors: group a's rows in lanes 0–7 of each half's work, b's in
+// 8–15. Every lane does rows8_tokens_k's operations (the 128-bit shuffles act on each group's
+// half alike), so every row gives the same bits.
+template <size_t NT>
+HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
+  constexpr size_t kGroupBytes = kRows8Q4KBytes, kLevelsAt = 160;
+  constexpr int8_t Z = -128;  // pshufb: a zero byte
+  const __m256i first8 = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6,
+                                          Z, 7, Z, 7, Z);
+  const __m512i first = _mm512_broadcast_i64x4(first8);
+  const __m512i second = _mm512_add_epi8(first, _mm512_broadcast_i64x4(_mm256_setr_epi8(
+                                                    8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0,
+                                                    8, 0, 8, 0, 8, 0, 8, 0, 8, 0)));
+  const __m512i both = _mm512_broadcast_i64x4(_mm256_setr_epi8(0, Z, 8, Z, 1, Z, 9, Z, 2, Z, 10, Z, 3, Z, 11, Z, 4, Z, 12,
+                                                               Z, 5, Z, 13, Z, 6, Z, 14, Z, 7, Z, 15, Z));
+  const __m512i low4 = _mm512_set1_epi8(15);
+  auto bcast16 = [](const uint8_t* p) {  // 16 bytes of each group, twice in its half
+    auto one = [](const uint8_t* q) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))); };
+    return _mm512_inserti64x4(_mm512_castsi256_si512(one(p)), one(p + kGroupBytes), 1);
+  };
+  auto load32 = [](const uint8_t* p) {  // 32 bytes of each group
+    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kGroupBytes)), 1);
+  };
+  auto halves = [](const uint8_t* p) {  // 8 fp16 values of each group
+    return _mm512_cvtph_ps(_mm256_inserti128_si256(
+        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kGroupBytes)), 1));
+  };
+  __m512 acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b, g += 2 * kGroupBytes) {
+    const uint8_t* qs = g + kLevelsAt;
+    __m512i isum[NT];
+    for (size_t t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
+    for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
+      prefetch_quarter_ahead(g, 2 * kGroupBytes, c);
+      __m512i plo[NT], phi[NT];  // pair sums of at most 3810: 8 fit an int16 lane
+      for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
+      const __m512i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm512_shuffle_epi8(sc, first),
+                    scale_hi = _mm512_shuffle_epi8(sc, second);
+      for (size_t k = 0; k < 8; ++k) {
+        const __m512i w = load32(qs + 256 * c + 32 * k);
+        const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        for (size_t t = 0; t < NT; ++t) {
+          int32_t xlo, xhi;
+          std::memcpy(&xlo, x[t][b].q + 64 * c + 4 * k, 4);
+          std::memcpy(&xhi, x[t][b].q + 64 * c + 32 + 4 * k, 4);
+          plo[t] = _mm512_add_epi16(plo[t], _mm512_maddubs_epi16(lo, _mm512_set1_epi32(xlo)));
+          phi[t] = _mm512_add_epi16(phi[t], _mm512_maddubs_epi16(hi, _mm512_set1_epi32(xhi)));
+        }
+      }
+      for (size_t t = 0; t < NT; ++t) {
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(plo[t], scale_lo));
+        isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(phi[t], scale_hi));
+      }
+    }
+    __m512i mins[4];
+    for (size_t c = 0; c < 4; ++c) mins[c] = _mm512_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
+    __m512i msum[NT];
+    for (size_t t = 0; t < NT; ++t) {
+      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].bsums));
+      const __m256i sx = _mm256_hadd_epi16(bs, bs);
+      msum[t] = _mm512_setzero_si512();
+      for (size_t c = 0; c < 4; ++c) {
+        const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
+        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(mins[c], _mm512_broadcast_i64x4(pair)));
+      }
+    }
+    const __m512 d = halves(g), dmin = halves(g + 16);
+    for (size_t t = 0; t < NT; ++t) {
+      const __m512 dx = _mm512_set1_ps(x[t][b].d);
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
+      acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, dx), acc[t]);
+    }
+  }
+  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
+}
+#endif
 
 // Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column) against
 // NT tokens x[0..NT), as rows8_tokens_k. Levels are taken unsigned (0–63): the offset of 32 comes
@@ -936,21 +1018,21 @@ void q8_rows_b(const void* W, const void* W8, size_t rows, size_t cols, size_t r
 // a time up to kFewTokens, else (and Q6_K always) two; the other rows one at a time by the same
 // float operations (row_token_fma_k).
 template <class K>
-void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x, size_t T,
-             float* Y, size_t ldy) {
+void k_rows8(const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+             size_t T, float* Y, size_t ldy) {
   const size_t blocks = cols / 256, row_bytes = blocks * K::kBytes;
   const uint8_t* w = static_cast<const uint8_t*>(W);
   auto one = [&](size_t r, size_t t) RWKV_INLINE_LAMBDA {
     return row_token_fma_k<K>(w + r * row_bytes, blocks, x + t * blocks);
   };
 #if RWKV_X86_AVX2
-  auto eight = [&]<size_t n>(const uint8_t* g, size_t, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
+  auto eight = [&]<size_t n>(const uint8_t* g, [[maybe_unused]] size_t step, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
     const Q8KBlock* tokens[n];
     for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
     if constexpr (std::is_same_v<K, Q6_KB>)
       rows8_tokens_q6k<n>(g, blocks, tokens, out);
     else
-      rows8_tokens_k<K, n>(g, blocks, tokens, out);
+      rows8_tokens_k<K, n>(g, blocks, step, tokens, out);
   };
 #else
   const std::nullptr_t eight = nullptr;
@@ -959,7 +1041,25 @@ void k_rows8(const void* W, const void* W8, size_t cols, size_t r0, size_t r1, c
                                  : std::is_same_v<K, Q5_KB> ? kRows8Q5KBytes
                                                             : kRows8Q6KBytes;
   const size_t tb = token_block(blocks * sizeof(Q8KBlock));
-  if (!std::is_same_v<K, Q6_KB> && T <= kFewTokens)
+  const size_t kTokens = !std::is_same_v<K, Q6_KB> && T <= kFewTokens ? 4 : 2;
+#if RWKV_X86_VNNI
+  if constexpr (std::is_same_v<K, Q4_KB>) {
+    if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
+      auto sixteen = [&]<size_t n>(const uint8_t* g, size_t t, __m512* out) RWKV_INLINE_LAMBDA {
+        const Q8KBlock* tokens[n];
+        for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
+        rows16_tokens_q4k<n>(g, blocks, tokens, out);
+      };
+      if (kTokens == 4)
+        return rows_in_eights<4>(W8, blocks * kGroupBytes, kGroupBytes, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight,
+                                 one, sixteen);
+      return rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight, one,
+                               sixteen);
+    }
+  }
+#endif
+  (void)rows;
+  if (kTokens == 4)
     rows_in_eights<4>(W8, blocks * kGroupBytes, kGroupBytes, 0, r0, r1, T, tb, Y, ldy, eight, one);
   else
     rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, 0, r0, r1, T, tb, Y, ldy, eight, one);
@@ -977,12 +1077,12 @@ void Q8Rows(DType type, const void* W, const void* W8, size_t rows, size_t cols,
   }
 }
 
-void Q8KRows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+void Q8KRows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
              size_t T, float* Y, size_t ldy) {
   switch (type) {
-    case DType::Q4_K: return k_rows8<Q4_KB>(W, W8, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q5_K: return k_rows8<Q5_KB>(W, W8, cols, r0, r1, x, T, Y, ldy);
-    case DType::Q6_K: return k_rows8<Q6_KB>(W, W8, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q4_K: return k_rows8<Q4_KB>(W, W8, rows, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q5_K: return k_rows8<Q5_KB>(W, W8, rows, cols, r0, r1, x, T, Y, ldy);
+    case DType::Q6_K: return k_rows8<Q6_KB>(W, W8, rows, cols, r0, r1, x, T, Y, ldy);
     default: return;  // callers pass these types only
   }
 }
@@ -1171,7 +1271,7 @@ void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols
 bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
 
 bool rows8_pairs(DType type) {
-  return (type == DType::Q4_0 || type == DType::Q4_1) && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
+  return (type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q4_K) && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
 }
 
 bool has_rows8_layout(DType type) {
@@ -1237,9 +1337,14 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
   if (k_quant) {
     const bool fifth = type == DType::Q5_K;  // qh: 32 bytes at 16 (bit j of qh[l]: sub-block j, value l)
     const size_t qs_at = fifth ? 48 : 16, levels_at = fifth ? 416 : 160;
+    const size_t gb = fifth ? kRows8Q5KBytes : kRows8Q4KBytes;
+    const bool pairs = rows8_pairs(type);
+    uint8_t* const out0 = o;
     for (size_t g = 0; g < rows / 8; ++g)
-      for (size_t b = 0; b < blocks; ++b, o += fifth ? kRows8Q5KBytes : kRows8Q4KBytes)
+      for (size_t b = 0; b < blocks; ++b)
         for (size_t r = 0; r < 8; ++r) {
+          o = pairs && g < rows / 16 * 2 ? out0 + (g / 2) * 2 * blocks * gb + (2 * b + g % 2) * gb
+                                         : out0 + (g * blocks + b) * gb;
           const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
           std::memcpy(o + 2 * r, src, 2);       // d
           std::memcpy(o + 16 + 2 * r, src + 2, 2);  // dmin
@@ -1287,9 +1392,9 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
       }
 }
 
-void q8k_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+void q8k_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
               size_t T, float* Y, size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(Q8KRows)(type, W, W8, cols, r0, r1, x, T, Y, ldy);
+  HWY_DYNAMIC_DISPATCH(Q8KRows)(type, W, W8, rows, cols, r0, r1, x, T, Y, ldy);
 }
 
 }  // namespace rwkv::cpu::simd

@@ -39,10 +39,11 @@ void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols
 // types, whose byte j holds levels j and j + 16; 8 for Q8_0). The same size as the rows it
 // holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd then leave each
 // row's sum in its own lane: no horizontal adds; a shift and a mask put the fifth bits of a
-// vector's nibbles in place. Where rows8_pairs(type) (Q4_0 and Q4_1 on CPUs with AVX-512
-// VNNI, whose kernel reads sixteen rows at once), the groups of each whole pair (rows 16p to
-// 16p + 15) take turns by block column: group 2p's block column b, then group 2p + 1's, then
-// both groups' column b + 1; a last group without a partner is laid out alone. The same size.
+// vector's nibbles in place. Where rows8_pairs(type) (Q4_0, Q4_1 and Q4_K on CPUs with
+// AVX512-VNNI, whose kernels read sixteen rows at once), the groups of each whole pair (rows
+// 16p to 16p + 15) take turns by block (super-block) column: group 2p's column b, then group
+// 2p + 1's, then both groups' column b + 1; a last group without a partner is laid out alone.
+// The same size.
 //
 // Q4_K: per group, per super-block column (kRows8Q4KBytes): the 8 rows' fp16 d (16 bytes) and
 // dmin (16), their sub-block scales and minimums unpacked to bytes (for each pair p of
@@ -70,7 +71,7 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
 
 // The same for the K-quants (Q4_K, Q5_K, Q6_K) against activations quantized per 256 values.
 // W8 as for q8_rows.
-void q8k_rows(DType type, const void* W, const void* W8, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
+void q8k_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
               size_t T, float* Y, size_t ldy);
 
 // quantize_q8 and quantize_q8_k (ops.hpp) with vectors: the same bits.
