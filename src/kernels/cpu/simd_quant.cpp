@@ -18,6 +18,7 @@
 #include <hwy/highway.h>
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cstddef>
 #include <cstdint>
@@ -433,6 +434,17 @@ HWY_INLINE __m512i dpbusd512(__m512i sum, __m512i u, __m512i s) {
   return sum;
 }
 
+// The two groups of a pair side by side, the second `apart` bytes after the first: 32 bytes of
+// each (pair_bytes), or 8 fp16 values of each widened to float32 (pair_halves).
+HWY_INLINE __m512i pair_bytes(const uint8_t* p, size_t apart) {
+  return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
+                            _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + apart)), 1);
+}
+HWY_INLINE __m512 pair_halves(const uint8_t* p, size_t apart) {
+  return _mm512_cvtph_ps(_mm256_inserti128_si256(_mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
+                                                 _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + apart)), 1));
+}
+
 template <class B, size_t NT>
 HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* x, __m512* out) {
   static_assert(kRows16<B>);
@@ -440,15 +452,6 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
   __m512 acc[NT];
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(15);
-  auto both = [](const uint8_t* a) {  // 32 bytes of each group
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(a))),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + kGroup)), 1);
-  };
-  auto halves = [](const uint8_t* a) {  // 8 fp16 values of each group
-    return _mm512_cvtph_ps(_mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(a))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(a + kGroup)), 1));
-  };
   for (size_t b = 0; b < blocks; ++b, g += 2 * kGroup) {
     prefetch_ahead(g, 2 * kGroup);
     auto xs = [x, b](size_t t, size_t k) {  // token t's activations 4k .. 4k + 3 in every lane
@@ -459,7 +462,7 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
     __m512i sum[NT];
     for (size_t t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
     for (size_t v = 0; v < 4; ++v) {
-      const __m512i w = both(g + B::kLevelsAt + 32 * v);
+      const __m512i w = pair_bytes(g + B::kLevelsAt + 32 * v, kGroup);
       const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
       for (size_t t = 0; t < NT; ++t)
         sum[t] = dpbusd512(dpbusd512(sum[t], lo, xs(t, v)), hi, xs(t, v + 4));
@@ -467,11 +470,11 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
     if constexpr (B::kOffset != 0)
       for (size_t t = 0; t < NT; ++t)
         sum[t] = _mm512_sub_epi32(sum[t], _mm512_set1_epi32(B::kOffset * x[t].level_sum[b]));
-    const __m512 d = halves(g);
+    const __m512 d = pair_halves(g, kGroup);
     for (size_t t = 0; t < NT; ++t)
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sum[t]), _mm512_mul_ps(d, _mm512_set1_ps(x[t].d[b])), acc[t]);
     if constexpr (B::kMin) {
-      const __m512 m = halves(g + 16);
+      const __m512 m = pair_halves(g + 16, kGroup);
       for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_fmadd_ps(m, _mm512_set1_ps(x[t].s[b]), acc[t]);
     }
   }
@@ -652,6 +655,16 @@ HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock
 // token t's result for row r in lane r of out[t]. The levels and scales are unpacked once for
 // the NT tokens; each token's integer sums are exact and its float operations those it gets
 // alone, so a row gives the same bits however many tokens share the pass.
+// A token's Σx over sub-blocks 2c and 2c + 1 of a super-block, as the int16 pair (Σx_2c,
+// Σx_2c+1) in every int32 lane, for c = 0–3 (|Σx| ≤ 32·127).
+HWY_INLINE std::array<__m256i, 4> sub_block_pair_sums(const Q8KBlock& x) {
+  const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x.bsums));
+  const __m256i sx = _mm256_hadd_epi16(bs, bs);  // pairs 0–1 in the low half, 2–3 in the high
+  std::array<__m256i, 4> pairs;
+  for (int c = 0; c < 4; ++c) pairs[c] = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? c : c + 2));
+  return pairs;
+}
+
 template <class K, size_t NT>
 HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, const Q8KBlock* const* x, __m256* out) {
   constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
@@ -722,14 +735,9 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, con
     for (size_t c = 0; c < 4; ++c) mins[c] = _mm256_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
     __m256i msum[NT];
     for (size_t t = 0; t < NT; ++t) {
-      // Σx per sub-block j as int16 (|Σx| ≤ 32·127): j = 0–3 in the low half, 4–7 in the high.
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].bsums));
-      const __m256i sx = _mm256_hadd_epi16(bs, bs);
+      const auto pairs = sub_block_pair_sums(x[t][b]);
       msum[t] = _mm256_setzero_si256();
-      for (size_t c = 0; c < 4; ++c) {
-        const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
-        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mins[c], pair));
-      }
+      for (size_t c = 0; c < 4; ++c) msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mins[c], pairs[c]));
     }
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
     const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
@@ -764,15 +772,6 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
     auto one = [](const uint8_t* q) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))); };
     return _mm512_inserti64x4(_mm512_castsi256_si512(one(p)), one(p + kGroupBytes), 1);
   };
-  auto load32 = [](const uint8_t* p) {  // 32 bytes of each group
-    return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))),
-                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + kGroupBytes)), 1);
-  };
-  auto halves = [](const uint8_t* p) {  // 8 fp16 values of each group
-    return _mm512_cvtph_ps(_mm256_inserti128_si256(
-        _mm256_castsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))),
-        _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kGroupBytes)), 1));
-  };
   __m512 acc[NT];
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   for (size_t b = 0; b < blocks; ++b, g += 2 * kGroupBytes) {
@@ -786,7 +785,7 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
       const __m512i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm512_shuffle_epi8(sc, first),
                     scale_hi = _mm512_shuffle_epi8(sc, second);
       for (size_t k = 0; k < 8; ++k) {
-        const __m512i w = load32(qs + 256 * c + 32 * k);
+        const __m512i w = pair_bytes(qs + 256 * c + 32 * k, kGroupBytes);
         const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
         for (size_t t = 0; t < NT; ++t) {
           int32_t xlo, xhi;
@@ -805,15 +804,12 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
     for (size_t c = 0; c < 4; ++c) mins[c] = _mm512_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
     __m512i msum[NT];
     for (size_t t = 0; t < NT; ++t) {
-      const __m256i bs = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[t][b].bsums));
-      const __m256i sx = _mm256_hadd_epi16(bs, bs);
+      const auto pairs = sub_block_pair_sums(x[t][b]);
       msum[t] = _mm512_setzero_si512();
-      for (size_t c = 0; c < 4; ++c) {
-        const __m256i pair = _mm256_permutevar8x32_epi32(sx, _mm256_set1_epi32(c < 2 ? static_cast<int>(c) : static_cast<int>(c) + 2));
-        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(mins[c], _mm512_broadcast_i64x4(pair)));
-      }
+      for (size_t c = 0; c < 4; ++c)
+        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(mins[c], _mm512_broadcast_i64x4(pairs[c])));
     }
-    const __m512 d = halves(g), dmin = halves(g + 16);
+    const __m512 d = pair_halves(g, kGroupBytes), dmin = pair_halves(g + 16, kGroupBytes);
     for (size_t t = 0; t < NT; ++t) {
       const __m512 dx = _mm512_set1_ps(x[t][b].d);
       acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
