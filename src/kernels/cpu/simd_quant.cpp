@@ -415,7 +415,7 @@ HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, size_t step, const
 }
 
 #if RWKV_X86_VNNI
-// Sixteen rows of the 4-bit types without fifth bits (Q4_0, Q4_1) in 512-bit vectors, from
+// Sixteen rows of the types without fifth bits (Q4_0, Q4_1, Q8_0) in 512-bit vectors, from
 // a pair of eight-row groups laid out block column by block column (rows8_pairs): per block
 // column, group a's 8·kBytes bytes, then group b's, so that the pair is one stream. Rows of a
 // in lanes 0–7, of b in 8–15; each lane's operations are rows8_tokens', so every row gives the
@@ -424,7 +424,7 @@ HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, size_t step, const
 // while the machine delivered ~62 GB/s, 539 → 489–501 µs (10 alternating rounds; read as two
 // streams, groups a and b one after the other, it was slower than the eight-row kernel).
 template <class B>
-constexpr bool kRows16 = !std::is_same_v<B, Q8_0B> && B::kHighAt == 0;
+constexpr bool kRows16 = B::kHighAt == 0;
 
 // sum + vpdpbusd(u, s) on 512-bit vectors. Highway 1.0.3 compiles its AVX3_DL target with the
 // 256-bit AVX-VNNI only, so the compiler would refuse the intrinsic there: the instruction is
@@ -461,11 +461,22 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
     };
     __m512i sum[NT];
     for (size_t t = 0; t < NT; ++t) sum[t] = _mm512_setzero_si512();
-    for (size_t v = 0; v < 4; ++v) {
-      const __m512i w = pair_bytes(g + B::kLevelsAt + 32 * v, kGroup);
-      const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
-      for (size_t t = 0; t < NT; ++t)
-        sum[t] = dpbusd512(dpbusd512(sum[t], lo, xs(t, v)), hi, xs(t, v + 4));
+    if constexpr (std::is_same_v<B, Q8_0B>) {
+      // Signed levels (AVX-512 has no vpsignb): w + 128, unsigned, against x, then 128·Σx
+      // off, the same integer sum as the eight-row kernel's |w| against x with w's sign.
+      const __m512i flip = _mm512_set1_epi8(static_cast<char>(0x80));
+      for (size_t v = 0; v < 8; ++v) {
+        const __m512i w = _mm512_xor_si512(pair_bytes(g + B::kLevelsAt + 32 * v, kGroup), flip);
+        for (size_t t = 0; t < NT; ++t) sum[t] = dpbusd512(sum[t], w, xs(t, v));
+      }
+      for (size_t t = 0; t < NT; ++t) sum[t] = _mm512_sub_epi32(sum[t], _mm512_set1_epi32(128 * x[t].level_sum[b]));
+    } else {
+      for (size_t v = 0; v < 4; ++v) {
+        const __m512i w = pair_bytes(g + B::kLevelsAt + 32 * v, kGroup);
+        const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        for (size_t t = 0; t < NT; ++t)
+          sum[t] = dpbusd512(dpbusd512(sum[t], lo, xs(t, v)), hi, xs(t, v + 4));
+      }
     }
     if constexpr (B::kOffset != 0)
       for (size_t t = 0; t < NT; ++t)
@@ -755,6 +766,10 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, con
 // (rows8_pairs), in 512-bit vectors: group a's rows in lanes 0–7 of each half's work, b's in
 // 8–15. Every lane does rows8_tokens_k's operations (the 128-bit shuffles act on each group's
 // half alike), so every row gives the same bits.
+// Each quarter of a pair's super-block column is asked for 4 kB ahead: at 1 kB (as the eight-row
+// kernel asks) 1.5B Q4_K decode took 25.5–26.1 ms a token against the eight-row kernel's
+// 24.0–24.6; at 2 kB 23.0–23.7, at 4 kB 22.8–23.2 (3 alternating rounds, the slow memory state).
+constexpr size_t kPairQ4KAhead = 4096;
 template <size_t NT>
 HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
   constexpr size_t kGroupBytes = kRows8Q4KBytes, kLevelsAt = 160;
@@ -779,7 +794,8 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
     __m512i isum[NT];
     for (size_t t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
     for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
-      prefetch_quarter_ahead(g, 2 * kGroupBytes, c);
+      for (size_t i = 0; i < 2 * kGroupBytes / 4 + 63; i += 64)
+        hwy::Prefetch(g + c * (2 * kGroupBytes / 4) + kPairQ4KAhead + i);
       __m512i plo[NT], phi[NT];  // pair sums of at most 3810: 8 fit an int16 lane
       for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
       const __m512i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm512_shuffle_epi8(sc, first),
@@ -1267,7 +1283,8 @@ void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols
 bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
 
 bool rows8_pairs(DType type) {
-  return (type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q4_K) && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
+  const bool sixteen = type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q8_0 || type == DType::Q4_K;
+  return sixteen && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
 }
 
 bool has_rows8_layout(DType type) {
