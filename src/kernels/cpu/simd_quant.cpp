@@ -426,6 +426,13 @@ HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, size_t step, const
 template <class B>
 constexpr bool kRows16 = B::kHighAt == 0;
 
+// The sixteen-row kernels ask for the weights 4 kB ahead, where the eight-row ones ask 1 kB:
+// a pair's block column is twice as long and read faster. Q4_K, at 1 kB, 1.5B decode took
+// 25.5–26.1 ms a token against the eight-row kernel's 24.0–24.6; at 2 kB 23.0–23.7, at 4 kB
+// 22.8–23.2 (fastest of 3 alternating rounds, the slow memory state). Q4_0, 1 kB → 4 kB: 1.5B
+// 16.6–17.8 → 14.8–14.9 ms in the fast state, 22.4 → 21.6–22.3 in the slow one (5 rounds).
+constexpr size_t kPairAhead = 4096;
+
 // sum + vpdpbusd(u, s) on 512-bit vectors. Highway 1.0.3 compiles its AVX3_DL target with the
 // 256-bit AVX-VNNI only, so the compiler would refuse the intrinsic there: the instruction is
 // written out, and used only where the CPU has AVX512-VNNI (avx512_vnni()).
@@ -453,7 +460,7 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(15);
   for (size_t b = 0; b < blocks; ++b, g += 2 * kGroup) {
-    prefetch_ahead(g, 2 * kGroup);
+    for (size_t i = 0; i < 2 * kGroup; i += 64) hwy::Prefetch(g + kPairAhead + i);
     auto xs = [x, b](size_t t, size_t k) {  // token t's activations 4k .. 4k + 3 in every lane
       int32_t v;
       std::memcpy(&v, x[t].x[b].q + 4 * k, 4);
@@ -766,10 +773,6 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, con
 // (rows8_pairs), in 512-bit vectors: group a's rows in lanes 0–7 of each half's work, b's in
 // 8–15. Every lane does rows8_tokens_k's operations (the 128-bit shuffles act on each group's
 // half alike), so every row gives the same bits.
-// Each quarter of a pair's super-block column is asked for 4 kB ahead: at 1 kB (as the eight-row
-// kernel asks) 1.5B Q4_K decode took 25.5–26.1 ms a token against the eight-row kernel's
-// 24.0–24.6; at 2 kB 23.0–23.7, at 4 kB 22.8–23.2 (3 alternating rounds, the slow memory state).
-constexpr size_t kPairQ4KAhead = 4096;
 template <size_t NT>
 HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
   constexpr size_t kGroupBytes = kRows8Q4KBytes, kLevelsAt = 160;
@@ -795,7 +798,7 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
     for (size_t t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
     for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
       for (size_t i = 0; i < 2 * kGroupBytes / 4 + 63; i += 64)
-        hwy::Prefetch(g + c * (2 * kGroupBytes / 4) + kPairQ4KAhead + i);
+        hwy::Prefetch(g + c * (2 * kGroupBytes / 4) + kPairAhead + i);
       __m512i plo[NT], phi[NT];  // pair sums of at most 3810: 8 fit an int16 lane
       for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
       const __m512i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm512_shuffle_epi8(sc, first),
