@@ -34,6 +34,10 @@ void Floats::release() noexcept {
 }
 
 namespace {
+// A low-rank matrix has a dimension of at most this many: its values are copied as float32
+// (copied_bytes) and read from there, never from an interleaved copy.
+constexpr int64_t kLowRankMax = 256;
+
 // The bytes of a matrix's interleaved copy (Model::interleaved), 0 if it gets none: the
 // embedding is a table look-up, read in place. Block types get eight-row groups where the CPU
 // has their kernel, float types sixteen-row panels (float32 only the full-size matrices: the
@@ -41,7 +45,7 @@ namespace {
 // Each copy on its own cache line.
 size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
   if (name == "token_embd.weight") return 0;
-  if (type == DType::F32 && std::min(rows, cols) <= 256) return 0;
+  if (type == DType::F32 && std::min(rows, cols) <= size_t{kLowRankMax}) return 0;
   if (cpu::simd::has_panel_layout(type) && rows >= cpu::simd::kPanelRows)
     return (rows / cpu::simd::kPanelRows * cpu::simd::kPanelRows * dtype_bytes(type, cols) + 63) / 64 * 64;
   if (rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel()) return 0;
@@ -58,7 +62,7 @@ size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_
 size_t copied_bytes(const Tensor& t) {
   if (t.name == "token_embd.weight") return 0;
   const auto dims = squeezed(t.shape);
-  if (dims.size() > 1 && *std::min_element(dims.begin(), dims.end()) > 256) return 0;
+  if (dims.size() > 1 && *std::min_element(dims.begin(), dims.end()) > kLowRankMax) return 0;
   return (static_cast<size_t>(t.numel()) * sizeof(float) + 63) / 64 * 64;
 }
 }  // namespace

@@ -985,8 +985,8 @@ constexpr size_t kFewTokens = 16;
 // the other rows one at a time, there with the same float operations (row_token_fma),
 // elsewhere by row_token.
 template <class B>
-void q8_rows_b(const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8Block* x,
-               const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
+void q8_rows_b(const void* W, const void* W8, [[maybe_unused]] size_t rows, size_t cols, size_t r0, size_t r1,
+               const Q8Block* x, const Q8Scalars& xs, size_t T, float* Y, size_t ldy) {
   constexpr bool kRows8 = RWKV_X86_AVX2;
   const size_t blocks = cols / 32, row_bytes = blocks * B::kBytes;
   const uint8_t* w = static_cast<const uint8_t*>(W);
@@ -1022,7 +1022,6 @@ void q8_rows_b(const void* W, const void* W8, size_t rows, size_t cols, size_t r
     }
   }
 #endif
-  (void)rows;
   if (B::kHighAt == 0 || T <= kFewTokens)
     rows_in_eights<4>(W8, group, chunk, 0, r0, r1, T, tb, Y, ldy, eight, one);
   else
@@ -1033,8 +1032,8 @@ void q8_rows_b(const void* W, const void* W8, size_t rows, size_t cols, size_t r
 // a time up to kFewTokens, else (and Q6_K always) two; the other rows one at a time by the same
 // float operations (row_token_fma_k).
 template <class K>
-void k_rows8(const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
-             size_t T, float* Y, size_t ldy) {
+void k_rows8(const void* W, const void* W8, [[maybe_unused]] size_t rows, size_t cols, size_t r0, size_t r1,
+             const Q8KBlock* x, size_t T, float* Y, size_t ldy) {
   const size_t blocks = cols / 256, row_bytes = blocks * K::kBytes;
   const uint8_t* w = static_cast<const uint8_t*>(W);
   auto one = [&](size_t r, size_t t) RWKV_INLINE_LAMBDA {
@@ -1056,7 +1055,13 @@ void k_rows8(const void* W, const void* W8, size_t rows, size_t cols, size_t r0,
                                  : std::is_same_v<K, Q5_KB> ? kRows8Q5KBytes
                                                             : kRows8Q6KBytes;
   const size_t tb = token_block(blocks * sizeof(Q8KBlock));
-  const size_t kTokens = !std::is_same_v<K, Q6_KB> && T <= kFewTokens ? 4 : 2;
+  // The rows [0, paired) in pairs, each taken by sixteen where given (see rows_in_eights).
+  auto run = [&](size_t paired, const auto& sixteen) {
+    if (!std::is_same_v<K, Q6_KB> && T <= kFewTokens)
+      rows_in_eights<4>(W8, blocks * kGroupBytes, kGroupBytes, paired, r0, r1, T, tb, Y, ldy, eight, one, sixteen);
+    else
+      rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, paired, r0, r1, T, tb, Y, ldy, eight, one, sixteen);
+  };
 #if RWKV_X86_VNNI
   if constexpr (std::is_same_v<K, Q4_KB>) {
     if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
@@ -1065,19 +1070,11 @@ void k_rows8(const void* W, const void* W8, size_t rows, size_t cols, size_t r0,
         for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
         rows16_tokens_q4k<n>(g, blocks, tokens, out);
       };
-      if (kTokens == 4)
-        return rows_in_eights<4>(W8, blocks * kGroupBytes, kGroupBytes, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight,
-                                 one, sixteen);
-      return rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight, one,
-                               sixteen);
+      return run(rows / 16 * 16, sixteen);
     }
   }
 #endif
-  (void)rows;
-  if (kTokens == 4)
-    rows_in_eights<4>(W8, blocks * kGroupBytes, kGroupBytes, 0, r0, r1, T, tb, Y, ldy, eight, one);
-  else
-    rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, 0, r0, r1, T, tb, Y, ldy, eight, one);
+  run(0, nullptr);
 }
 
 void Q8Rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1,
@@ -1328,6 +1325,13 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
   const size_t bb = dtype_block_bytes(type), blocks = cols / block, row_bytes = blocks * bb;
   const auto* in = static_cast<const uint8_t*>(W);
   auto* o = static_cast<uint8_t*>(out);
+  // Where group g's block column b of `column` bytes goes: the groups of whole pairs take turns
+  // by column (rows8_pairs), the others follow one another.
+  const bool pairs = rows8_pairs(type);
+  auto column_at = [&](size_t g, size_t b, size_t column) {
+    if (pairs && g < rows / 16 * 2) return static_cast<uint8_t*>(out) + ((g / 2) * 2 * blocks + 2 * b + g % 2) * column;
+    return static_cast<uint8_t*>(out) + (g * blocks + b) * column;
+  };
   if (type == DType::Q6_K) {  // ql: 128 bytes at 0, qh: 64 at 128, int8 scales: 16 at 192, d at 208
     for (size_t g = 0; g < rows / 8; ++g)
       for (size_t b = 0; b < blocks; ++b, o += kRows8Q6KBytes)
@@ -1353,14 +1357,10 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
   if (k_quant) {
     const bool fifth = type == DType::Q5_K;  // qh: 32 bytes at 16 (bit j of qh[l]: sub-block j, value l)
     const size_t qs_at = fifth ? 48 : 16, levels_at = fifth ? 416 : 160;
-    const size_t gb = fifth ? kRows8Q5KBytes : kRows8Q4KBytes;
-    const bool pairs = rows8_pairs(type);
-    uint8_t* const out0 = o;
     for (size_t g = 0; g < rows / 8; ++g)
-      for (size_t b = 0; b < blocks; ++b)
+      for (size_t b = 0; b < blocks; ++b) {
+        o = column_at(g, b, fifth ? kRows8Q5KBytes : kRows8Q4KBytes);
         for (size_t r = 0; r < 8; ++r) {
-          o = pairs && g < rows / 16 * 2 ? out0 + (g / 2) * 2 * blocks * gb + (2 * b + g % 2) * gb
-                                         : out0 + (g * blocks + b) * gb;
           const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
           std::memcpy(o + 2 * r, src, 2);       // d
           std::memcpy(o + 16 + 2 * r, src + 2, 2);  // dmin
@@ -1380,6 +1380,7 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
               std::memcpy(o + 160 + 64 * c + 32 * H + 4 * r, &word, 4);
             }
         }
+      }
     return;
   }
   // The 32-value types: d at byte 0 of a block, then the minimum m and the fifth bits qh where
@@ -1387,14 +1388,11 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
   const bool min = type == DType::Q4_1 || type == DType::Q5_1, fifth = type == DType::Q5_0 || type == DType::Q5_1;
   const size_t qs_at = 2 + (min ? 2 : 0) + (fifth ? 4 : 0), vectors = (bb - qs_at) / 4;
   const size_t high_at = min ? 32 : 16, levels_at = high_at + (fifth ? 32 : 0);
-  const bool pairs = rows8_pairs(type);
-  uint8_t* const out0 = o;
   for (size_t g = 0; g < rows / 8; ++g)
-    for (size_t b = 0; b < blocks; ++b)
+    for (size_t b = 0; b < blocks; ++b) {
+      o = column_at(g, b, 8 * bb);
       for (size_t r = 0; r < 8; ++r) {
         const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
-        o = pairs && g < rows / 16 * 2 ? out0 + (g / 2) * 16 * row_bytes + b * 16 * bb + (g % 2) * 8 * bb
-                                       : out0 + g * 8 * row_bytes + b * 8 * bb;
         std::memcpy(o + 2 * r, src, 2);  // the scale d
         if (min) std::memcpy(o + 16 + 2 * r, src + 2, 2);
         if (fifth) {  // byte i of vector k holds levels 4k + i and 4k + i + 16
@@ -1406,6 +1404,7 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
         }
         for (size_t k = 0; k < vectors; ++k) std::memcpy(o + levels_at + 32 * k + 4 * r, src + qs_at + 4 * k, 4);
       }
+    }
 }
 
 void q8k_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols, size_t r0, size_t r1, const Q8KBlock* x,
