@@ -234,7 +234,7 @@ void GemmInCache(benchmark::State& st, DType type) {
     if (type == DType::F32)
       rwkv::cpu::simd::gemm_rows(w32.data(), cols, 0, rows, x.data(), T, y.data(), rows);
     else
-      rwkv::cpu::simd::panel_rows(DType::F16, panels.data(), cols, 0, rows, x.data(), T, y.data(), rows);
+      rwkv::cpu::simd::panel_rows(DType::F16, panels.data(), cols, 0, rows, x.data(), T, y.data(), rows, nullptr);
     benchmark::DoNotOptimize(y.data());
   }
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,

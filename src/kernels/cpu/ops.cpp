@@ -49,14 +49,32 @@ std::span<const Region> next_weights(std::span<const Matrix* const> ws) {
 
 // Rows [r0, r1) of a float matrix's product: from its sixteen-row panels where it has them (the
 // rows outside whole panels of the range from the rows as stored), else from the rows.
-void float_matrix_rows(const Matrix& W, size_t r0, size_t r1, const float* X, size_t T, float* Y) {
+// Xp: X packed for the panels (PanelActivations), or nullptr.
+void float_matrix_rows(const Matrix& W, size_t r0, size_t r1, const float* X, size_t T, float* Y,
+                       const float* Xp) {
   constexpr size_t P = simd::kPanelRows;
   const size_t p0 = (r0 + P - 1) / P * P, p1 = std::min(r1, W.rows) / P * P;
   if (!W.panels || p0 >= p1) return simd::float_rows(W.type, W.data, W.cols, r0, r1, X, T, Y, W.rows);
   if (r0 < p0) simd::float_rows(W.type, W.data, W.cols, r0, p0, X, T, Y, W.rows);
-  simd::panel_rows(W.type, W.panels, W.cols, p0, p1, X, T, Y, W.rows);
+  simd::panel_rows(W.type, W.panels, W.cols, p0, p1, X, T, Y, W.rows, Xp);
   if (p1 < r1) simd::float_rows(W.type, W.data, W.cols, p1, r1, X, T, Y, W.rows);
 }
+
+// A batched step's activations packed once for a matrix's panels (simd::panel_packs), before
+// the pool's threads share out its rows: packed by each piece of rows, the copy cost as much
+// as a 32-row piece's arithmetic.
+class PanelActivations {
+ public:
+  PanelActivations(const float* X, size_t T, const Matrix& W) {
+    if (!W.panels || !simd::panel_packs(T)) return;
+    packed_.reset(new float[T * W.cols]);  // (uninitialised: every value is written)
+    simd::pack_panel_tokens(X, T, W.cols, packed_.get());
+  }
+  const float* data() const { return packed_.get(); }
+
+ private:
+  std::unique_ptr<float[]> packed_;
+};
 }  // namespace
 
 bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
@@ -69,12 +87,15 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   // Few tokens: each thread reads its rows once per block of tokens (float_rows), or its
   // panels once.
   if (T < kPackedMinTokens) {
+    const PanelActivations packed(X, T, W);
     parallel_for(
-        W.rows, 16, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); }, Split::Contiguous, then);
+        W.rows, 16, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y, packed.data()); },
+        Split::Contiguous, then);
     return;
   }
   if (W.panels ? T < kGemmMinTokens : W.type != DType::F32) {  // each thread's panels, all the tokens
-    parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y); });
+    const PanelActivations packed(X, T, W);
+    parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y, packed.data()); });
     return;
   }
   if (T < kGemmMinTokens) {  // tokens packed along the lanes; the weights read in place
@@ -104,8 +125,9 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   size_t token_blocks = 1;
   if (row_pieces < 2 * threads)
     token_blocks = std::clamp<size_t>((2 * threads + row_pieces - 1) / row_pieces, 1, std::max<size_t>(1, T / 128));
-  const size_t block = ((T + token_blocks - 1) / token_blocks + 5) / 6 * 6;  // whole groups of 6 tokens
-  token_blocks = (T + block - 1) / block;
+  // Block b starts at token b·T/token_blocks, down to whole groups of 6: every block has at least
+  // 122 tokens (the panels' GEMM path, which reads X as it is).
+  auto token_start = [&](size_t b) { return b == token_blocks ? T : b * T / token_blocks / 6 * 6; };
   // Row pieces shrink towards the end (each the piece_of the rows left; on one thread they stay
   // whole): the pool hands them out in order, so the thread that finishes first waits for a
   // small piece rather than a 128-row one. 0.1B f16 prefill, 2 threads: the calling thread's
@@ -120,9 +142,9 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   parallel_for(pieces * token_blocks, 1, [&](size_t b, size_t e) {
     for (size_t u = b; u < e; ++u) {
       const size_t r0 = starts[u / token_blocks], r1 = starts[u / token_blocks + 1];
-      const size_t t0 = u % token_blocks * block, tn = std::min(T - t0, block);
+      const size_t t0 = token_start(u % token_blocks), tn = token_start(u % token_blocks + 1) - t0;
       if (W.panels)
-        float_matrix_rows(W, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows);
+        float_matrix_rows(W, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, nullptr);
       else
         simd::gemm_rows(W.f32(), W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
     }
@@ -146,11 +168,15 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
   const Product* ps = products.begin();
   std::vector<size_t> first{0}, unit_rows(n);
   std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
+  std::vector<std::unique_ptr<PanelActivations>> packed(n);
   const Matrix* weights[kMaxRegions];  // (the pool's hint takes the first kMaxRegions)
   for (size_t j = 0; j < n; ++j) {
     const Matrix& W = *ps[j].W;
     if (j < kMaxRegions) weights[j] = &W;
-    if (!is_float_type(W.type)) quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
+    if (is_float_type(W.type))
+      packed[j] = std::make_unique<PanelActivations>(ps[j].X, T, W);
+    else
+      quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
     const size_t row_bytes = std::max<size_t>(1, dtype_bytes(W.type, W.cols));
     unit_rows[j] = (std::max<size_t>(1, kUnitBytes / row_bytes) + 15) / 16 * 16;  // (whole panels too)
     first.push_back(first.back() + (W.rows + unit_rows[j] - 1) / unit_rows[j]);
@@ -165,7 +191,7 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
       if (quantized[j])
         quantized[j]->rows(*p.W, r0, r1, p.Y);
       else
-        float_matrix_rows(*p.W, r0, r1, p.X, T, p.Y);
+        float_matrix_rows(*p.W, r0, r1, p.X, T, p.Y, packed[j]->data());
     }
   }, Split::Contiguous, then);
 }

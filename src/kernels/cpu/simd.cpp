@@ -579,15 +579,104 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
 // medians of 6–8 alternating pairs, with the even groups: B = 8 1.108, B = 12 1.041, B = 16
 // 1.029 and 1.061; slices of 128 columns 0.998 against 256, 64 0.97 against 128.
 constexpr size_t kSliceColumns = 256, kWholeRowsAhead = 8192;
+constexpr size_t kBatchTokens = kPanelVectors == 1 ? 16 : kPanelTokens;
+
+// Y[t][0..16) (+)= Σ_{i<kc} xp[i·NT + t] · P[i][0..16) for NT tokens packed column by column
+// (one pointer for all tokens: NT separate ones would not fit the general registers).
+template <class K, size_t NT>
+HWY_INLINE void panel_packed(const float* HWY_RESTRICT xp, const typename K::T* P, size_t kc, float* y, size_t ldy,
+                             bool add, size_t ahead) {
+  const DF d;
+  constexpr size_t L = hn::MaxLanes(DF()), V = kPanelVectors;
+  VF acc[NT][V];
+  for (size_t t = 0; t < NT; ++t)
+    for (size_t v = 0; v < V; ++v) acc[t][v] = hn::Zero(d);
+  HWY_UNROLL(2)
+  for (size_t i = 0; i < kc; ++i) {
+    const typename K::T* col = P + i * kPanelRows;
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + ahead);
+    VF w[V];
+    for (size_t v = 0; v < V; ++v) w[v] = K::load(d, col + v * L);
+    for (size_t t = 0; t < NT; ++t) {
+      const VF b = hn::Set(d, xp[i * NT + t]);
+      for (size_t v = 0; v < V; ++v) acc[t][v] = hn::MulAdd(b, w[v], acc[t][v]);
+    }
+  }
+  for (size_t t = 0; t < NT; ++t)
+    for (size_t v = 0; v < V; ++v) {
+      float* o = y + t * ldy + v * L;
+      hn::StoreU(add ? hn::Add(hn::LoadU(d, o), acc[t][v]) : acc[t][v], d, o);
+    }
+}
+
+template <class K, size_t NT>
+HWY_INLINE void packed_group(size_t nt, const float* xp, const typename K::T* P, size_t kc, float* y, size_t ldy,
+                             bool add, size_t ahead) {
+  if constexpr (NT == 1) {
+    panel_token<K>(xp, P, kc, y, add);
+  } else {
+    if (nt == NT) return panel_packed<K, NT>(xp, P, kc, y, ldy, add, ahead);
+    packed_group<K, NT - 1>(nt, xp, P, kc, y, ldy, add, ahead);
+  }
+}
+
+// Batched decode reads the activations packed group by group (the groups of panel_rows_k's
+// whole-row path), each group column by column: Xp[t0·cols + i·nt + j] = X[t0 + j][i].
+bool PanelPacks(size_t T) { return kBatchTokens > kPanelTokens && T > kPanelTokens && T < kMR * 4; }
+// Four tokens by four columns at a time, transposed in registers; the rest one value at a time.
+void PackPanelTokens(const float* X, size_t T, size_t cols, float* Xp) {
+  const size_t groups = (T + kBatchTokens - 1) / kBatchTokens;
+  for (size_t g = 0, t0 = 0; g < groups; ++g) {
+    const size_t nt = (T - t0) / (groups - g);
+    float* out = Xp + t0 * cols;
+    size_t j = 0;
+#if HWY_TARGET != HWY_SCALAR
+    const hn::Full128<float> d4;
+    for (; j + 4 <= nt; j += 4) {
+      const float* x = X + (t0 + j) * cols;
+      size_t i = 0;
+      for (; i + 4 <= cols; i += 4) {
+        const auto a = hn::LoadU(d4, x + i), b = hn::LoadU(d4, x + cols + i);
+        const auto c = hn::LoadU(d4, x + 2 * cols + i), e = hn::LoadU(d4, x + 3 * cols + i);
+        const auto ab_lo = hn::InterleaveLower(d4, a, b), ce_lo = hn::InterleaveLower(d4, c, e);
+        const auto ab_hi = hn::InterleaveUpper(d4, a, b), ce_hi = hn::InterleaveUpper(d4, c, e);
+        float* o = out + i * nt + j;
+        hn::StoreU(hn::ConcatLowerLower(d4, ce_lo, ab_lo), d4, o);
+        hn::StoreU(hn::ConcatUpperUpper(d4, ce_lo, ab_lo), d4, o + nt);
+        hn::StoreU(hn::ConcatLowerLower(d4, ce_hi, ab_hi), d4, o + 2 * nt);
+        hn::StoreU(hn::ConcatUpperUpper(d4, ce_hi, ab_hi), d4, o + 3 * nt);
+      }
+      for (; i < cols; ++i)
+        for (size_t u = 0; u < 4; ++u) out[i * nt + j + u] = x[u * cols + i];
+    }
+#endif
+    for (; j < nt; ++j)
+      for (size_t i = 0; i < cols; ++i) out[i * nt + j] = X[(t0 + j) * cols + i];
+    t0 += nt;
+  }
+}
+
 template <class K>
 void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
-                  size_t ldy) {
-  if (T < kMR * 4) {
+                  size_t ldy, const float* Xp) {
+  if (T < kMR * 4 && !PanelPacks(T)) {
     const size_t slice = T > kPanelTokens ? kSliceColumns : cols;
     for (size_t rb = r0; rb < r1; rb += kPanelRows)
       for (size_t k0 = 0; k0 < cols; k0 += slice)
         panel_sweep<K>(P + rb * cols + k0 * kPanelRows, 0, 1, std::min(slice, cols - k0), X + k0, cols, T, Y + rb,
                        ldy, k0 > 0, kWholeRowsAhead);
+    return;
+  }
+  if (T < kMR * 4) {
+    const size_t groups = (T + kBatchTokens - 1) / kBatchTokens, slice = groups > 1 ? kSliceColumns : cols;
+    for (size_t rb = r0; rb < r1; rb += kPanelRows)
+      for (size_t k0 = 0; k0 < cols; k0 += slice)
+        for (size_t g = 0, t0 = 0; g < groups; ++g) {
+          const size_t nt = (T - t0) / (groups - g);
+          packed_group<K, kBatchTokens>(nt, Xp + t0 * cols + k0 * nt, P + rb * cols + k0 * kPanelRows,
+                                        std::min(slice, cols - k0), Y + t0 * ldy + rb, ldy, k0 > 0, kWholeRowsAhead);
+          t0 += nt;
+        }
     return;
   }
   const size_t chunks = (cols + kKC - 1) / kKC, kc_max = (cols + chunks - 1) / chunks;
@@ -603,10 +692,12 @@ void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, con
 }
 
 void PanelRows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
-               size_t ldy) {
-  if (type == DType::F32) return panel_rows_k<F32W>(static_cast<const float*>(P), cols, r0, r1, X, T, Y, ldy);
-  if (type == DType::F16) return panel_rows_k<F16W>(static_cast<const F16W::T*>(P), cols, r0, r1, X, T, Y, ldy);
-  if (type == DType::BF16) return panel_rows_k<BF16W>(static_cast<const BF16W::T*>(P), cols, r0, r1, X, T, Y, ldy);
+               size_t ldy, const float* Xp) {
+  if (type == DType::F32) return panel_rows_k<F32W>(static_cast<const float*>(P), cols, r0, r1, X, T, Y, ldy, Xp);
+  if (type == DType::F16)
+    return panel_rows_k<F16W>(static_cast<const F16W::T*>(P), cols, r0, r1, X, T, Y, ldy, Xp);
+  if (type == DType::BF16)
+    return panel_rows_k<BF16W>(static_cast<const BF16W::T*>(P), cols, r0, r1, X, T, Y, ldy, Xp);
 }
 
 // One token, state S[value i][key j], rows i0 … i0 + R − 1 together: per row, sa = S_i·a,
@@ -1014,6 +1105,8 @@ HWY_EXPORT(PackTokens);
 HWY_EXPORT(PackedRows);
 HWY_EXPORT(GemmRows);
 HWY_EXPORT(PanelRows);
+HWY_EXPORT(PanelPacks);
+HWY_EXPORT(PackPanelTokens);
 HWY_EXPORT(Wkv7Head);
 HWY_EXPORT(Wkv4Channels);
 HWY_EXPORT(Wkv5Head);
@@ -1075,8 +1168,14 @@ void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, vo
 }
 
 void panel_rows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T, float* Y,
-                size_t ldy) {
-  HWY_DYNAMIC_DISPATCH(PanelRows)(type, P, cols, r0, r1, X, T, Y, ldy);
+                size_t ldy, const float* Xp) {
+  HWY_DYNAMIC_DISPATCH(PanelRows)(type, P, cols, r0, r1, X, T, Y, ldy, Xp);
+}
+
+bool panel_packs(size_t T) { return HWY_DYNAMIC_DISPATCH(PanelPacks)(T); }
+
+void pack_panel_tokens(const float* X, size_t T, size_t cols, float* Xp) {
+  HWY_DYNAMIC_DISPATCH(PackPanelTokens)(X, T, cols, Xp);
 }
 
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,

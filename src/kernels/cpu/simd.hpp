@@ -42,8 +42,13 @@ void gemm_rows(const float* W, size_t cols, size_t r0, size_t r1, const float* X
 constexpr size_t kPanelRows = 16;
 bool has_panel_layout(DType type);
 void interleave_panels16(DType type, const void* W, size_t rows, size_t cols, void* out);
+// A few tokens (batched decode: panel_packs(T)) are read from Xp, a copy of X packed token by
+// token (T·cols floats, made by pack_panel_tokens once per product, before its rows are shared
+// out over threads); for other T, Xp is not read.
 void panel_rows(DType type, const void* P, size_t cols, size_t r0, size_t r1, const float* X, size_t T,
-                float* Y, size_t ldy);
+                float* Y, size_t ldy, const float* Xp);
+bool panel_packs(size_t T);
+void pack_panel_tokens(const float* X, size_t T, size_t cols, float* Xp);
 
 // The RWKV-7 scan for one head over T tokens (see wkv7 in wkv.hpp): r, w, k, v, a, b point at
 // this head's first channel of token 0 and advance by `stride` per token; S is the head's
