@@ -423,8 +423,6 @@ HWY_INLINE void rows8_tokens(const uint8_t* g, size_t blocks, size_t step, const
 // width): `MatvecInCache/q4_0` 2424 → 1495 ns; `Matvec/q4_0` 65536 × 768, 2 threads, from DRAM
 // while the machine delivered ~62 GB/s, 539 → 489–501 µs (10 alternating rounds; read as two
 // streams, groups a and b one after the other, it was slower than the eight-row kernel).
-template <class B>
-constexpr bool kRows16 = B::kHighAt == 0;
 
 // The sixteen-row kernels ask for the weights 4 kB ahead, where the eight-row ones ask 1 kB:
 // a pair's block column is twice as long and read faster. Q4_K, at 1 kB, 1.5B decode took
@@ -452,9 +450,16 @@ HWY_INLINE __m512 pair_halves(const uint8_t* p, size_t apart) {
                                                  _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + apart)), 1));
 }
 
+// bits_above_nibbles on a pair's 512 bits: each group's words as the eight-row kernel reads them.
+template <int P, int kBits>
+HWY_INLINE __m512i bits_above_nibbles512(__m512i words) {
+  const __m512i at4 = P <= 4 ? _mm512_slli_epi32(words, 4 - P) : _mm512_srli_epi32(words, P - 4);
+  return _mm512_and_si512(at4, _mm512_set1_epi8(static_cast<char>(((1 << kBits) - 1) << 4)));
+}
+
 template <class B, size_t NT>
 HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* x, __m512* out) {
-  static_assert(kRows16<B>);
+  constexpr bool kFifth = B::kHighAt != 0;
   constexpr size_t kGroup = 8 * B::kBytes;
   __m512 acc[NT];
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
@@ -478,12 +483,22 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
       }
       for (size_t t = 0; t < NT; ++t) sum[t] = _mm512_sub_epi32(sum[t], _mm512_set1_epi32(128 * x[t].level_sum[b]));
     } else {
-      for (size_t v = 0; v < 4; ++v) {
+      [[maybe_unused]] __m512i high;
+      if constexpr (kFifth) high = pair_bytes(g + B::kHighAt, kGroup);
+      auto vector = [&](auto v) RWKV_INLINE_LAMBDA {
         const __m512i w = pair_bytes(g + B::kLevelsAt + 32 * v, kGroup);
-        const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        if constexpr (kFifth) {
+          lo = _mm512_or_si512(lo, bits_above_nibbles512<2 * v, 1>(high));
+          hi = _mm512_or_si512(hi, bits_above_nibbles512<2 * v + 1, 1>(high));
+        }
         for (size_t t = 0; t < NT; ++t)
           sum[t] = dpbusd512(dpbusd512(sum[t], lo, xs(t, v)), hi, xs(t, v + 4));
-      }
+      };
+      vector(std::integral_constant<int, 0>());
+      vector(std::integral_constant<int, 1>());
+      vector(std::integral_constant<int, 2>());
+      vector(std::integral_constant<int, 3>());
     }
     if constexpr (B::kOffset != 0)
       for (size_t t = 0; t < NT; ++t)
@@ -773,9 +788,10 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, con
 // (rows8_pairs), in 512-bit vectors: group a's rows in lanes 0–7 of each half's work, b's in
 // 8–15. Every lane does rows8_tokens_k's operations (the 128-bit shuffles act on each group's
 // half alike), so every row gives the same bits.
-template <size_t NT>
-HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
-  constexpr size_t kGroupBytes = kRows8Q4KBytes, kLevelsAt = 160;
+template <class K, size_t NT>
+HWY_INLINE void rows16_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
+  constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
+  constexpr size_t kGroupBytes = kFifth ? kRows8Q5KBytes : kRows8Q4KBytes, kLevelsAt = kFifth ? 416 : 160;
   constexpr int8_t Z = -128;  // pshufb: a zero byte
   const __m256i first8 = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6,
                                           Z, 7, Z, 7, Z);
@@ -799,13 +815,28 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
     for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
       for (size_t i = 0; i < 2 * kGroupBytes / 4 + 63; i += 64)
         hwy::Prefetch(g + c * (2 * kGroupBytes / 4) + kPairAhead + i);
-      __m512i plo[NT], phi[NT];  // pair sums of at most 3810: 8 fit an int16 lane
+      // Pair sums of at most 3810 (4-bit levels): 8 fit an int16 lane; of 7874 (Q5_K): 4 do.
+      __m512i plo[NT], phi[NT];
       for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
       const __m512i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm512_shuffle_epi8(sc, first),
                     scale_hi = _mm512_shuffle_epi8(sc, second);
-      for (size_t k = 0; k < 8; ++k) {
+      auto widen = [&] {
+        for (size_t t = 0; t < NT; ++t) {
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(plo[t], scale_lo));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(phi[t], scale_hi));
+          plo[t] = phi[t] = _mm512_setzero_si512();
+        }
+      };
+      [[maybe_unused]] __m512i high[2];
+      if constexpr (kFifth)
+        for (size_t h = 0; h < 2; ++h) high[h] = pair_bytes(g + 160 + 64 * c + 32 * h, kGroupBytes);
+      auto vector = [&](auto k) RWKV_INLINE_LAMBDA {
         const __m512i w = pair_bytes(qs + 256 * c + 32 * k, kGroupBytes);
-        const __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
+        if constexpr (kFifth) {
+          lo = _mm512_or_si512(lo, bits_above_nibbles512<2 * (k % 4), 1>(high[k / 4]));
+          hi = _mm512_or_si512(hi, bits_above_nibbles512<2 * (k % 4) + 1, 1>(high[k / 4]));
+        }
         for (size_t t = 0; t < NT; ++t) {
           int32_t xlo, xhi;
           std::memcpy(&xlo, x[t][b].q + 64 * c + 4 * k, 4);
@@ -813,11 +844,17 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
           plo[t] = _mm512_add_epi16(plo[t], _mm512_maddubs_epi16(lo, _mm512_set1_epi32(xlo)));
           phi[t] = _mm512_add_epi16(phi[t], _mm512_maddubs_epi16(hi, _mm512_set1_epi32(xhi)));
         }
-      }
-      for (size_t t = 0; t < NT; ++t) {
-        isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(plo[t], scale_lo));
-        isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(phi[t], scale_hi));
-      }
+        if (kFifth && k == 3) widen();
+      };
+      vector(std::integral_constant<int, 0>());
+      vector(std::integral_constant<int, 1>());
+      vector(std::integral_constant<int, 2>());
+      vector(std::integral_constant<int, 3>());
+      vector(std::integral_constant<int, 4>());
+      vector(std::integral_constant<int, 5>());
+      vector(std::integral_constant<int, 6>());
+      vector(std::integral_constant<int, 7>());
+      widen();
     }
     __m512i mins[4];
     for (size_t c = 0; c < 4; ++c) mins[c] = _mm512_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
@@ -839,11 +876,12 @@ HWY_INLINE void rows16_tokens_q4k(const uint8_t* g, size_t blocks, const Q8KBloc
 }
 #endif
 
-// Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column) against
-// NT tokens x[0..NT), as rows8_tokens_k. Levels are taken unsigned (0–63): the offset of 32 comes
+// Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column, `step`
+// bytes apart: kRows8Q6KBytes, or twice that in a pair of groups) against NT tokens x[0..NT), as
+// rows8_tokens_k. Levels are taken unsigned (0–63): the offset of 32 comes
 // off once per super-block as 32·Σ_j scale_j·Σx over the 16-value sub-blocks j.
 template <size_t NT>
-HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m256* out) {
+HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, size_t step, const Q8KBlock* const* x, __m256* out) {
   const __m256i low4 = _mm256_set1_epi8(15);
   // The 8 rows' int8 scales of sub-block j, each twice, as int16: (s_r, s_r) in lane r.
   auto scale_pairs = [](const uint8_t* p) {
@@ -852,7 +890,7 @@ HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, const Q8KBlock
   };
   __m256 acc[NT];
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
-  for (size_t b = 0; b < blocks; ++b, g += kRows8Q6KBytes) {
+  for (size_t b = 0; b < blocks; ++b, g += step) {
     __m256i isum[NT], msum[NT];
     for (size_t t = 0; t < NT; ++t) isum[t] = msum[t] = _mm256_setzero_si256();
     for (size_t j = 0; j < 8; ++j) {  // (scale_2j, scale_2j+1) of each row against (Σx_2j, Σx_2j+1)
@@ -907,6 +945,85 @@ HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, const Q8KBlock
     for (size_t t = 0; t < NT; ++t) {
       isum[t] = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
       acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t][b].d)), acc[t]);
+    }
+  }
+  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
+}
+#endif
+
+#if RWKV_X86_VNNI
+// Sixteen rows of Q6_K from a pair of eight-row groups whose super-block columns take turns
+// (rows8_pairs), in 512-bit vectors, group a's rows in lanes 0–7 of each half's work and b's in
+// 8–15, each lane doing rows8_tokens_q6k's operations, so every row gives the same bits.
+template <size_t NT>
+HWY_INLINE void rows16_tokens_q6k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
+  constexpr size_t kGroupBytes = kRows8Q6KBytes;
+  const __m512i low4 = _mm512_set1_epi8(15);
+  // 16 bytes from each group's 8 at p (and p + kGroupBytes), spread as rows8_tokens_q6k spreads
+  // them (spread(a) and spread(b) each 16 bytes), widened to int16.
+  auto widen_pair = [](const uint8_t* p, const auto& spread) {
+    const __m128i a = spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m128i b = spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kGroupBytes)));
+    return _mm512_cvtepi8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1));
+  };
+  auto twice = [](__m128i s) { return _mm_unpacklo_epi8(s, s); };                      // (s_r, s_r)
+  auto halves = [](__m128i s) { return _mm_unpacklo_epi8(s, _mm_srli_si128(s, 8)); };  // (s_r, s_r+8)
+  __m512 acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
+  for (size_t b = 0; b < blocks; ++b, g += 2 * kGroupBytes) {
+    __m512i isum[NT], msum[NT];
+    for (size_t t = 0; t < NT; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
+    for (size_t j = 0; j < 8; ++j) {  // (scale_2j, scale_2j+1) of each row against (Σx_2j, Σx_2j+1)
+      const __m512i pairs = widen_pair(g + 16 + 16 * j, halves);
+      for (size_t t = 0; t < NT; ++t) {
+        int32_t sx;
+        std::memcpy(&sx, x[t][b].bsums + 2 * j, 4);
+        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(pairs, _mm512_set1_epi32(sx)));
+      }
+    }
+    for (size_t ch = 0; ch < 4; ++ch) {  // as rows8_tokens_q6k
+      for (size_t i = 0; i < 2 * kGroupBytes / 4 + 63; i += 64)
+        hwy::Prefetch(g + ch * (2 * kGroupBytes / 4) + kPairAhead + i);
+      const size_t v0 = 128 * (ch / 2) + 32 * (ch % 2);
+      const uint8_t* levels = g + 144 + 256 * ch;
+      const uint8_t* words = g + 1168 + 128 * ch;
+      auto two_vectors = [&](auto j) RWKV_INLINE_LAMBDA {
+        const __m512i word = pair_bytes(words + 32 * j, kGroupBytes);
+        __m512i plo[NT], phi[NT];
+        for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
+        auto vector = [&](auto kk) RWKV_INLINE_LAMBDA {
+          constexpr int k = 2 * decltype(j)::value + decltype(kk)::value;
+          const __m512i w = pair_bytes(levels + 32 * k, kGroupBytes);
+          const __m512i lo =
+              _mm512_or_si512(_mm512_and_si512(w, low4), bits_above_nibbles512<4 * decltype(kk)::value, 2>(word));
+          const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 4), low4),
+                                             bits_above_nibbles512<4 * decltype(kk)::value + 2, 2>(word));
+          for (size_t t = 0; t < NT; ++t) {
+            int32_t xlo, xhi;
+            std::memcpy(&xlo, x[t][b].q + v0 + 4 * k, 4);
+            std::memcpy(&xhi, x[t][b].q + v0 + 64 + 4 * k, 4);
+            plo[t] = _mm512_add_epi16(plo[t], _mm512_maddubs_epi16(lo, _mm512_set1_epi32(xlo)));
+            phi[t] = _mm512_add_epi16(phi[t], _mm512_maddubs_epi16(hi, _mm512_set1_epi32(xhi)));
+          }
+        };
+        vector(std::integral_constant<int, 0>());
+        vector(std::integral_constant<int, 1>());
+        const size_t sub = v0 / 16 + decltype(j)::value / 2;
+        const __m512i scale_lo = widen_pair(g + 16 + 8 * sub, twice), scale_hi = widen_pair(g + 16 + 8 * (sub + 4), twice);
+        for (size_t t = 0; t < NT; ++t) {
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(plo[t], scale_lo));
+          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(phi[t], scale_hi));
+        }
+      };
+      two_vectors(std::integral_constant<int, 0>());
+      two_vectors(std::integral_constant<int, 1>());
+      two_vectors(std::integral_constant<int, 2>());
+      two_vectors(std::integral_constant<int, 3>());
+    }
+    const __m512 d = pair_halves(g, kGroupBytes);
+    for (size_t t = 0; t < NT; ++t) {
+      isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(msum[t], 5));
+      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(x[t][b].d)), acc[t]);
     }
   }
   for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
@@ -1011,15 +1128,13 @@ void q8_rows_b(const void* W, const void* W8, [[maybe_unused]] size_t rows, size
 #endif
   const size_t tb = token_block(blocks * sizeof(Q8Block)), group = 8 * row_bytes, chunk = 8 * B::kBytes;
 #if RWKV_X86_VNNI
-  if constexpr (kRows16<B>) {
-    if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
-      auto sixteen = [&]<size_t n>(const uint8_t* g, size_t t, __m512* out) RWKV_INLINE_LAMBDA {
-        TokenSums sums[n];
-        for (size_t i = 0; i < n; ++i) sums[i] = token(t + i);
-        rows16_tokens<B, n>(g, blocks, sums, out);
-      };
-      return rows_in_eights<4>(W8, group, chunk, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight, one, sixteen);
-    }
+  if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
+    auto sixteen = [&]<size_t n>(const uint8_t* g, size_t t, __m512* out) RWKV_INLINE_LAMBDA {
+      TokenSums sums[n];
+      for (size_t i = 0; i < n; ++i) sums[i] = token(t + i);
+      rows16_tokens<B, n>(g, blocks, sums, out);
+    };
+    return rows_in_eights<4>(W8, group, chunk, rows / 16 * 16, r0, r1, T, tb, Y, ldy, eight, one, sixteen);
   }
 #endif
   if (B::kHighAt == 0 || T <= kFewTokens)
@@ -1040,11 +1155,11 @@ void k_rows8(const void* W, const void* W8, [[maybe_unused]] size_t rows, size_t
     return row_token_fma_k<K>(w + r * row_bytes, blocks, x + t * blocks);
   };
 #if RWKV_X86_AVX2
-  auto eight = [&]<size_t n>(const uint8_t* g, [[maybe_unused]] size_t step, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
+  auto eight = [&]<size_t n>(const uint8_t* g, size_t step, size_t t, __m256* out) RWKV_INLINE_LAMBDA {
     const Q8KBlock* tokens[n];
     for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
     if constexpr (std::is_same_v<K, Q6_KB>)
-      rows8_tokens_q6k<n>(g, blocks, tokens, out);
+      rows8_tokens_q6k<n>(g, blocks, step, tokens, out);
     else
       rows8_tokens_k<K, n>(g, blocks, step, tokens, out);
   };
@@ -1063,15 +1178,16 @@ void k_rows8(const void* W, const void* W8, [[maybe_unused]] size_t rows, size_t
       rows_in_eights<2>(W8, blocks * kGroupBytes, kGroupBytes, paired, r0, r1, T, tb, Y, ldy, eight, one, sixteen);
   };
 #if RWKV_X86_VNNI
-  if constexpr (std::is_same_v<K, Q4_KB>) {
-    if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
-      auto sixteen = [&]<size_t n>(const uint8_t* g, size_t t, __m512* out) RWKV_INLINE_LAMBDA {
-        const Q8KBlock* tokens[n];
-        for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
-        rows16_tokens_q4k<n>(g, blocks, tokens, out);
-      };
-      return run(rows / 16 * 16, sixteen);
-    }
+  if (avx512_vnni()) {  // (the layout rows8_pairs gives this target on this CPU)
+    auto sixteen = [&]<size_t n>(const uint8_t* g, size_t t, __m512* out) RWKV_INLINE_LAMBDA {
+      const Q8KBlock* tokens[n];
+      for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
+      if constexpr (std::is_same_v<K, Q6_KB>)
+        rows16_tokens_q6k<n>(g, blocks, tokens, out);
+      else
+        rows16_tokens_k<K, n>(g, blocks, tokens, out);
+    };
+    return run(rows / 16 * 16, sixteen);
   }
 #endif
   run(0, nullptr);
@@ -1283,8 +1399,7 @@ void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols
 bool rows8_kernel() { return HWY_DYNAMIC_DISPATCH(Rows8Kernel)(); }
 
 bool rows8_pairs(DType type) {
-  const bool sixteen = type == DType::Q4_0 || type == DType::Q4_1 || type == DType::Q8_0 || type == DType::Q4_K;
-  return sixteen && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
+  return has_rows8_layout(type) && HWY_DYNAMIC_DISPATCH(Rows16Kernel)();
 }
 
 bool has_rows8_layout(DType type) {
@@ -1334,7 +1449,8 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
   };
   if (type == DType::Q6_K) {  // ql: 128 bytes at 0, qh: 64 at 128, int8 scales: 16 at 192, d at 208
     for (size_t g = 0; g < rows / 8; ++g)
-      for (size_t b = 0; b < blocks; ++b, o += kRows8Q6KBytes)
+      for (size_t b = 0; b < blocks; ++b) {
+        o = column_at(g, b, kRows8Q6KBytes);
         for (size_t r = 0; r < 8; ++r) {
           const uint8_t* src = in + (8 * g + r) * row_bytes + b * bb;
           std::memcpy(o + 2 * r, src + 208, 2);
@@ -1352,6 +1468,7 @@ void interleave_rows8(DType type, const void* W, size_t rows, size_t cols, void*
             }
           }
         }
+      }
     return;
   }
   if (k_quant) {
