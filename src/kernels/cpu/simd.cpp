@@ -578,6 +578,14 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
 // L2, the first waited on memory while the others left it idle). 0.1B f16, old/new step time,
 // medians of 6–8 alternating pairs, with the even groups: B = 8 1.108, B = 12 1.041, B = 16
 // 1.029 and 1.061; slices of 128 columns 0.998 against 256, 64 0.97 against 128.
+//
+// On AVX-512 (a panel column one vector), 13 to 23 tokens run in groups of up to kBatchTokens
+// = 16 (16 accumulators) from activations packed token by token (PackPanelTokens, once per
+// product, by the caller): one pointer where 16 token pointers spilled from the general
+// registers, and each column's widened weights serve 16 FMAs whose broadcasts come from the
+// FMA's own load. `MatmulBatch/f16` (16 tokens) 2 threads 65536 × 768 340–397 → 430–434
+// GFLOP/s, 3072 × 768 383–418 → 435–440 (1 thread 210 → 217–235); 0.1B B = 16 f16 1.069×,
+// f32 1.152× (6 alternating pairs); up to 12 tokens the pointers fit (B = 8 0.99×, unchanged).
 constexpr size_t kSliceColumns = 256, kWholeRowsAhead = 8192;
 constexpr size_t kBatchTokens = kPanelVectors == 1 ? 16 : kPanelTokens;
 

@@ -39,7 +39,7 @@ void q8_rows(DType type, const void* W, const void* W8, size_t rows, size_t cols
 // types, whose byte j holds levels j and j + 16; 8 for Q8_0). The same size as the rows it
 // holds. With 4 activations broadcast to every lane, pmaddubsw and pmaddwd then leave each
 // row's sum in its own lane: no horizontal adds; a shift and a mask put the fifth bits of a
-// vector's nibbles in place. Where rows8_pairs(type) (Q4_0, Q4_1, Q8_0 and Q4_K on CPUs with
+// vector's nibbles in place. Where rows8_pairs(type) (every type here, on CPUs with
 // AVX512-VNNI, whose kernels read sixteen rows at once), the groups of each whole pair (rows
 // 16p to 16p + 15) take turns by block (super-block) column: group 2p's column b, then group
 // 2p + 1's, then both groups' column b + 1; a last group without a partner is laid out alone.
