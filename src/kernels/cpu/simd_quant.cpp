@@ -253,13 +253,6 @@ struct Q8_0B {
 HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
   for (size_t i = 0; i < bytes; i += 64) hwy::Prefetch(p + 1024 + i);
 }
-// The same for quarter q of a K-quant group of `bytes` (1184–1680): asked for a quarter at a
-// time through the group's arithmetic rather than in one burst of 19–27 lines at its start
-// (RWKV-7 decode, medians of sets of 5–6 alternating pairs: 1.5B Q4_K 0.5–7 % faster in four sets,
-// 0.1B Q5_K 4 %, 0.1B Q6_K 7 %).
-HWY_INLINE void prefetch_quarter_ahead(const uint8_t* group, size_t bytes, size_t q) {
-  prefetch_ahead(group + q * (bytes / 4), bytes / 4 + 63);
-}
 
 // ---- 32-value blocks: one row against one token
 
@@ -663,7 +656,7 @@ struct Q6_KB {
 
 // A K-quant row against one token, super-block after super-block: the exact integer sums
 // Σ_j scale_j·Σ q·x (and for Q4_K/Q5_K Σ_j min_j·Σ x) of the super-block, scaled with fused
-// multiply-adds. rows8_tokens_k and rows8_tokens_q6k compute each of their eight rows by these
+// multiply-adds. rows_tokens_k and rows_tokens_q6k compute each of their rows by these
 // same operations, one row per lane.
 template <class K>
 HWY_INLINE float row_token_fma_k(const uint8_t* w, size_t blocks, const Q8KBlock* x) {
@@ -700,57 +693,151 @@ HWY_INLINE std::array<__m256i, 4> sub_block_pair_sums(const Q8KBlock& x) {
   return pairs;
 }
 
-template <class K, size_t NT>
-HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, const Q8KBlock* const* x, __m256* out) {
+// The vector operations the K-quant kernels need, on one eight-row group in 256-bit vectors
+// (Group8) or on a pair of groups in 512-bit ones (Pair16, with AVX512-VNNI: the second group
+// `apart` bytes after the first, its rows in the upper half), so that one template computes
+// both widths and every row goes through the same operations in either.
+struct Group8 {
+  using I = __m256i;
+  using F = __m256;
+  static constexpr size_t kGroups = 1, kAhead = 1024;  // (bytes asked for ahead: prefetch_ahead's)
+  static HWY_INLINE I bytes(const uint8_t* p, size_t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
+  static HWY_INLINE I bcast16(const uint8_t* p, size_t) {  // 16 bytes in both 128-bit halves
+    return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  template <class Spread>  // 16 bytes spread, widened to int16
+  static HWY_INLINE I widen(const uint8_t* p, size_t, const Spread& spread) {
+    return _mm256_cvtepi8_epi16(spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))));
+  }
+  static HWY_INLINE F halves(const uint8_t* p, size_t) { return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); }
+  static HWY_INLINE I per_group(__m256i v) { return v; }  // a 256-bit value for each group
+  static HWY_INLINE I zero() { return _mm256_setzero_si256(); }
+  static HWY_INLINE F zero_f() { return _mm256_setzero_ps(); }
+  static HWY_INLINE I bytes_of(int8_t b) { return _mm256_set1_epi8(b); }
+  static HWY_INLINE I words_of(int32_t w) { return _mm256_set1_epi32(w); }
+  static HWY_INLINE I and_(I a, I b) { return _mm256_and_si256(a, b); }
+  static HWY_INLINE I or_(I a, I b) { return _mm256_or_si256(a, b); }
+  static HWY_INLINE I high_nibbles(I a) { return _mm256_srli_epi16(a, 4); }
+  static HWY_INLINE I shuffle(I a, I table) { return _mm256_shuffle_epi8(a, table); }
+  static HWY_INLINE I add16(I a, I b) { return _mm256_add_epi16(a, b); }
+  static HWY_INLINE I add32(I a, I b) { return _mm256_add_epi32(a, b); }
+  static HWY_INLINE I sub32(I a, I b) { return _mm256_sub_epi32(a, b); }
+  static HWY_INLINE I times32(I a) { return _mm256_slli_epi32(a, 5); }
+  static HWY_INLINE I maddubs(I u, I s) { return _mm256_maddubs_epi16(u, s); }
+  static HWY_INLINE I madd(I a, I b) { return _mm256_madd_epi16(a, b); }
+  template <int P, int kBits>
+  static HWY_INLINE I above_nibbles(I words) { return bits_above_nibbles<P, kBits>(words); }
+  static HWY_INLINE F to_float(I a) { return _mm256_cvtepi32_ps(a); }
+  static HWY_INLINE F scaled(F d, float x) { return _mm256_mul_ps(d, _mm256_set1_ps(x)); }
+  static HWY_INLINE F fmadd(F a, F b, F c) { return _mm256_fmadd_ps(a, b, c); }
+  static HWY_INLINE F fnmadd(F a, F b, F c) { return _mm256_fnmadd_ps(a, b, c); }
+};
+
+#if RWKV_X86_VNNI
+struct Pair16 {
+  using I = __m512i;
+  using F = __m512;
+  static constexpr size_t kGroups = 2, kAhead = kPairAhead;
+  static HWY_INLINE I bytes(const uint8_t* p, size_t apart) { return pair_bytes(p, apart); }
+  static HWY_INLINE I bcast16(const uint8_t* p, size_t apart) {
+    return _mm512_inserti64x4(_mm512_castsi256_si512(Group8::bcast16(p, 0)), Group8::bcast16(p + apart, 0), 1);
+  }
+  template <class Spread>
+  static HWY_INLINE I widen(const uint8_t* p, size_t apart, const Spread& spread) {
+    const __m128i a = spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+    const __m128i b = spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + apart)));
+    return _mm512_cvtepi8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1));
+  }
+  static HWY_INLINE F halves(const uint8_t* p, size_t apart) { return pair_halves(p, apart); }
+  static HWY_INLINE I per_group(__m256i v) { return _mm512_broadcast_i64x4(v); }
+  static HWY_INLINE I zero() { return _mm512_setzero_si512(); }
+  static HWY_INLINE F zero_f() { return _mm512_setzero_ps(); }
+  static HWY_INLINE I bytes_of(int8_t b) { return _mm512_set1_epi8(b); }
+  static HWY_INLINE I words_of(int32_t w) { return _mm512_set1_epi32(w); }
+  static HWY_INLINE I and_(I a, I b) { return _mm512_and_si512(a, b); }
+  static HWY_INLINE I or_(I a, I b) { return _mm512_or_si512(a, b); }
+  static HWY_INLINE I high_nibbles(I a) { return _mm512_srli_epi16(a, 4); }
+  static HWY_INLINE I shuffle(I a, I table) { return _mm512_shuffle_epi8(a, table); }
+  static HWY_INLINE I add16(I a, I b) { return _mm512_add_epi16(a, b); }
+  static HWY_INLINE I add32(I a, I b) { return _mm512_add_epi32(a, b); }
+  static HWY_INLINE I sub32(I a, I b) { return _mm512_sub_epi32(a, b); }
+  static HWY_INLINE I times32(I a) { return _mm512_slli_epi32(a, 5); }
+  static HWY_INLINE I maddubs(I u, I s) { return _mm512_maddubs_epi16(u, s); }
+  static HWY_INLINE I madd(I a, I b) { return _mm512_madd_epi16(a, b); }
+  template <int P, int kBits>
+  static HWY_INLINE I above_nibbles(I words) { return bits_above_nibbles512<P, kBits>(words); }
+  static HWY_INLINE F to_float(I a) { return _mm512_cvtepi32_ps(a); }
+  static HWY_INLINE F scaled(F d, float x) { return _mm512_mul_ps(d, _mm512_set1_ps(x)); }
+  static HWY_INLINE F fmadd(F a, F b, F c) { return _mm512_fmadd_ps(a, b, c); }
+  static HWY_INLINE F fnmadd(F a, F b, F c) { return _mm512_fnmadd_ps(a, b, c); }
+};
+#endif
+
+// Quarter q of a K-quant super-block column of W::kGroups groups of `bytes` (1184–1680) each,
+// asked for W::kAhead bytes ahead: a quarter at a time through the arithmetic rather than in one
+// burst of 19–27 lines at its start (eight rows, RWKV-7 decode, medians of sets of 5–6
+// alternating pairs: 1.5B Q4_K 0.5–7 % faster in four sets, 0.1B Q5_K 4 %, 0.1B Q6_K 7 %).
+template <class W>
+HWY_INLINE void prefetch_quarter(const uint8_t* g, size_t bytes, size_t q) {
+  const size_t quarter = W::kGroups * bytes / 4;
+  for (size_t i = 0; i < quarter + 63; i += 64) hwy::Prefetch(g + q * quarter + W::kAhead + i);
+}
+
+// Eight rows of Q4_K or Q5_K (Group8), or sixteen from a pair of groups (Pair16), against NT
+// tokens; a super-block column every `step` bytes (8 rows: one group's column, or two in a
+// pair; 16: a pair's), the pair's second group `apart` bytes after the first.
+template <class W, class K, size_t NT>
+HWY_INLINE void rows_tokens_k(const uint8_t* g, size_t blocks, size_t step, size_t apart, const Q8KBlock* const* x,
+                              typename W::F* out) {
+  using I = typename W::I;
   constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
   constexpr size_t kGroupBytes = kFifth ? kRows8Q5KBytes : kRows8Q4KBytes, kLevelsAt = kFifth ? 416 : 160;
   constexpr int8_t Z = -128;  // pshufb: a zero byte
   // From 16 bytes v[0..7], u[0..7] in both halves: int16 pairs (v[r], v[r]), (u[r], u[r]), (v[r], u[r]) in lane r.
-  const __m256i first = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6, Z,
-                                         7, Z, 7, Z);
-  const __m256i second = _mm256_add_epi8(first, _mm256_setr_epi8(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8,
-                                                                 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0));
-  const __m256i both = _mm256_setr_epi8(0, Z, 8, Z, 1, Z, 9, Z, 2, Z, 10, Z, 3, Z, 11, Z, 4, Z, 12, Z, 5, Z, 13, Z, 6, Z,
-                                        14, Z, 7, Z, 15, Z);
-  const __m256i low4 = _mm256_set1_epi8(15);
-  auto bcast16 = [](const uint8_t* p) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))); };
-  __m256 acc[NT];
-  for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+  const __m256i first8 = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6,
+                                          Z, 7, Z, 7, Z);
+  const I first = W::per_group(first8);
+  const I second = W::per_group(_mm256_add_epi8(first8, _mm256_setr_epi8(8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0,
+                                                                          8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0)));
+  const I both = W::per_group(_mm256_setr_epi8(0, Z, 8, Z, 1, Z, 9, Z, 2, Z, 10, Z, 3, Z, 11, Z, 4, Z, 12, Z, 5, Z, 13, Z,
+                                               6, Z, 14, Z, 7, Z, 15, Z));
+  const I low4 = W::bytes_of(15);
+  typename W::F acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = W::zero_f();
   for (size_t b = 0; b < blocks; ++b, g += step) {
     const uint8_t* qs = g + kLevelsAt;
-    __m256i isum[NT];
-    for (size_t t = 0; t < NT; ++t) isum[t] = _mm256_setzero_si256();
+    I isum[NT];
+    for (size_t t = 0; t < NT; ++t) isum[t] = W::zero();
     for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
-      prefetch_quarter_ahead(g, kGroupBytes, c);
+      prefetch_quarter<W>(g, kGroupBytes, c);
       // Pair sums of at most 3810 (4-bit levels): 8 fit an int16 lane; of 7874 (Q5_K): 4 do.
-      __m256i plo[NT], phi[NT];
-      for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm256_setzero_si256();
-      const __m256i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm256_shuffle_epi8(sc, first),
-                    scale_hi = _mm256_shuffle_epi8(sc, second);
+      I plo[NT], phi[NT];
+      for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = W::zero();
+      const I sc = W::bcast16(g + 32 + 16 * c, apart), scale_lo = W::shuffle(sc, first),
+              scale_hi = W::shuffle(sc, second);
       auto widen = [&] {
         for (size_t t = 0; t < NT; ++t) {
-          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(plo[t], scale_lo));
-          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(phi[t], scale_hi));
-          plo[t] = phi[t] = _mm256_setzero_si256();
+          isum[t] = W::add32(isum[t], W::madd(plo[t], scale_lo));
+          isum[t] = W::add32(isum[t], W::madd(phi[t], scale_hi));
+          plo[t] = phi[t] = W::zero();
         }
       };
-      [[maybe_unused]] __m256i high[2];
+      [[maybe_unused]] I high[2];
       if constexpr (kFifth)
-        for (size_t h = 0; h < 2; ++h)
-          high[h] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(g + 160 + 64 * c + 32 * h));
+        for (size_t h = 0; h < 2; ++h) high[h] = W::bytes(g + 160 + 64 * c + 32 * h, apart);
       auto vector = [&](auto k) RWKV_INLINE_LAMBDA {
-        const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 256 * c + 32 * k));
-        __m256i lo = _mm256_and_si256(w, low4), hi = _mm256_and_si256(_mm256_srli_epi16(w, 4), low4);
+        const I w = W::bytes(qs + 256 * c + 32 * k, apart);
+        I lo = W::and_(w, low4), hi = W::and_(W::high_nibbles(w), low4);
         if constexpr (kFifth) {
-          lo = _mm256_or_si256(lo, bits_above_nibbles<2 * (k % 4), 1>(high[k / 4]));
-          hi = _mm256_or_si256(hi, bits_above_nibbles<2 * (k % 4) + 1, 1>(high[k / 4]));
+          lo = W::or_(lo, W::template above_nibbles<2 * (k % 4), 1>(high[k / 4]));
+          hi = W::or_(hi, W::template above_nibbles<2 * (k % 4) + 1, 1>(high[k / 4]));
         }
         for (size_t t = 0; t < NT; ++t) {
           int32_t xlo, xhi;
           std::memcpy(&xlo, x[t][b].q + 64 * c + 4 * k, 4);
           std::memcpy(&xhi, x[t][b].q + 64 * c + 32 + 4 * k, 4);
-          plo[t] = _mm256_add_epi16(plo[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
-          phi[t] = _mm256_add_epi16(phi[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+          plo[t] = W::add16(plo[t], W::maddubs(lo, W::words_of(xlo)));
+          phi[t] = W::add16(phi[t], W::maddubs(hi, W::words_of(xhi)));
         }
         if (kFifth && k == 3) widen();
       };
@@ -766,177 +853,79 @@ HWY_INLINE void rows8_tokens_k(const uint8_t* g, size_t blocks, size_t step, con
     }
     // The minimums: (min_2c, min_2c+1) of each row, unpacked once, against (Σx of sub-blocks
     // 2c, 2c + 1) of each token, the latter as one int32 in every lane.
-    __m256i mins[4];
-    for (size_t c = 0; c < 4; ++c) mins[c] = _mm256_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
-    __m256i msum[NT];
+    I mins[4];
+    for (size_t c = 0; c < 4; ++c) mins[c] = W::shuffle(W::bcast16(g + 96 + 16 * c, apart), both);
+    I msum[NT];
     for (size_t t = 0; t < NT; ++t) {
       const auto pairs = sub_block_pair_sums(x[t][b]);
-      msum[t] = _mm256_setzero_si256();
-      for (size_t c = 0; c < 4; ++c) msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(mins[c], pairs[c]));
+      msum[t] = W::zero();
+      for (size_t c = 0; c < 4; ++c) msum[t] = W::add32(msum[t], W::madd(mins[c], W::per_group(pairs[c])));
     }
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
-    const __m256 dmin = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16)));
+    const typename W::F d = W::halves(g, apart), dmin = W::halves(g + 16, apart);
     for (size_t t = 0; t < NT; ++t) {
-      const __m256 dx = _mm256_set1_ps(x[t][b].d);
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, dx), acc[t]);
-      acc[t] = _mm256_fnmadd_ps(_mm256_cvtepi32_ps(msum[t]), _mm256_mul_ps(dmin, dx), acc[t]);
+      acc[t] = W::fmadd(W::to_float(isum[t]), W::scaled(d, x[t][b].d), acc[t]);
+      acc[t] = W::fnmadd(W::to_float(msum[t]), W::scaled(dmin, x[t][b].d), acc[t]);
     }
   }
   for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
 }
 
-#if RWKV_X86_VNNI
-// Sixteen rows of Q4_K or Q5_K from a pair of eight-row groups whose super-block columns take
-// turns (rows8_pairs), in 512-bit vectors: group a's rows in lanes 0–7 of each half's work, b's
-// in 8–15. Every lane does rows8_tokens_k's operations (the 128-bit shuffles act on each group's
-// half alike), so every row gives the same bits. `MatvecInCache/q5_k` 2982 → 1945 ns, 0.4B
-// Q5_K decode 1.14× (4 alternating pairs).
-template <class K, size_t NT>
-HWY_INLINE void rows16_tokens_k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
-  constexpr bool kFifth = std::is_same_v<K, Q5_KB>;
-  constexpr size_t kGroupBytes = kFifth ? kRows8Q5KBytes : kRows8Q4KBytes, kLevelsAt = kFifth ? 416 : 160;
-  constexpr int8_t Z = -128;  // pshufb: a zero byte
-  const __m256i first8 = _mm256_setr_epi8(0, Z, 0, Z, 1, Z, 1, Z, 2, Z, 2, Z, 3, Z, 3, Z, 4, Z, 4, Z, 5, Z, 5, Z, 6, Z, 6,
-                                          Z, 7, Z, 7, Z);
-  const __m512i first = _mm512_broadcast_i64x4(first8);
-  const __m512i second = _mm512_add_epi8(first, _mm512_broadcast_i64x4(_mm256_setr_epi8(
-                                                    8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0, 8, 0,
-                                                    8, 0, 8, 0, 8, 0, 8, 0, 8, 0)));
-  const __m512i both = _mm512_broadcast_i64x4(_mm256_setr_epi8(0, Z, 8, Z, 1, Z, 9, Z, 2, Z, 10, Z, 3, Z, 11, Z, 4, Z, 12,
-                                                               Z, 5, Z, 13, Z, 6, Z, 14, Z, 7, Z, 15, Z));
-  const __m512i low4 = _mm512_set1_epi8(15);
-  auto bcast16 = [](const uint8_t* p) {  // 16 bytes of each group, twice in its half
-    auto one = [](const uint8_t* q) { return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q))); };
-    return _mm512_inserti64x4(_mm512_castsi256_si512(one(p)), one(p + kGroupBytes), 1);
-  };
-  __m512 acc[NT];
-  for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (size_t b = 0; b < blocks; ++b, g += 2 * kGroupBytes) {
-    const uint8_t* qs = g + kLevelsAt;
-    __m512i isum[NT];
-    for (size_t t = 0; t < NT; ++t) isum[t] = _mm512_setzero_si512();
-    for (size_t c = 0; c < 4; ++c) {  // sub-blocks 2c (low nibbles) and 2c + 1 (high nibbles)
-      for (size_t i = 0; i < 2 * kGroupBytes / 4 + 63; i += 64)
-        hwy::Prefetch(g + c * (2 * kGroupBytes / 4) + kPairAhead + i);
-      // Pair sums of at most 3810 (4-bit levels): 8 fit an int16 lane; of 7874 (Q5_K): 4 do.
-      __m512i plo[NT], phi[NT];
-      for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
-      const __m512i sc = bcast16(g + 32 + 16 * c), scale_lo = _mm512_shuffle_epi8(sc, first),
-                    scale_hi = _mm512_shuffle_epi8(sc, second);
-      auto widen = [&] {
-        for (size_t t = 0; t < NT; ++t) {
-          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(plo[t], scale_lo));
-          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(phi[t], scale_hi));
-          plo[t] = phi[t] = _mm512_setzero_si512();
-        }
-      };
-      [[maybe_unused]] __m512i high[2];
-      if constexpr (kFifth)
-        for (size_t h = 0; h < 2; ++h) high[h] = pair_bytes(g + 160 + 64 * c + 32 * h, kGroupBytes);
-      auto vector = [&](auto k) RWKV_INLINE_LAMBDA {
-        const __m512i w = pair_bytes(qs + 256 * c + 32 * k, kGroupBytes);
-        __m512i lo = _mm512_and_si512(w, low4), hi = _mm512_and_si512(_mm512_srli_epi16(w, 4), low4);
-        if constexpr (kFifth) {
-          lo = _mm512_or_si512(lo, bits_above_nibbles512<2 * (k % 4), 1>(high[k / 4]));
-          hi = _mm512_or_si512(hi, bits_above_nibbles512<2 * (k % 4) + 1, 1>(high[k / 4]));
-        }
-        for (size_t t = 0; t < NT; ++t) {
-          int32_t xlo, xhi;
-          std::memcpy(&xlo, x[t][b].q + 64 * c + 4 * k, 4);
-          std::memcpy(&xhi, x[t][b].q + 64 * c + 32 + 4 * k, 4);
-          plo[t] = _mm512_add_epi16(plo[t], _mm512_maddubs_epi16(lo, _mm512_set1_epi32(xlo)));
-          phi[t] = _mm512_add_epi16(phi[t], _mm512_maddubs_epi16(hi, _mm512_set1_epi32(xhi)));
-        }
-        if (kFifth && k == 3) widen();
-      };
-      vector(std::integral_constant<int, 0>());
-      vector(std::integral_constant<int, 1>());
-      vector(std::integral_constant<int, 2>());
-      vector(std::integral_constant<int, 3>());
-      vector(std::integral_constant<int, 4>());
-      vector(std::integral_constant<int, 5>());
-      vector(std::integral_constant<int, 6>());
-      vector(std::integral_constant<int, 7>());
-      widen();
-    }
-    __m512i mins[4];
-    for (size_t c = 0; c < 4; ++c) mins[c] = _mm512_shuffle_epi8(bcast16(g + 96 + 16 * c), both);
-    __m512i msum[NT];
-    for (size_t t = 0; t < NT; ++t) {
-      const auto pairs = sub_block_pair_sums(x[t][b]);
-      msum[t] = _mm512_setzero_si512();
-      for (size_t c = 0; c < 4; ++c)
-        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(mins[c], _mm512_broadcast_i64x4(pairs[c])));
-    }
-    const __m512 d = pair_halves(g, kGroupBytes), dmin = pair_halves(g + 16, kGroupBytes);
-    for (size_t t = 0; t < NT; ++t) {
-      const __m512 dx = _mm512_set1_ps(x[t][b].d);
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, dx), acc[t]);
-      acc[t] = _mm512_fnmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, dx), acc[t]);
-    }
-  }
-  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
-}
-#endif
-
-// Eight rows of Q6_K (interleave_rows8's layout, kRows8Q6KBytes per super-block column, `step`
-// bytes apart: kRows8Q6KBytes, or twice that in a pair of groups) against NT tokens x[0..NT), as
-// rows8_tokens_k. Levels are taken unsigned (0–63): the offset of 32 comes
-// off once per super-block as 32·Σ_j scale_j·Σx over the 16-value sub-blocks j.
-template <size_t NT>
-HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, size_t step, const Q8KBlock* const* x, __m256* out) {
-  const __m256i low4 = _mm256_set1_epi8(15);
-  // The 8 rows' int8 scales of sub-block j, each twice, as int16: (s_r, s_r) in lane r.
-  auto scale_pairs = [](const uint8_t* p) {
-    const __m128i s = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(p));
-    return _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, s));
-  };
-  __m256 acc[NT];
-  for (size_t t = 0; t < NT; ++t) acc[t] = _mm256_setzero_ps();
+// Eight rows of Q6_K (Group8) or sixteen (Pair16), as rows_tokens_k. Levels are taken unsigned
+// (0–63): the offset of 32 comes off once per super-block as 32·Σ_j scale_j·Σx over the
+// 16-value sub-blocks j. Sixteen rows: `MatvecInCache/q6_k` 3215 → 2552 ns; `Matvec/q6_k`
+// 65536 × 768 from DRAM, 2 threads, 924–1046 → 586–635 µs; 0.4B Q6_K decode 1.10×, prefill
+// 1.46×, B = 16 1.39× (3–4 alternating pairs).
+template <class W, size_t NT>
+HWY_INLINE void rows_tokens_q6k(const uint8_t* g, size_t blocks, size_t step, size_t apart, const Q8KBlock* const* x,
+                                typename W::F* out) {
+  using I = typename W::I;
+  const I low4 = W::bytes_of(15);
+  auto twice = [](__m128i s) { return _mm_unpacklo_epi8(s, s); };                      // (s_r, s_r)
+  auto halves = [](__m128i s) { return _mm_unpacklo_epi8(s, _mm_srli_si128(s, 8)); };  // (s_r, s_r+8)
+  typename W::F acc[NT];
+  for (size_t t = 0; t < NT; ++t) acc[t] = W::zero_f();
   for (size_t b = 0; b < blocks; ++b, g += step) {
-    __m256i isum[NT], msum[NT];
-    for (size_t t = 0; t < NT; ++t) isum[t] = msum[t] = _mm256_setzero_si256();
+    I isum[NT], msum[NT];
+    for (size_t t = 0; t < NT; ++t) isum[t] = msum[t] = W::zero();
     for (size_t j = 0; j < 8; ++j) {  // (scale_2j, scale_2j+1) of each row against (Σx_2j, Σx_2j+1)
-      const __m128i s = _mm_loadu_si128(reinterpret_cast<const __m128i*>(g + 16 + 16 * j));
-      const __m256i pairs = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(s, _mm_srli_si128(s, 8)));
+      const I pairs = W::widen(g + 16 + 16 * j, apart, halves);
       for (size_t t = 0; t < NT; ++t) {
         int32_t sx;
         std::memcpy(&sx, x[t][b].bsums + 2 * j, 4);
-        msum[t] = _mm256_add_epi32(msum[t], _mm256_madd_epi16(pairs, _mm256_set1_epi32(sx)));
+        msum[t] = W::add32(msum[t], W::madd(pairs, W::words_of(sx)));
       }
     }
     for (size_t ch = 0; ch < 4; ++ch) {  // ql[32ch ..]: values 128h + 32c + l (low nibbles), + 64 (high); ch = 2h + c
-      prefetch_quarter_ahead(g, kRows8Q6KBytes, ch);
+      prefetch_quarter<W>(g, kRows8Q6KBytes, ch);
       const size_t v0 = 128 * (ch / 2) + 32 * (ch % 2);  // the first value of the low nibbles
       const uint8_t* levels = g + 144 + 256 * ch;
       const uint8_t* words = g + 1168 + 128 * ch;
       // Pair sums of at most 2·63·127: two fit an int16 lane before widening.
       auto two_vectors = [&](auto j) RWKV_INLINE_LAMBDA {
-        const __m256i word = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(words + 32 * j));
-        __m256i plo[NT], phi[NT];
-        for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm256_setzero_si256();
+        const I word = W::bytes(words + 32 * j, apart);
+        I plo[NT], phi[NT];
+        for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = W::zero();
         auto vector = [&](auto kk) RWKV_INLINE_LAMBDA {  // vector k = 2j + kk
           constexpr int k = 2 * decltype(j)::value + decltype(kk)::value;
-          const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(levels + 32 * k));
-          const __m256i lo = _mm256_or_si256(_mm256_and_si256(w, low4), bits_above_nibbles<4 * decltype(kk)::value, 2>(word));
-          const __m256i hi = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(w, 4), low4),
-                                             bits_above_nibbles<4 * decltype(kk)::value + 2, 2>(word));
+          const I w = W::bytes(levels + 32 * k, apart);
+          const I lo = W::or_(W::and_(w, low4), W::template above_nibbles<4 * decltype(kk)::value, 2>(word));
+          const I hi = W::or_(W::and_(W::high_nibbles(w), low4), W::template above_nibbles<4 * decltype(kk)::value + 2, 2>(word));
           for (size_t t = 0; t < NT; ++t) {
             int32_t xlo, xhi;
             std::memcpy(&xlo, x[t][b].q + v0 + 4 * k, 4);
             std::memcpy(&xhi, x[t][b].q + v0 + 64 + 4 * k, 4);
-            plo[t] = _mm256_add_epi16(plo[t], _mm256_maddubs_epi16(lo, _mm256_set1_epi32(xlo)));
-            phi[t] = _mm256_add_epi16(phi[t], _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xhi)));
+            plo[t] = W::add16(plo[t], W::maddubs(lo, W::words_of(xlo)));
+            phi[t] = W::add16(phi[t], W::maddubs(hi, W::words_of(xhi)));
           }
         };
         vector(std::integral_constant<int, 0>());
         vector(std::integral_constant<int, 1>());
         // Vectors 2j, 2j + 1 lie in 16-value sub-block v0/16 + j/2 (low) and 4 more (high).
         const size_t sub = v0 / 16 + decltype(j)::value / 2;
-        const __m256i scale_lo = scale_pairs(g + 16 + 8 * sub), scale_hi = scale_pairs(g + 16 + 8 * (sub + 4));
+        const I scale_lo = W::widen(g + 16 + 8 * sub, apart, twice), scale_hi = W::widen(g + 16 + 8 * (sub + 4), apart, twice);
         for (size_t t = 0; t < NT; ++t) {
-          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(plo[t], scale_lo));
-          isum[t] = _mm256_add_epi32(isum[t], _mm256_madd_epi16(phi[t], scale_hi));
+          isum[t] = W::add32(isum[t], W::madd(plo[t], scale_lo));
+          isum[t] = W::add32(isum[t], W::madd(phi[t], scale_hi));
         }
       };
       two_vectors(std::integral_constant<int, 0>());
@@ -944,92 +933,10 @@ HWY_INLINE void rows8_tokens_q6k(const uint8_t* g, size_t blocks, size_t step, c
       two_vectors(std::integral_constant<int, 2>());
       two_vectors(std::integral_constant<int, 3>());
     }
-    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(g)));
+    const typename W::F d = W::halves(g, apart);
     for (size_t t = 0; t < NT; ++t) {
-      isum[t] = _mm256_sub_epi32(isum[t], _mm256_slli_epi32(msum[t], 5));
-      acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum[t]), _mm256_mul_ps(d, _mm256_set1_ps(x[t][b].d)), acc[t]);
-    }
-  }
-  for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
-}
-#endif
-
-#if RWKV_X86_VNNI
-// Sixteen rows of Q6_K from a pair of eight-row groups whose super-block columns take turns
-// (rows8_pairs), in 512-bit vectors, group a's rows in lanes 0–7 of each half's work and b's in
-// 8–15, each lane doing rows8_tokens_q6k's operations, so every row gives the same bits.
-// `MatvecInCache/q6_k` 3215 → 2552 ns; `Matvec/q6_k` 65536 × 768 from DRAM, 2 threads,
-// 924–1046 → 586–635 µs; 0.4B Q6_K decode 1.10×, prefill 1.46×, B = 16 1.39× (3–4
-// alternating pairs).
-template <size_t NT>
-HWY_INLINE void rows16_tokens_q6k(const uint8_t* g, size_t blocks, const Q8KBlock* const* x, __m512* out) {
-  constexpr size_t kGroupBytes = kRows8Q6KBytes;
-  const __m512i low4 = _mm512_set1_epi8(15);
-  // 16 bytes from each group's 8 at p (and p + kGroupBytes), spread as rows8_tokens_q6k spreads
-  // them (spread(a) and spread(b) each 16 bytes), widened to int16.
-  auto widen_pair = [](const uint8_t* p, const auto& spread) {
-    const __m128i a = spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
-    const __m128i b = spread(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p + kGroupBytes)));
-    return _mm512_cvtepi8_epi16(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1));
-  };
-  auto twice = [](__m128i s) { return _mm_unpacklo_epi8(s, s); };                      // (s_r, s_r)
-  auto halves = [](__m128i s) { return _mm_unpacklo_epi8(s, _mm_srli_si128(s, 8)); };  // (s_r, s_r+8)
-  __m512 acc[NT];
-  for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
-  for (size_t b = 0; b < blocks; ++b, g += 2 * kGroupBytes) {
-    __m512i isum[NT], msum[NT];
-    for (size_t t = 0; t < NT; ++t) isum[t] = msum[t] = _mm512_setzero_si512();
-    for (size_t j = 0; j < 8; ++j) {  // (scale_2j, scale_2j+1) of each row against (Σx_2j, Σx_2j+1)
-      const __m512i pairs = widen_pair(g + 16 + 16 * j, halves);
-      for (size_t t = 0; t < NT; ++t) {
-        int32_t sx;
-        std::memcpy(&sx, x[t][b].bsums + 2 * j, 4);
-        msum[t] = _mm512_add_epi32(msum[t], _mm512_madd_epi16(pairs, _mm512_set1_epi32(sx)));
-      }
-    }
-    for (size_t ch = 0; ch < 4; ++ch) {  // as rows8_tokens_q6k
-      for (size_t i = 0; i < 2 * kGroupBytes / 4 + 63; i += 64)
-        hwy::Prefetch(g + ch * (2 * kGroupBytes / 4) + kPairAhead + i);
-      const size_t v0 = 128 * (ch / 2) + 32 * (ch % 2);
-      const uint8_t* levels = g + 144 + 256 * ch;
-      const uint8_t* words = g + 1168 + 128 * ch;
-      auto two_vectors = [&](auto j) RWKV_INLINE_LAMBDA {
-        const __m512i word = pair_bytes(words + 32 * j, kGroupBytes);
-        __m512i plo[NT], phi[NT];
-        for (size_t t = 0; t < NT; ++t) plo[t] = phi[t] = _mm512_setzero_si512();
-        auto vector = [&](auto kk) RWKV_INLINE_LAMBDA {
-          constexpr int k = 2 * decltype(j)::value + decltype(kk)::value;
-          const __m512i w = pair_bytes(levels + 32 * k, kGroupBytes);
-          const __m512i lo =
-              _mm512_or_si512(_mm512_and_si512(w, low4), bits_above_nibbles512<4 * decltype(kk)::value, 2>(word));
-          const __m512i hi = _mm512_or_si512(_mm512_and_si512(_mm512_srli_epi16(w, 4), low4),
-                                             bits_above_nibbles512<4 * decltype(kk)::value + 2, 2>(word));
-          for (size_t t = 0; t < NT; ++t) {
-            int32_t xlo, xhi;
-            std::memcpy(&xlo, x[t][b].q + v0 + 4 * k, 4);
-            std::memcpy(&xhi, x[t][b].q + v0 + 64 + 4 * k, 4);
-            plo[t] = _mm512_add_epi16(plo[t], _mm512_maddubs_epi16(lo, _mm512_set1_epi32(xlo)));
-            phi[t] = _mm512_add_epi16(phi[t], _mm512_maddubs_epi16(hi, _mm512_set1_epi32(xhi)));
-          }
-        };
-        vector(std::integral_constant<int, 0>());
-        vector(std::integral_constant<int, 1>());
-        const size_t sub = v0 / 16 + decltype(j)::value / 2;
-        const __m512i scale_lo = widen_pair(g + 16 + 8 * sub, twice), scale_hi = widen_pair(g + 16 + 8 * (sub + 4), twice);
-        for (size_t t = 0; t < NT; ++t) {
-          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(plo[t], scale_lo));
-          isum[t] = _mm512_add_epi32(isum[t], _mm512_madd_epi16(phi[t], scale_hi));
-        }
-      };
-      two_vectors(std::integral_constant<int, 0>());
-      two_vectors(std::integral_constant<int, 1>());
-      two_vectors(std::integral_constant<int, 2>());
-      two_vectors(std::integral_constant<int, 3>());
-    }
-    const __m512 d = pair_halves(g, kGroupBytes);
-    for (size_t t = 0; t < NT; ++t) {
-      isum[t] = _mm512_sub_epi32(isum[t], _mm512_slli_epi32(msum[t], 5));
-      acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, _mm512_set1_ps(x[t][b].d)), acc[t]);
+      isum[t] = W::sub32(isum[t], W::times32(msum[t]));
+      acc[t] = W::fmadd(W::to_float(isum[t]), W::scaled(d, x[t][b].d), acc[t]);
     }
   }
   for (size_t t = 0; t < NT; ++t) out[t] = acc[t];
@@ -1165,9 +1072,9 @@ void k_rows8(const void* W, const void* W8, [[maybe_unused]] size_t rows, size_t
     const Q8KBlock* tokens[n];
     for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
     if constexpr (std::is_same_v<K, Q6_KB>)
-      rows8_tokens_q6k<n>(g, blocks, step, tokens, out);
+      rows_tokens_q6k<Group8, n>(g, blocks, step, 0, tokens, out);
     else
-      rows8_tokens_k<K, n>(g, blocks, step, tokens, out);
+      rows_tokens_k<Group8, K, n>(g, blocks, step, 0, tokens, out);
   };
 #else
   const std::nullptr_t eight = nullptr;
@@ -1189,9 +1096,9 @@ void k_rows8(const void* W, const void* W8, [[maybe_unused]] size_t rows, size_t
       const Q8KBlock* tokens[n];
       for (size_t i = 0; i < n; ++i) tokens[i] = x + (t + i) * blocks;
       if constexpr (std::is_same_v<K, Q6_KB>)
-        rows16_tokens_q6k<n>(g, blocks, tokens, out);
+        rows_tokens_q6k<Pair16, n>(g, blocks, 2 * kGroupBytes, kGroupBytes, tokens, out);
       else
-        rows16_tokens_k<K, n>(g, blocks, tokens, out);
+        rows_tokens_k<Pair16, K, n>(g, blocks, 2 * kGroupBytes, kGroupBytes, tokens, out);
     };
     return run(rows / 16 * 16, sixteen);
   }
