@@ -196,6 +196,15 @@ void BatchShapes(benchmark::internal::Benchmark* b) {
 }
 BENCHMARK_CAPTURE(MatmulBatch, f16, DType::F16)->Apply(BatchShapes);
 BENCHMARK_CAPTURE(MatmulBatch, f32, DType::F32)->Apply(BatchShapes);
+// The same with 4 tokens (B = 4): 768 × 768 in L2 (the kernel's arithmetic) and the head from memory.
+//   build/rwkv_bench --benchmark_filter=MatmulFour
+void MatmulFour(benchmark::State& st, DType type) { matmul_tokens(st, type, 4); }
+BENCHMARK_CAPTURE(MatmulFour, f16, DType::F16)
+    ->ArgNames({"rows", "cols", "threads"})
+    ->Args({768, 768, 1})
+    ->Args({65536, 768, 2})
+    ->UseRealTime()
+    ->Unit(benchmark::kMillisecond);
 
 // The same f32 products by OpenBLAS's sgemm (Y = X·Wᵀ), for the choice of our own GEMM for
 // prefill (docs/DEPENDENCIES.md): compare with Matmul/f32 at the same shape and threads.
