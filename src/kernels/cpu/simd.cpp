@@ -479,7 +479,8 @@ HWY_INLINE void panel_tokens(const float* const* x, const typename K::T* P, size
   for (size_t u = 0; u < U; ++u)
     for (size_t t = 0; t < NT; ++t)
       for (size_t v = 0; v < NP * V; ++v) acc[u][t][v] = hn::Zero(d);
-  auto column = [&](size_t u, size_t i) HWY_ATTR {
+  // (Forced inline: GCC kept the call, the accumulators in memory, and 0.1B f16 prefill ran 0.82×.)
+  auto column = [&](size_t u, size_t i) HWY_ATTR __attribute__((always_inline)) {
     VF w[NP * V];
     for (size_t p = 0; p < NP; ++p) {
       const typename K::T* col = P + p * stride + i * kPanelRows;
