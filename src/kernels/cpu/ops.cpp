@@ -168,15 +168,14 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
   const Product* ps = products.begin();
   std::vector<size_t> first{0}, unit_rows(n);
   std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
-  std::vector<std::unique_ptr<PanelActivations>> packed(n);
+  std::vector<PanelActivations> packed;  // (empty where the matrix has no panels)
+  packed.reserve(n);
   const Matrix* weights[kMaxRegions];  // (the pool's hint takes the first kMaxRegions)
   for (size_t j = 0; j < n; ++j) {
     const Matrix& W = *ps[j].W;
     if (j < kMaxRegions) weights[j] = &W;
-    if (is_float_type(W.type))
-      packed[j] = std::make_unique<PanelActivations>(ps[j].X, T, W);
-    else
-      quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
+    packed.emplace_back(ps[j].X, T, W);
+    if (!is_float_type(W.type)) quantized[j] = std::make_unique<QuantizedActivations>(ps[j].X, T, W);
     const size_t row_bytes = std::max<size_t>(1, dtype_bytes(W.type, W.cols));
     unit_rows[j] = (std::max<size_t>(1, kUnitBytes / row_bytes) + 15) / 16 * 16;  // (whole panels too)
     first.push_back(first.back() + (W.rows + unit_rows[j] - 1) / unit_rows[j]);
@@ -191,7 +190,7 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
       if (quantized[j])
         quantized[j]->rows(*p.W, r0, r1, p.Y);
       else
-        float_matrix_rows(*p.W, r0, r1, p.X, T, p.Y, packed[j]->data());
+        float_matrix_rows(*p.W, r0, r1, p.X, T, p.Y, packed[j].data());
     }
   }, Split::Contiguous, then);
 }
