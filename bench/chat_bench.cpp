@@ -3,6 +3,7 @@
 // time of turns 1-10 and 41-50, their ratio, and the resident-memory growth over the chat.
 //   build/rwkv_bench --benchmark_filter=Chat   (model: RWKV_BENCH_MODEL or the tiny v7 model)
 #include <benchmark/benchmark.h>
+#include <hwy/targets.h>
 
 #include <chrono>
 #include <cstdlib>
@@ -68,4 +69,15 @@ BENCHMARK(Chat50Turns)->Unit(benchmark::kMillisecond)->Iterations(3);
 
 }  // namespace
 
-BENCHMARK_MAIN();
+// The main of all of rwkv_bench. RWKV_BENCH_NO_AVX512=1 runs every kernel as on a CPU without
+// AVX-512 (Highway's AVX2 code and the eight-row block kernels), to time the AVX2 paths on an
+// AVX-512 machine.
+int main(int argc, char** argv) {
+  if (const char* v = std::getenv("RWKV_BENCH_NO_AVX512"); v && std::string(v) == "1")
+    hwy::DisableTargets(HWY_AVX3 | HWY_AVX3_DL);
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
