@@ -463,10 +463,27 @@ static_assert(kPanelRows % hn::MaxLanes(DF()) == 0, "a panel column is whole vec
 constexpr size_t kPairPanels = kPanelVectors == 1 ? 2 : 1;
 constexpr size_t kPairTokens = kPairPanels == 2 ? 12 : kPanelTokens;
 
-// Y[t][16p + 0..16) (+)= Σ_{i<kc} x[t][i] · P_p[i][0..16) for NT tokens and NP panels, panel p
+// The activations a panel kernel reads, value i of token t of NT: from each token's row
+// (TokenRows: x[t][i]), or from a copy packed token by token (PackedTokens: xp[i·NT + t], one
+// pointer for all tokens, where 16 separate ones would not fit the general registers). first():
+// token 0's row (alone, both layouts are the row).
+struct TokenRows {
+  const float* const* x;
+  template <size_t NT>
+  HWY_INLINE float at(size_t t, size_t i) const { return x[t][i]; }
+  const float* first() const { return x[0]; }
+};
+struct PackedTokens {
+  const float* HWY_RESTRICT xp;
+  template <size_t NT>
+  HWY_INLINE float at(size_t t, size_t i) const { return xp[i * NT + t]; }
+  const float* first() const { return xp; }
+};
+
+// Y[t][16p + 0..16) (+)= Σ_{i<kc} x_t[i] · P_p[i][0..16) for NT tokens and NP panels, panel p
 // at P + p·stride, asking for each panel `ahead` bytes before it is read.
-template <class K, size_t NT, size_t NP = 1>
-HWY_INLINE void panel_tokens(const float* const* x, const typename K::T* P, size_t stride, size_t kc, float* y,
+template <class K, size_t NT, size_t NP = 1, class Tokens>
+HWY_INLINE void panel_tokens(const Tokens& x, const typename K::T* P, size_t stride, size_t kc, float* y,
                              size_t ldy, bool add, size_t ahead) {
   const DF d;
   constexpr size_t L = hn::MaxLanes(DF()), V = kPanelVectors;
@@ -488,7 +505,7 @@ HWY_INLINE void panel_tokens(const float* const* x, const typename K::T* P, size
       for (size_t v = 0; v < V; ++v) w[p * V + v] = K::load(d, col + v * L);
     }
     for (size_t t = 0; t < NT; ++t) {
-      const VF b = hn::Set(d, x[t][i]);
+      const VF b = hn::Set(d, x.template at<NT>(t, i));
       for (size_t v = 0; v < NP * V; ++v) acc[u][t][v] = hn::MulAdd(b, w[v], acc[u][t][v]);
     }
   };
@@ -539,11 +556,11 @@ HWY_INLINE void panel_token(const float* x, const typename K::T* P, size_t kc, f
 }
 
 // One group of nt ≤ NT tokens against NP panels (nt of them at compile time, for the registers).
-template <class K, size_t NT, size_t NP>
-HWY_INLINE void panel_group(size_t nt, const float* const* x, const typename K::T* P, size_t stride, size_t kc,
-                            float* y, size_t ldy, bool add, size_t ahead) {
+template <class K, size_t NT, size_t NP, class Tokens>
+HWY_INLINE void panel_group(size_t nt, const Tokens& x, const typename K::T* P, size_t stride, size_t kc, float* y,
+                            size_t ldy, bool add, size_t ahead) {
   if constexpr (NT == 1 && NP == 1) {
-    panel_token<K>(x[0], P, kc, y, add);
+    panel_token<K>(x.first(), P, kc, y, add);
   } else if constexpr (NT == 1) {
     panel_tokens<K, 1, NP>(x, P, stride, kc, y, ldy, add, ahead);
   } else {
@@ -568,9 +585,9 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
     float* y = Y + t0 * ldy;
     size_t j = 0;
     for (; j + NP <= panels; j += NP)
-      panel_group<K, NT, NP>(nt, x, first + j * stride, stride, kc, y + j * kPanelRows, ldy, add, ahead);
+      panel_group<K, NT, NP>(nt, TokenRows{x}, first + j * stride, stride, kc, y + j * kPanelRows, ldy, add, ahead);
     for (; j < panels; ++j)
-      panel_group<K, NT, 1>(nt, x, first + j * stride, stride, kc, y + j * kPanelRows, ldy, add, ahead);
+      panel_group<K, NT, 1>(nt, TokenRows{x}, first + j * stride, stride, kc, y + j * kPanelRows, ldy, add, ahead);
     t0 += nt;
   }
 }
@@ -602,45 +619,6 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
 // f32 1.152× (6 alternating pairs); up to 12 tokens the pointers fit (B = 8 0.99×, unchanged).
 constexpr size_t kSliceColumns = 256, kWholeRowsAhead = 8192;
 constexpr size_t kBatchTokens = kPanelVectors == 1 ? 16 : kPanelTokens;
-
-// Y[t][0..16) (+)= Σ_{i<kc} xp[i·NT + t] · P[i][0..16) for NT tokens packed column by column
-// (one pointer for all tokens: NT separate ones would not fit the general registers).
-template <class K, size_t NT>
-HWY_INLINE void panel_packed(const float* HWY_RESTRICT xp, const typename K::T* P, size_t kc, float* y, size_t ldy,
-                             bool add, size_t ahead) {
-  const DF d;
-  constexpr size_t L = hn::MaxLanes(DF()), V = kPanelVectors;
-  VF acc[NT][V];
-  for (size_t t = 0; t < NT; ++t)
-    for (size_t v = 0; v < V; ++v) acc[t][v] = hn::Zero(d);
-  HWY_UNROLL(2)
-  for (size_t i = 0; i < kc; ++i) {
-    const typename K::T* col = P + i * kPanelRows;
-    hwy::Prefetch(reinterpret_cast<const uint8_t*>(col) + ahead);
-    VF w[V];
-    for (size_t v = 0; v < V; ++v) w[v] = K::load(d, col + v * L);
-    for (size_t t = 0; t < NT; ++t) {
-      const VF b = hn::Set(d, xp[i * NT + t]);
-      for (size_t v = 0; v < V; ++v) acc[t][v] = hn::MulAdd(b, w[v], acc[t][v]);
-    }
-  }
-  for (size_t t = 0; t < NT; ++t)
-    for (size_t v = 0; v < V; ++v) {
-      float* o = y + t * ldy + v * L;
-      hn::StoreU(add ? hn::Add(hn::LoadU(d, o), acc[t][v]) : acc[t][v], d, o);
-    }
-}
-
-template <class K, size_t NT>
-HWY_INLINE void packed_group(size_t nt, const float* xp, const typename K::T* P, size_t kc, float* y, size_t ldy,
-                             bool add, size_t ahead) {
-  if constexpr (NT == 1) {
-    panel_token<K>(xp, P, kc, y, add);
-  } else {
-    if (nt == NT) return panel_packed<K, NT>(xp, P, kc, y, ldy, add, ahead);
-    packed_group<K, NT - 1>(nt, xp, P, kc, y, ldy, add, ahead);
-  }
-}
 
 // Batched decode reads the activations packed group by group (the groups of panel_rows_k's
 // whole-row path), each group column by column: Xp[t0·cols + i·nt + j] = X[t0 + j][i].
@@ -695,8 +673,8 @@ void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, con
       for (size_t k0 = 0; k0 < cols; k0 += slice)
         for (size_t g = 0, t0 = 0; g < groups; ++g) {
           const size_t nt = (T - t0) / (groups - g);
-          packed_group<K, kBatchTokens>(nt, Xp + t0 * cols + k0 * nt, P + rb * cols + k0 * kPanelRows,
-                                        std::min(slice, cols - k0), Y + t0 * ldy + rb, ldy, k0 > 0, kWholeRowsAhead);
+          panel_group<K, kBatchTokens, 1>(nt, PackedTokens{Xp + t0 * cols + k0 * nt}, P + rb * cols + k0 * kPanelRows, 0,
+                                          std::min(slice, cols - k0), Y + t0 * ldy + rb, ldy, k0 > 0, kWholeRowsAhead);
           t0 += nt;
         }
     return;
