@@ -249,9 +249,10 @@ struct Q8_0B {
 // medians of 6 alternating pairs: 0.4B Q8_0 1.12 (every pair faster), Q4_0 1.01; 0.1B Q8_0
 // 1.02, Q4_0 1.03, Q4_K 1.02; RWKV-4 169M Q8_0 1.03 (4 kB: 0.4B Q8_0 1.00, Q4_0 0.95;
 // 512 B: 0.4B Q4_0 0.95, Q4_K 0.96, Q8_0 0.95).
-// `bytes`: the span to cover, from p.
-HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes) {
-  for (size_t i = 0; i < bytes; i += 64) hwy::Prefetch(p + 1024 + i);
+// `bytes`: the span to cover, from p; `ahead`: how far ahead (the sixteen-row kernels: kPairAhead).
+constexpr size_t kRowsAhead = 1024;
+HWY_INLINE void prefetch_ahead(const uint8_t* p, size_t bytes, size_t ahead = kRowsAhead) {
+  for (size_t i = 0; i < bytes; i += 64) hwy::Prefetch(p + ahead + i);
 }
 
 // ---- 32-value blocks: one row against one token
@@ -460,7 +461,7 @@ HWY_INLINE void rows16_tokens(const uint8_t* g, size_t blocks, const TokenSums* 
   for (size_t t = 0; t < NT; ++t) acc[t] = _mm512_setzero_ps();
   const __m512i low4 = _mm512_set1_epi8(15);
   for (size_t b = 0; b < blocks; ++b, g += 2 * kGroup) {
-    for (size_t i = 0; i < 2 * kGroup; i += 64) hwy::Prefetch(g + kPairAhead + i);
+    prefetch_ahead(g, 2 * kGroup, kPairAhead);
     auto xs = [x, b](size_t t, size_t k) {  // token t's activations 4k .. 4k + 3 in every lane
       int32_t v;
       std::memcpy(&v, x[t].x[b].q + 4 * k, 4);
@@ -700,7 +701,7 @@ HWY_INLINE std::array<__m256i, 4> sub_block_pair_sums(const Q8KBlock& x) {
 struct Group8 {
   using I = __m256i;
   using F = __m256;
-  static constexpr size_t kGroups = 1, kAhead = 1024;  // (bytes asked for ahead: prefetch_ahead's)
+  static constexpr size_t kGroups = 1, kAhead = kRowsAhead;
   static HWY_INLINE I bytes(const uint8_t* p, size_t) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)); }
   static HWY_INLINE I bcast16(const uint8_t* p, size_t) {  // 16 bytes in both 128-bit halves
     return _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
@@ -780,7 +781,7 @@ struct Pair16 {
 template <class W>
 HWY_INLINE void prefetch_quarter(const uint8_t* g, size_t bytes, size_t q) {
   const size_t quarter = W::kGroups * bytes / 4;
-  for (size_t i = 0; i < quarter + 63; i += 64) hwy::Prefetch(g + q * quarter + W::kAhead + i);
+  prefetch_ahead(g + q * quarter, quarter + 63, W::kAhead);
 }
 
 // Eight rows of Q4_K or Q5_K (Group8), or sixteen from a pair of groups (Pair16), against NT
