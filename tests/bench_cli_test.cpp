@@ -27,13 +27,20 @@ TEST(BenchCli, JsonHasTheRequiredKeys) {
     const auto j = nlohmann::json::parse(r.output);
     for (const char* key : {"decode_tok_s", "decode_ms_per_token", "prefill_tok_s", "weight_bytes_per_token",
                             "peak_rss_bytes", "bandwidth_gb_s", "fma_peak_gflop_s", "prefill_gflop_s", "decode_gb_s",
-                            "decode_pct_of_bandwidth_floor", "prefill_pct_of_fp32_peak", "decode_peak_rss_bytes"}) {
+                            "decode_pct_of_bandwidth_floor", "prefill_pct_of_fp32_peak", "decode_peak_rss_bytes",
+                            "decode_bandwidth_gb_s", "decode_pct_of_best_bandwidth"}) {
       ASSERT_TRUE(j.contains(key)) << key << "\n" << r.output;
       ASSERT_TRUE(j[key].is_number()) << key << "\n" << r.output;
       const double v = j[key];
       EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
     }
     EXPECT_LE(double(j["decode_peak_rss_bytes"]), double(j["peak_rss_bytes"]));
+    // The decode is set against the readings around its fastest repeat, and against the run's
+    // best reading, which can only be as high or higher.
+    const double gb_s = j["decode_gb_s"], around = j["decode_bandwidth_gb_s"], best = j["bandwidth_gb_s"];
+    EXPECT_LE(around, best);
+    EXPECT_NEAR(double(j["decode_pct_of_bandwidth_floor"]), 100 * gb_s / around, 1e-3 * 100 * gb_s / around);
+    EXPECT_NEAR(double(j["decode_pct_of_best_bandwidth"]), 100 * gb_s / best, 1e-3 * 100 * gb_s / best);
     ASSERT_TRUE(j["huge_page_bytes"].is_number_unsigned()) << r.output;  // 0 where the system has none
     EXPECT_LE(double(j["huge_page_bytes"]), double(j["peak_rss_bytes"]));
     EXPECT_EQ(j["threads"], 1);
@@ -46,8 +53,16 @@ TEST(BenchCli, JsonHasTheRequiredKeys) {
 TEST(BenchCli, TableAndSkippedParts) {
   auto r = test::run_cli("bench -m " + tiny("5v2-730K-Q5_1") + kSmall, true);
   ASSERT_EQ(r.exit_code, 0) << r.output;
-  for (const char* s : {"decode", "prefill", "of bandwidth floor", "of fp32 peak", "DRAM read", "peak RSS"})
+  for (const char* s : {"decode", "prefill", "of bandwidth floor", "of fp32 peak", "DRAM read", "peak RSS",
+                        "around the fastest repeat", "of the run's best reading"})
     EXPECT_NE(r.output.find(s), std::string::npos) << s << "\n" << r.output;
+  // Each repeat's time, and the readings before, between and after the two repeats: three.
+  const auto repeats = r.output.find("repeats ");
+  ASSERT_NE(repeats, std::string::npos) << r.output;
+  const std::string line = r.output.substr(repeats, r.output.find('\n', repeats) - repeats);
+  const auto times = line.substr(0, line.find("ms/step")), readings = line.substr(line.find("them"));
+  EXPECT_EQ(std::count(times.begin(), times.end(), ','), 1) << line;
+  EXPECT_EQ(std::count(readings.begin(), readings.end(), ','), 2) << line;
   r = test::run_cli("bench -m " + tiny("5v2-730K-Q5_1") + kProbe + " --decode 3 --prefill 0 --repeat 1 --json", true);
   ASSERT_EQ(r.exit_code, 0) << r.output;
   const auto j = nlohmann::json::parse(r.output);

@@ -75,6 +75,8 @@ class Status {
 
 struct Measured {
   double decode_s = 0, prefill_s = 0, bandwidth_gb_s = 0, fma_gflop_s = 0;
+  double decode_bandwidth_gb_s = 0;  // the higher of the two readings around the fastest decode repeat
+  std::vector<double> repeat_s, readings_gb_s;  // each decode repeat; the readings before, between and after them
   size_t peak_rss = 0, decode_peak_rss = 0, huge_page_bytes = 0;
 };
 
@@ -99,21 +101,36 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
     };
     status.show("decode: warm-up");
     for (int i = 0; i < 2; ++i) step();  // page in the weights, size the buffers
-    for (size_t rep = 0; rep < o.repeat; ++rep) {  // the fastest of the repeats, as the probes do
-      // A reading of the bandwidth before each repeat, not only after them all: on a shared
-      // machine the neighbours come and go within seconds, and readings taken only at the end
-      // can miss the quiet moments the decode had (the ratio then over 100 %). In a child
-      // process, so that the peak memory reported stays the model's; then one untimed step.
+    // A reading of the bandwidth before the first repeat and after each one, so that every
+    // repeat is set against the memory it ran with: on a shared machine the neighbours come
+    // and go within seconds (the memory of our sessions' guests switched between two states,
+    // 40-48 and 61-71 GB/s), and a ratio against a reading taken a minute away measures that
+    // switch, not the decode. The higher of the two readings around a repeat is its bandwidth.
+    // In a child process, so that the peak memory reported stays the model's; after each
+    // reading one untimed step.
+    auto probe = [&] {
       status.show("machine: read bandwidth");
-      m.bandwidth_gb_s = std::max(m.bandwidth_gb_s, perf::read_bandwidth_gb_s_in_child(threads, o.probe_bytes, 1));
+      const double gb_s = perf::read_bandwidth_gb_s_in_child(threads, o.probe_bytes, 1);
+      m.bandwidth_gb_s = std::max(m.bandwidth_gb_s, gb_s);
+      return gb_s;
+    };
+    double before = probe();
+    m.readings_gb_s.push_back(before);
+    for (size_t rep = 0; rep < o.repeat; ++rep) {  // the fastest of the repeats, as the probes do
       step();
       const auto t0 = clock::now();
       for (size_t i = 0; i < o.decode; ++i) {
         step();
         status.show("decode", rep * o.decode + i + 1, o.repeat * o.decode);
       }
-      const double s = seconds_since(t0);
-      m.decode_s = rep == 0 ? s : std::min(m.decode_s, s);
+      const double s = seconds_since(t0), after = probe();
+      m.repeat_s.push_back(s);
+      m.readings_gb_s.push_back(after);
+      if (rep == 0 || s < m.decode_s) {
+        m.decode_s = s;
+        m.decode_bandwidth_gb_s = std::max(before, after);
+      }
+      before = after;
     }
     m.decode_peak_rss = perf::peak_rss_bytes();  // before prefill's buffers
   }
@@ -141,7 +158,8 @@ Measured measure(const Model& model, const BenchOptions& o, int threads) {
   m.huge_page_bytes = perf::huge_page_bytes();
   // Each probe in two more rounds, the best reading of all kept: on a shared machine one round
   // can coincide with another guest holding a core or the memory for all of its runs, and a
-  // low reading of the machine would flatter the ratios set against it.
+  // low reading of the machine would flatter the ratios set against it (the prefill's; and the
+  // decode's second one, against the run's best reading).
   for (int round = 0; round < 2; ++round) {
     status.show("machine: read bandwidth");
     m.bandwidth_gb_s = std::max(m.bandwidth_gb_s, perf::read_bandwidth_gb_s(threads, o.probe_bytes, 5));
@@ -175,6 +193,12 @@ std::string number(double v) {
 }
 
 std::string integer(size_t v) { return std::to_string(v); }
+
+std::string fixed(double v, int digits) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.*f", digits, v);
+  return buf;
+}
 
 BenchOptions check(const BenchFlags& f) {
   if (f.threads < 0) fail("--threads must not be negative");
@@ -210,7 +234,11 @@ void run_bench(const BenchOptions& o) {
   const double step_s = dec ? m.decode_s / static_cast<double>(o.decode) : 0;
   const double decode_tok_s = dec ? B / step_s : 0;
   const double decode_gb_s = dec ? bytes / step_s / 1e9 : 0;  // weights are read once per step
-  const double decode_pct = dec ? 100 * decode_gb_s / m.bandwidth_gb_s : 0;
+  // Against the readings around the fastest repeat (the floor of the memory it ran with), and
+  // against the run's best reading (stricter where the memory's speed changed during the run).
+  const double decode_bw = m.decode_bandwidth_gb_s > 0 ? m.decode_bandwidth_gb_s : m.bandwidth_gb_s;
+  const double decode_pct = dec ? 100 * decode_gb_s / decode_bw : 0;
+  const double decode_pct_best = dec ? 100 * decode_gb_s / m.bandwidth_gb_s : 0;
   const double P = static_cast<double>(o.prefill);
   const double prefill_tok_s = pre ? P / m.prefill_s : 0;
   const double prefill_gflop_s = pre ? 2 * ((matrix - head) * P + head) / m.prefill_s / 1e9 : 0;
@@ -234,6 +262,8 @@ void run_bench(const BenchOptions& o) {
         {"decode_ms_per_token", opt(dec, step_s * 1e3)},
         {"decode_gb_s", opt(dec, decode_gb_s)},
         {"decode_pct_of_bandwidth_floor", opt(dec, decode_pct)},
+        {"decode_bandwidth_gb_s", opt(dec, decode_bw)},
+        {"decode_pct_of_best_bandwidth", opt(dec, decode_pct_best)},
         {"prefill_tokens", integer(o.prefill)},
         {"prefill_tok_s", opt(pre, prefill_tok_s)},
         {"prefill_gflop_s", opt(pre, prefill_gflop_s)},
@@ -256,9 +286,17 @@ void run_bench(const BenchOptions& o) {
               static_cast<double>(model->parameter_count()) / 1e6);
   std::printf("setup      threads %d, batch %zu, weights read per token %.1f MB, fastest of %zu runs\n", threads,
               o.batch, bytes / 1e6, o.repeat);
-  if (dec)
+  if (dec) {
     std::printf("decode     %8.2f ms/step  %9.1f tokens/s  %7.2f GB/s    %5.1f%% of bandwidth floor  (%zu steps)\n",
                 step_s * 1e3, decode_tok_s, decode_gb_s, decode_pct, o.decode);
+    std::printf("           DRAM read around the fastest repeat %.2f GB/s; %.1f%% of the run's best reading\n", decode_bw,
+                decode_pct_best);
+    std::string repeats, readings;
+    for (double s : m.repeat_s) repeats += (repeats.empty() ? "" : ", ") + fixed(s / static_cast<double>(o.decode) * 1e3, 2);
+    for (double r : m.readings_gb_s) readings += (readings.empty() ? "" : ", ") + fixed(r, 1);
+    std::printf("repeats    %s ms/step; DRAM read before, between and after them %s GB/s\n", repeats.c_str(),
+                readings.c_str());
+  }
   if (pre)
     std::printf("prefill    %8.1f tokens/s  %7.2f GFLOP/s  %5.1f%% of fp32 peak  (%zu tokens)\n", prefill_tok_s,
                 prefill_gflop_s, prefill_pct, o.prefill);
