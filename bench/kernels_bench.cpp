@@ -153,8 +153,10 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   std::vector<float> x(T * cols), y(T * rows);
   for (float& v : x) v = gauss(rng);
   rwkv::cpu::Matrix M{type, W.data(), rows, cols};
-  // Sixteen-row panels as models hold them (float32: only the full-size matrices).
-  const bool has_panels = rwkv::cpu::simd::has_panel_layout(type) && (type != DType::F32 || std::min(rows, cols) > 256);
+  // Sixteen-row panels as models hold them (float32: the full-size matrices, and the low-rank ones
+  // whose rows fill whole panels).
+  const bool has_panels =
+      rwkv::cpu::simd::has_panel_layout(type) && (type != DType::F32 || std::min(rows, cols) > 256 || rows % 16 == 0);
   std::vector<uint8_t> panels(has_panels ? W.size() : 0);
   if (!panels.empty()) {
     rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, panels.data());
@@ -176,6 +178,7 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
       ->Args({768, 3072, 2})
       ->Args({32, 768, 2})  // RWKV-7's low-rank products: few rows, then few columns
       ->Args({768, 64, 2})
+      ->Args({768, 32, 2})
       ->UseRealTime()
       ->Unit(benchmark::kMillisecond);
 }

@@ -186,19 +186,41 @@ TEST(Kernels, MatmulsEqualSeparateMatmuls) {
     const uint16_t d = fp32_to_fp16(0.01f);
     std::memcpy(&wq[b * 18], &d, 2);
   }
-  const cpu::Matrix A{DType::F32, w32.data(), 40, cols}, B{DType::F16, w16.data(), 70, cols},
+  cpu::Matrix A{DType::F32, w32.data(), 40, cols}, B{DType::F16, w16.data(), 70, cols},
       Q{DType::Q4_0, wq.data(), 33, cols}, empty{};
-  for (size_t T : {1, 3, 20}) {
-    auto x1 = random_vec(T * cols, rng), x2 = random_vec(T * cols, rng);
-    std::vector<float> ya(T * 40), yb(T * 70), yq(T * 33), ra(ya.size()), rb(yb.size()), rq(yq.size());
+  // With panels as models hold them: a low-rank float32 one (48 rows: from 16 tokens it joins
+  // the other low-rank products in one job) and a full-size float16 one (a job of its own).
+  const size_t wide = 320;
+  auto l32 = random_vec(48 * cols, rng);
+  std::vector<uint16_t> f16(288 * wide);
+  for (auto& h : f16) h = fp32_to_fp16(std::uniform_real_distribution<float>(-1, 1)(rng));
+  std::vector<float> l32_panels(l32.size());
+  std::vector<uint16_t> f16_panels(f16.size());
+  cpu::simd::interleave_panels16(DType::F32, l32.data(), 48, cols, l32_panels.data());
+  cpu::simd::interleave_panels16(DType::F16, f16.data(), 288, wide, f16_panels.data());
+  cpu::Matrix L{DType::F32, l32.data(), 48, cols}, F{DType::F16, f16.data(), 288, wide};
+  L.panels = l32_panels.data();
+  F.panels = f16_panels.data();
+  for (size_t T : {1, 3, 16, 20}) {
+    auto x1 = random_vec(T * cols, rng), x2 = random_vec(T * cols, rng), x3 = random_vec(T * wide, rng);
+    std::vector<float> ya(T * 40), yb(T * 70), yq(T * 33), yl(T * 48), yf(T * 288);
+    std::vector<float> ra(ya.size()), rb(yb.size()), rq(yq.size()), rl(yl.size()), rf(yf.size());
     cpu::matmuls(T, {{x1.data(), &A, ya.data()}, {x2.data(), &B, yb.data()}, {x1.data(), &empty, nullptr},
-                     {x2.data(), &Q, yq.data()}});
+                     {x2.data(), &Q, yq.data()}, {x3.data(), &F, yf.data()}, {x1.data(), &L, yl.data()}});
     cpu::matmul(x1.data(), T, A, ra.data());
     cpu::matmul(x2.data(), T, B, rb.data());
     cpu::matmul(x2.data(), T, Q, rq.data());
+    cpu::matmul(x1.data(), T, L, rl.data());
+    cpu::matmul(x3.data(), T, F, rf.data());
     EXPECT_EQ(ya, ra) << T;
     EXPECT_EQ(yb, rb) << T;
     EXPECT_EQ(yq, rq) << T;
+    EXPECT_EQ(yl, rl) << T;
+    EXPECT_EQ(yf, rf) << T;
+    // And the panels' products equal the rows' (float32: the same sums in the same order).
+    std::vector<float> plain(yl.size());
+    cpu::matmul(x1.data(), T, cpu::Matrix{DType::F32, l32.data(), 48, cols}, plain.data());
+    for (size_t i = 0; i < plain.size(); ++i) ASSERT_NEAR(yl[i], plain[i], 1e-4f * (1 + std::fabs(plain[i]))) << T << " " << i;
   }
 }
 

@@ -34,18 +34,28 @@ void Floats::release() noexcept {
 }
 
 namespace {
-// A low-rank matrix has a dimension of at most this many: its values are copied as float32
-// (copied_bytes) and read from there, never from an interleaved copy.
-constexpr int64_t kLowRankMax = 256;
+// A low-rank matrix has a dimension of at most kLowRankMax. Its values are copied as float32
+// (copied_bytes) and read from there, unless its rows fill whole sixteen-row panels: then it is
+// read from those, as the full-size matrices are (batched decode: RWKV-7's low-rank products in
+// one pool job, cpu::matmuls, on the panels' kernels; prefill: 768 × 32 and 768 × 64 products
+// 2.2× and 1.3× in `Matmul/f32`).
+using cpu::kLowRankMax;
+bool whole_panels(DType type, size_t rows) {
+  return cpu::simd::has_panel_layout(type) && rows >= cpu::simd::kPanelRows && rows % cpu::simd::kPanelRows == 0;
+}
+// A float32 low-rank matrix read only from its panels (Model::matrix): its rows get no copy.
+bool f32_from_panels(const Tensor& t, size_t rows, size_t cols) {
+  return t.dtype == DType::F32 && std::min(rows, cols) <= kLowRankMax && whole_panels(t.dtype, rows) &&
+         reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0;
+}
 
 // The bytes of a matrix's interleaved copy (Model::interleaved), 0 if it gets none: the
 // embedding is a table look-up, read in place. Block types get eight-row groups where the CPU
-// has their kernel, float types sixteen-row panels (float32 only the full-size matrices: the
-// low-rank ones, at most 256 rows or columns, are read from their float32 copy, Model::tensor).
-// Each copy on its own cache line.
+// has their kernel, float types sixteen-row panels (float32 low-rank ones only in whole panels:
+// the others are read from their float32 copy, Model::tensor). Each copy on its own cache line.
 size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_t cols) {
   if (name == "token_embd.weight") return 0;
-  if (type == DType::F32 && std::min(rows, cols) <= size_t{kLowRankMax}) return 0;
+  if (type == DType::F32 && std::min(rows, cols) <= kLowRankMax && !whole_panels(type, rows)) return 0;
   if (cpu::simd::has_panel_layout(type) && rows >= cpu::simd::kPanelRows)
     return (rows / cpu::simd::kPanelRows * cpu::simd::kPanelRows * dtype_bytes(type, cols) + 63) / 64 * 64;
   if (rows < 8 || !cpu::simd::has_rows8_layout(type) || !cpu::simd::rows8_kernel()) return 0;
@@ -62,7 +72,7 @@ size_t interleaved_bytes(const std::string& name, DType type, size_t rows, size_
 size_t copied_bytes(const Tensor& t) {
   if (t.name == "token_embd.weight") return 0;
   const auto dims = squeezed(t.shape);
-  if (dims.size() > 1 && *std::min_element(dims.begin(), dims.end()) > kLowRankMax) return 0;
+  if (dims.size() > 1 && static_cast<size_t>(*std::min_element(dims.begin(), dims.end())) > kLowRankMax) return 0;
   return (static_cast<size_t>(t.numel()) * sizeof(float) + 63) / 64 * 64;
 }
 }  // namespace
@@ -73,8 +83,11 @@ Model::Model(Weights w) : weights_(std::move(w)) {
   // fill whole huge pages.
   for (const Tensor& t : weights_.tensors.tensors()) {
     const auto dims = squeezed(t.shape);
-    if (dims.size() == 2)
-      arena_size_ += interleaved_bytes(t.name, t.dtype, static_cast<size_t>(dims[0]), static_cast<size_t>(dims[1]));
+    if (dims.size() == 2) {
+      const auto rows = static_cast<size_t>(dims[0]), cols = static_cast<size_t>(dims[1]);
+      arena_size_ += interleaved_bytes(t.name, t.dtype, rows, cols);
+      if (f32_from_panels(t, rows, cols)) continue;
+    }
     arena_size_ += copied_bytes(t);
   }
   if (arena_size_ > 0) arena_.push_back(allocate_weight_bytes(arena_size_));
@@ -159,7 +172,9 @@ cpu::Matrix Model::matrix(const std::string& name, size_t rows, size_t cols) {
   // the CPU reads those, 16-bit floats' sixteen-row panels. 16-bit floats at odd addresses (an
   // rwkv.cpp file) are read only from their panels, so they need whole ones; else float32.
   if (t.dtype == DType::F32) {  // the rows past the last whole panel (if any) as float32
-    cpu::Matrix m{DType::F32, tensor(name, shape), rows, cols};
+    // A low-rank matrix in whole panels is read only from them: its rows need no float32 copy.
+    const float* data = f32_from_panels(t, rows, cols) ? reinterpret_cast<const float*>(t.data) : tensor(name, shape);
+    cpu::Matrix m{DType::F32, data, rows, cols};
     m.panels = interleaved(t, rows, cols);
     return m;
   }

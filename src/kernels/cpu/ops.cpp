@@ -151,21 +151,17 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   }, Split::InOrder);
 }
 
-void matmuls(size_t T, std::initializer_list<Product> products) {
-  if (T == 0) return;
-  if (T >= kPackedMinTokens) {  // each product is a large job already
-    for (const Product& p : products) matmul(p.X, T, *p.W, p.Y);
-    return;
-  }
-  // The products cut into units of about kUnitBytes of weights (whole groups of 16 rows: the
-  // eight-row layouts' groups, the sixteen-row panels), numbered one product after another: the
-  // pool's pieces are ranges of units, so they cost alike whatever the products' types. (In pieces
-  // of equal rows, one of RWKV-7's float32 low-rank rows weighs 7 Q4_0 rows: the thread left with
-  // such a piece kept the other waiting 11 µs of each 117 µs job.) Block types quantize their
-  // activations first.
+namespace {
+// Products in one pool job. They are cut into units of about kUnitBytes of weights (whole
+// groups of 16 rows: the eight-row layouts' groups, the sixteen-row panels), numbered one
+// product after another: the pool's pieces are ranges of units, so they cost alike whatever the
+// products' types. (In pieces of equal rows, one of RWKV-7's float32 low-rank rows weighs 7 Q4_0
+// rows: the thread left with such a piece kept the other waiting 11 µs of each 117 µs job.)
+// Block types quantize their activations first.
+void products_grouped(size_t T, std::span<const Product> products) {
   constexpr size_t kUnitBytes = 16 * 1024;
   const size_t n = products.size();
-  const Product* ps = products.begin();
+  const Product* ps = products.data();
   std::vector<size_t> first{0}, unit_rows(n);
   std::vector<std::unique_ptr<QuantizedActivations>> quantized(n);
   std::vector<PanelActivations> packed;  // (empty where the matrix has no panels)
@@ -193,6 +189,24 @@ void matmuls(size_t T, std::initializer_list<Product> products) {
         float_matrix_rows(*p.W, r0, r1, p.X, T, p.Y, packed[j].data());
     }
   }, Split::Contiguous, then);
+}
+}  // namespace
+
+void matmuls(size_t T, std::initializer_list<Product> products) {
+  if (T == 0) return;
+  if (T < kPackedMinTokens) return products_grouped(T, {products.begin(), products.size()});
+  // From kPackedMinTokens tokens each full-size product is a large job of its own; the low-rank
+  // ones (a dimension of at most kLowRankMax, read from panels: RWKV-7's, 32 to 128 rows or
+  // columns of 768) still go together in one job until the prefill's GEMM takes over. Each of
+  // its own, at 16 tokens they cost 0.1B f16 1.46 ms of a 12.8 ms step (62–222 GFLOP/s,
+  // instrumented); together 0.60 ms (B = 16 f16 1.022×, f32 1.068×, Q4_0 1.117×).
+  std::vector<Product> low_rank;
+  for (const Product& p : products)
+    if (T < kGemmMinTokens && p.W->panels && std::min(p.W->rows, p.W->cols) <= kLowRankMax)
+      low_rank.push_back(p);
+    else
+      matmul(p.X, T, *p.W, p.Y);
+  if (!low_rank.empty()) products_grouped(T, low_rank);
 }
 
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {

@@ -41,7 +41,10 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y);
 
 // Several independent products over the same T tokens, Y_j = X_j·W_jᵀ, as one job on the
 // pool when T is small (decode): one token's forward pass then waits for the threads a few
-// times per layer rather than once per matrix. Many tokens: one matmul after another.
+// times per layer rather than once per matrix. From 16 tokens each full-size product is a job
+// of its own and the low-rank ones with panels (a dimension of at most kLowRankMax) share one,
+// up to the prefill's GEMM (64 tokens), where every product is a job of its own.
+constexpr size_t kLowRankMax = 256;
 struct Product {
   const float* X;
   const Matrix* W;
