@@ -569,17 +569,26 @@ HWY_INLINE void panel_group(size_t nt, const Tokens& x, const typename K::T* P, 
   }
 }
 
-// The tokens in the fewest groups of at most NT, as even as can be (16 tokens on AVX2: 5, 5
-// and 6, not 6, 6 and 4, whose 8 accumulators barely cover the FMA latency), each against
-// `panels` panels of kc columns, panel j at first + j·stride, NP of them at a time:
-// Y[t][r0 + 16j + ·] (+)= x[t] · panel j. The groups of several tokens ask for the weights
-// `ahead` bytes before they read them.
-template <class K, size_t NT = kPanelTokens, size_t NP = 1>
-void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_t kc, const float* X, size_t ldx,
-                 size_t T, float* Y, size_t ldy, bool add, size_t ahead) {
+// T tokens in the fewest groups of at most NT, as even as can be (16 tokens on AVX2: 5, 5 and
+// 6, not 6, 6 and 4, whose 8 accumulators barely cover the FMA latency): group(t0, nt) for
+// each. (The packed activations of a batched step are laid out by these groups too.)
+template <size_t NT, class Group>
+HWY_INLINE void even_groups(size_t T, const Group& group) {
   const size_t groups = (T + NT - 1) / NT;
   for (size_t g = 0, t0 = 0; g < groups; ++g) {
     const size_t nt = (T - t0) / (groups - g);
+    group(t0, nt);
+    t0 += nt;
+  }
+}
+
+// The tokens in even_groups of at most NT, each against `panels` panels of kc columns, panel j
+// at first + j·stride, NP of them at a time: Y[t][r0 + 16j + ·] (+)= x[t] · panel j. The groups
+// of several tokens ask for the weights `ahead` bytes before they read them.
+template <class K, size_t NT = kPanelTokens, size_t NP = 1>
+void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_t kc, const float* X, size_t ldx,
+                 size_t T, float* Y, size_t ldy, bool add, size_t ahead) {
+  even_groups<NT>(T, [&](size_t t0, size_t nt) HWY_ATTR __attribute__((always_inline)) {
     const float* x[NT];
     for (size_t j = 0; j < nt; ++j) x[j] = X + (t0 + j) * ldx;
     float* y = Y + t0 * ldy;
@@ -588,8 +597,7 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
       panel_group<K, NT, NP>(nt, TokenRows{x}, first + j * stride, stride, kc, y + j * kPanelRows, ldy, add, ahead);
     for (; j < panels; ++j)
       panel_group<K, NT, 1>(nt, TokenRows{x}, first + j * stride, stride, kc, y + j * kPanelRows, ldy, add, ahead);
-    t0 += nt;
-  }
+  });
 }
 
 // Many tokens (prefill): columns in even chunks of at most kKC, rows in blocks whose panels'
@@ -620,14 +628,12 @@ void panel_sweep(const typename K::T* first, size_t stride, size_t panels, size_
 constexpr size_t kSliceColumns = 256, kWholeRowsAhead = 8192;
 constexpr size_t kBatchTokens = kPanelVectors == 1 ? 16 : kPanelTokens;
 
-// Batched decode reads the activations packed group by group (the groups of panel_rows_k's
-// whole-row path), each group column by column: Xp[t0·cols + i·nt + j] = X[t0 + j][i].
+// Batched decode reads the activations packed group by group (even_groups of kBatchTokens, as
+// panel_rows_k reads them), each group column by column: Xp[t0·cols + i·nt + j] = X[t0 + j][i].
 bool PanelPacks(size_t T) { return kBatchTokens > kPanelTokens && T > kPanelTokens && T < kMR * 4; }
 // Four tokens by four columns at a time, transposed in registers; the rest one value at a time.
 void PackPanelTokens(const float* X, size_t T, size_t cols, float* Xp) {
-  const size_t groups = (T + kBatchTokens - 1) / kBatchTokens;
-  for (size_t g = 0, t0 = 0; g < groups; ++g) {
-    const size_t nt = (T - t0) / (groups - g);
+  even_groups<kBatchTokens>(T, [&](size_t t0, size_t nt) HWY_ATTR {
     float* out = Xp + t0 * cols;
     size_t j = 0;
 #if HWY_TARGET != HWY_SCALAR
@@ -652,8 +658,7 @@ void PackPanelTokens(const float* X, size_t T, size_t cols, float* Xp) {
 #endif
     for (; j < nt; ++j)
       for (size_t i = 0; i < cols; ++i) out[i * nt + j] = X[(t0 + j) * cols + i];
-    t0 += nt;
-  }
+  });
 }
 
 template <class K>
@@ -668,15 +673,13 @@ void panel_rows_k(const typename K::T* P, size_t cols, size_t r0, size_t r1, con
     return;
   }
   if (T < kMR * 4) {
-    const size_t groups = (T + kBatchTokens - 1) / kBatchTokens, slice = groups > 1 ? kSliceColumns : cols;
+    const size_t slice = T > kBatchTokens ? kSliceColumns : cols;  // (one group: whole rows)
     for (size_t rb = r0; rb < r1; rb += kPanelRows)
       for (size_t k0 = 0; k0 < cols; k0 += slice)
-        for (size_t g = 0, t0 = 0; g < groups; ++g) {
-          const size_t nt = (T - t0) / (groups - g);
+        even_groups<kBatchTokens>(T, [&](size_t t0, size_t nt) HWY_ATTR __attribute__((always_inline)) {
           panel_group<K, kBatchTokens, 1>(nt, PackedTokens{Xp + t0 * cols + k0 * nt}, P + rb * cols + k0 * kPanelRows, 0,
                                           std::min(slice, cols - k0), Y + t0 * ldy + rb, ldy, k0 > 0, kWholeRowsAhead);
-          t0 += nt;
-        }
+        });
     return;
   }
   const size_t chunks = (cols + kKC - 1) / kKC, kc_max = (cols + chunks - 1) / chunks;
