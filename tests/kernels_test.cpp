@@ -444,6 +444,29 @@ TEST(Kernels, ScaledSumSquaresAndDot3MatchDoubleSums) {
   });
 }
 
+// The token-shift mixes of RWKV-6/7, several from one pass, equal the formula (fused or not:
+// within a rounding of the product), with and without a vector tail, on every target.
+TEST(Kernels, MixRowsEqualTheFormula) {
+  std::mt19937 rng(10);
+  on_every_target([&] {
+    for (size_t C : {1, 7, 64, 67})
+      for (size_t count : {1, 6}) {
+        const size_t T = 3;
+        auto z = random_vec(T * C, rng, -3, 3), prev = random_vec(T * C, rng, -3, 3), mu = random_vec(count * C, rng);
+        std::vector<std::vector<float>> out(count, std::vector<float>(T * C, NAN));
+        std::vector<float*> x;
+        for (auto& o : out) x.push_back(o.data());
+        cpu::simd::mix_rows(z.data(), prev.data(), mu.data(), count, T, C, x.data());
+        for (size_t j = 0; j < count; ++j)
+          for (size_t i = 0; i < T * C; ++i) {
+            const float d = prev[i] - z[i], m = mu[j * C + i % C];
+            const double tolerance = 0x1p-23 * (std::fabs(z[i]) + std::fabs(d * m));
+            ASSERT_NEAR(out[j][i], std::fma(d, m, z[i]), tolerance) << C << " " << count << " " << j << " " << i;
+          }
+      }
+  });
+}
+
 // The SIMD activations against their definitions in double: rows longer than a vector (body
 // and tail), with and without a bias, and extreme inputs where exp would overflow.
 TEST(Kernels, ActivationsMatchTheirDefinitions) {

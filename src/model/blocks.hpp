@@ -20,11 +20,7 @@ inline void mix4(const float* z, const float* prev, const float* mu, size_t T, s
 
 // RWKV-6/7: weight on the previous token, x = z + (z_prev − z)⊙μ.
 inline void mix7(const float* z, const float* prev, const float* mu, size_t T, size_t C, float* x) {
-  for (size_t t = 0; t < T; ++t)
-    for (size_t c = 0; c < C; ++c) {
-      const size_t i = t * C + c;
-      x[i] = z[i] + (prev[i] - z[i]) * mu[c];
-    }
+  cpu::simd::mix_rows(z, prev, mu, 1, T, C, &x);
 }
 
 struct GatedFfn {

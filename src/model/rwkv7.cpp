@@ -11,6 +11,9 @@
 namespace rwkv {
 namespace {
 
+// Tokens per piece of the element-wise passes (fewer than two pieces: one thread does it all).
+constexpr size_t kTokenGrain = 8;
+
 class Rwkv7 final : public Model {
  public:
   explicit Rwkv7(Weights w) : Model(std::move(w)) {
@@ -63,10 +66,11 @@ class Rwkv7 final : public Model {
     Floats xs[6];  // xr, xw, xk, xv, xa, xg
     for (auto& x : xs) x = Floats(TC);
     // The element-wise passes are per token: each is shared out over the thread pool by tokens.
-    auto per_tokens = [T](auto&& fn) { cpu::parallel_for(T, 8, fn); };
+    auto per_tokens = [T](auto&& fn) { cpu::parallel_for(T, kTokenGrain, fn); };
     per_tokens([&](size_t t0, size_t t1) {
-      for (size_t j = 0; j < 6; ++j)
-        mix7(z + t0 * C, prev.data() + t0 * C, y.mix + j * C, t1 - t0, C, xs[j].data() + t0 * C);
+      float* x[6];
+      for (size_t j = 0; j < 6; ++j) x[j] = xs[j].data() + t0 * C;
+      cpu::simd::mix_rows(z + t0 * C, prev.data() + t0 * C, y.mix, 6, t1 - t0, C, x);
     });
     Floats r(TC), w(TC), k(TC), v(TC), a(TC), g(TC), kk(TC), b(TC), wkv(TC);
     // The low-rank paths y = W2·f(W1·x) (spec §3.2) and r, k, v, in two rounds of independent
@@ -90,39 +94,53 @@ class Rwkv7 final : public Model {
                      {hv.data(), &y.v2, gate.data()}});
     // Value residual: layer 0 remembers its values; later layers mix towards them.
     if (l == 0) sc.v_first.assign(v.data(), v.data() + TC);
-    per_tokens([&](size_t t0, size_t t1) {
-      const size_t o0 = t0 * C, n = t1 - t0;
-      cpu::simd::activate(cpu::Act::DecayRwkv7, &w[o0], y.w0, n, C, &w[o0]);  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
-      cpu::simd::activate(cpu::Act::Sigmoid, &a[o0], y.a0, n, C, &a[o0]);
-      if (l > 0) cpu::simd::activate(cpu::Act::Sigmoid, &gate[o0], y.v0, n, C, &gate[o0]);
-      for (size_t t = t0; t < t1; ++t) {
-        // κ = l2n(k⊙k_k) per head; k ← k⊙(1 + (α−1)⊙k_a)
-        for (size_t h = 0; h < H; ++h) {
+    // Tokens [t0, t0 + n), heads [h0, h1), before the WKV: ω, α and the value gate from the
+    // low-rank outputs, κ = l2n(k⊙k_k) per head, k ← k⊙(1 + (α−1)⊙k_a), the value residual,
+    // and the WKV's a = −κ, b = κ⊙α.
+    auto prepare = [&](size_t t0, size_t n, size_t h0, size_t h1) {
+      const size_t c0 = h0 * N, width = (h1 - h0) * N;
+      auto rows = [&](cpu::Act act, float* x, const float* bias) {  // in place, with bias[c]
+        if (width == C) return cpu::simd::activate(act, x + t0 * C, bias, n, C, x + t0 * C);
+        for (size_t t = t0; t < t0 + n; ++t) cpu::simd::activate(act, x + t * C + c0, bias + c0, 1, width, x + t * C + c0);
+      };
+      rows(cpu::Act::DecayRwkv7, w.data(), y.w0);  // ω = exp(−e^{−1/2}·σ(w0 + ·)), §3.2
+      rows(cpu::Act::Sigmoid, a.data(), y.a0);
+      if (l > 0) rows(cpu::Act::Sigmoid, gate.data(), y.v0);
+      for (size_t t = t0; t < t0 + n; ++t) {
+        for (size_t h = h0; h < h1; ++h) {
           const size_t o = t * C + h * N;
           const double ss = cpu::simd::scaled_sum_squares(&k[o], &y.k_k[h * N], N, &kk[o]);
           const float inv = 1.0f / std::max(static_cast<float>(std::sqrt(ss)), 1e-12f);
           for (size_t j = 0; j < N; ++j) kk[o + j] *= inv;
         }
-        for (size_t c = 0, i = t * C; c < C; ++c, ++i) {
+        for (size_t c = c0, i = t * C + c0; c < c0 + width; ++c, ++i) {
           k[i] *= 1.0f + (a[i] - 1.0f) * y.k_a[c];
           if (l > 0) v[i] += (sc.v_first[i] - v[i]) * gate[i];
-          // WKV with a = −κ, b = κ⊙α.
           b[i] = kk[i] * a[i];
           kk[i] = -kk[i];
         }
       }
-    });
-    cpu::wkv7_runs(wkv_scans(runs, l), H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data());
-    // Per head: the group norm, the bonus (Σ_j r_j k_j r_k[j])·v, then the output gate.
-    per_tokens([&](size_t t0, size_t t1) {
-      for (size_t t = t0; t < t1; ++t)
-        for (size_t h = 0; h < H; ++h) {
+    };
+    // After it, per head: the group norm, the bonus (Σ_j r_j k_j r_k[j])·v, then the output gate.
+    auto finish = [&](size_t t0, size_t n, size_t h0, size_t h1) {
+      for (size_t t = t0; t < t0 + n; ++t)
+        for (size_t h = h0; h < h1; ++h) {
           const size_t o = t * C + h * N;
           cpu::simd::normalize(&wkv[o], N, y.ln_x_w + h * N, y.ln_x_b + h * N, hp.group_norm_eps, &wkv[o]);
           const float dot = cpu::simd::dot3(&r[o], &k[o], &y.r_k[h * N], N);
           for (size_t j = 0; j < N; ++j) wkv[o + j] = (wkv[o + j] + dot * v[o + j]) * g[o + j];
         }
-    });
+    };
+    const auto scans = wkv_scans(runs, l);
+    if (T < 2 * kTokenGrain) {  // (decode) in the scans' job, head by head: no job between
+      cpu::wkv7_runs(scans, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data(),
+                     [&](size_t t0, size_t n, size_t h) { prepare(t0, n, h, h + 1); },
+                     [&](size_t t0, size_t n, size_t h) { finish(t0, n, h, h + 1); });
+    } else {  // whole tokens, pass by pass
+      per_tokens([&](size_t t0, size_t t1) { prepare(t0, t1 - t0, 0, H); });
+      cpu::wkv7_runs(scans, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data());
+      per_tokens([&](size_t t0, size_t t1) { finish(t0, t1 - t0, 0, H); });
+    }
     cpu::matmul(wkv.data(), T, y.Wo, out);
   }
 
@@ -132,7 +150,7 @@ class Rwkv7 final : public Model {
     const size_t C = hparams().n_embd, F = hparams().dim_ffn;
     auto prev = token_shift(z, C, runs, l, Shift::Ffn);
     Floats xk(T * C), k(T * F);
-    cpu::parallel_for(T, 8, [&](size_t t0, size_t t1) {
+    cpu::parallel_for(T, kTokenGrain, [&](size_t t0, size_t t1) {
       mix7(z + t0 * C, prev.data() + t0 * C, y.ffn_x_k, t1 - t0, C, xk.data() + t0 * C);
     });
     cpu::matmul(xk.data(), T, y.ffn_Wk, k.data());

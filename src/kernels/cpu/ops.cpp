@@ -4,7 +4,6 @@
 #include <algorithm>
 #include <memory>
 #include <span>
-#include <unordered_map>
 #include <vector>
 
 #include "kernels/cpu/simd.hpp"
@@ -20,31 +19,16 @@ namespace {
 // there, the packed GEMM (prefill). Float16 and bfloat16 ones without: float_rows.
 constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
 
-// The weights a decode step reads come in the same order token after token. Each product job
-// of a few tokens is remembered as the one that followed the job before it (keyed by its first
-// weights), and the weights that followed it last time go to the pool as the job's `then`: a
-// thread with nothing to do at the end of the job, or while the caller alone does the
-// element-wise work before the next, prefetches its share of them. A wrong guess (another
-// model, another order) costs only useless prefetches, which never fault.
-struct JobWeights {
-  Region regions[kMaxRegions];
-  size_t count = 0;
-};
-
+// The pool's `then` hint for a product job (follower_hint): the weights of the job that
+// followed it last time, for a thread with nothing to do at the end of the job, or while the
+// caller alone does the element-wise work before the next, to prefetch its share of.
 std::span<const Region> next_weights(std::span<const Matrix* const> ws) {
-  thread_local std::unordered_map<const void*, JobWeights> followers;
-  thread_local const void* previous = nullptr;
-  if (ws.empty()) return {};
-  JobWeights mine;
-  for (const Matrix* w : ws.first(std::min(ws.size(), kMaxRegions)))
-    mine.regions[mine.count++] = {w->rows8 ? w->rows8 : w->panels ? w->panels : w->data,
-                                  w->rows * dtype_bytes(w->type, w->cols)};
-  if (followers.size() > 4096) followers.clear();  // (many models in turn)
-  if (previous) followers[previous] = mine;
-  previous = mine.regions[0].data;
-  const auto it = followers.find(previous);
-  if (it == followers.end()) return {};
-  return {it->second.regions, it->second.count};
+  Region mine[kMaxRegions];
+  const size_t n = std::min(ws.size(), kMaxRegions);
+  for (size_t i = 0; i < n; ++i)
+    mine[i] = {ws[i]->rows8 ? ws[i]->rows8 : ws[i]->panels ? ws[i]->panels : ws[i]->data,
+               ws[i]->rows * dtype_bytes(ws[i]->type, ws[i]->cols)};
+  return follower_hint({mine, n});
 }
 
 // Rows [r0, r1) of a float matrix's product: from its sixteen-row panels where it has them (the

@@ -1022,6 +1022,24 @@ void Activate(Act act, const float* x, const float* bias, size_t T, size_t n, fl
 // ---- RWKV-7's per-head sums (the κ normalisation, the bonus)
 
 // y = x ⊙ s; returns Σ y² (each y widened, summed in double lanes).
+template <class D>
+HWY_INLINE void mix_step(D d, const float* z, const float* prev, const float* mu, size_t count, size_t C, size_t i,
+                         size_t c, float* const* x) {
+  const auto zc = hn::LoadU(d, z + i), dc = hn::Sub(hn::LoadU(d, prev + i), zc);
+  for (size_t j = 0; j < count; ++j) hn::StoreU(hn::MulAdd(dc, hn::LoadU(d, mu + j * C + c), zc), d, x[j] + i);
+}
+
+void MixRows(const float* z, const float* prev, const float* mu, size_t count, size_t T, size_t C, float* const* x) {
+  const DF d;
+  const hn::CappedTag<float, 1> d1;  // the tail, with the same arithmetic
+  const size_t L = hn::Lanes(d);
+  for (size_t t = 0; t < T; ++t) {
+    size_t c = 0;
+    for (; c + L <= C; c += L) mix_step(d, z, prev, mu, count, C, t * C + c, c, x);
+    for (; c < C; ++c) mix_step(d1, z, prev, mu, count, C, t * C + c, c, x);
+  }
+}
+
 double ScaledSumSquares(const float* x, const float* s, size_t n, float* y) {
   const hn::Repartition<double, DF> dd;
   const hn::Rebind<float, decltype(dd)> df;  // as many floats as dd has doubles
@@ -1114,6 +1132,7 @@ HWY_EXPORT(Wkv7Head);
 HWY_EXPORT(Wkv4Channels);
 HWY_EXPORT(Wkv5Head);
 HWY_EXPORT(Activate);
+HWY_EXPORT(MixRows);
 HWY_EXPORT(Normalize);
 HWY_EXPORT(ScaledSumSquares);
 HWY_EXPORT(Dot3);
@@ -1198,6 +1217,10 @@ void wkv5_head(size_t T, size_t stride, size_t w_stride, size_t N, const float* 
 
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y) {
   HWY_DYNAMIC_DISPATCH(Activate)(act, x, bias, T, n, y);
+}
+
+void mix_rows(const float* z, const float* prev, const float* mu, size_t count, size_t T, size_t C, float* const* x) {
+  HWY_DYNAMIC_DISPATCH(MixRows)(z, prev, mu, count, T, C, x);
 }
 
 void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y) {

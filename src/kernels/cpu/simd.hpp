@@ -68,6 +68,10 @@ void wkv4_channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, con
 // be null; y may be x). The decays: RWKV-7 exp(−e^{−1/2}·σ(x)) (spec §3.2), RWKV-6 exp(−exp(x)).
 enum class Act { Sigmoid, Tanh, ReluSq, DecayRwkv7, DecayRwkv6 };
 void activate(Act act, const float* x, const float* bias, size_t T, size_t n, float* y);
+// RWKV-6/7's token-shift mixes (spec §1.2), `count` of them from one reading of z and z_prev:
+// x[j][t·C + c] = z + (prev − z)·mu[j·C + c] for T rows of C (a fused multiply-add where the
+// CPU has one).
+void mix_rows(const float* z, const float* prev, const float* mu, size_t count, size_t T, size_t C, float* const* x);
 // y = (x − mean)/sqrt(var + eps)·weight + bias over n values (mean and variance in double).
 void normalize(const float* x, size_t n, const float* weight, const float* bias, float eps, float* y);
 // y = x ⊙ s, returning Σ y² summed in double.

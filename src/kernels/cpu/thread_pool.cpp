@@ -9,6 +9,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace rwkv::cpu {
@@ -276,6 +277,25 @@ void set_threads(int n) {
 }
 
 int thread_count() { return pool().size(); }
+
+std::span<const Region> follower_hint(std::span<const Region> mine) {
+  struct Regions {
+    Region regions[kMaxRegions];
+    size_t count = 0;
+  };
+  thread_local std::unordered_map<const void*, Regions> followers;
+  thread_local const void* previous = nullptr;
+  if (mine.empty()) return {};
+  Regions job;
+  job.count = std::min(mine.size(), kMaxRegions);
+  std::copy_n(mine.begin(), job.count, job.regions);
+  if (followers.size() > 4096) followers.clear();  // (many models or states in turn)
+  if (previous) followers[previous] = job;
+  previous = job.regions[0].data;
+  const auto it = followers.find(previous);
+  if (it == followers.end()) return {};
+  return {it->second.regions, it->second.count};
+}
 
 namespace detail {
 void parallel_for(size_t n, size_t grain, RangeFn fn, void* ctx, Split split, std::span<const Region> then) {

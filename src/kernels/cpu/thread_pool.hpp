@@ -36,6 +36,12 @@ struct Region {
 };
 constexpr size_t kMaxRegions = 8, kPrefetchBytes = 256 * 1024;
 
+// The hint for a job that reads `mine` (at most kMaxRegions): what the job after it read last
+// time. A decode step runs the same jobs in the same order token after token, so each job is
+// remembered (per calling thread, by its first region) as the follower of the job before it.
+// A wrong guess (another model, another order) costs only useless prefetches, which never fault.
+std::span<const Region> follower_hint(std::span<const Region> mine);
+
 // Calls fn(begin, end) on disjoint ranges covering [0, n), each range a multiple of `grain`
 // (except the last), spread over the pool; returns when all are done.
 template <class Fn>

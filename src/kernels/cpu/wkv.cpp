@@ -19,12 +19,19 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
 }
 
 // Heads are independent, and so are runs: fn(run, h) for every (run, head) pair, shared out
-// over the thread pool as one job.
+// over the thread pool as one job. The job's states (`state_bytes` each) go on the trail of
+// decode's jobs (follower_hint): the job before it has a thread that would wait meanwhile
+// prefetch its share of them. In decode they come from memory, as the weights do, and a
+// thread's first head found none of its rows fetched (the scan asks for the next head's).
 template <class Fn>
-void each_run_head(std::span<const WkvRun> runs, size_t H, const Fn& fn) {
+void each_run_head(std::span<const WkvRun> runs, size_t H, size_t state_bytes, const Fn& fn) {
+  Region states[kMaxRegions];
+  const size_t n = std::min(runs.size(), kMaxRegions);
+  for (size_t i = 0; i < n; ++i) states[i] = {runs[i].S, state_bytes};
+  const auto then = follower_hint({states, n});
   parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
     for (size_t u = u0; u < u1; ++u) fn(runs[u / H], u % H);
-  });
+  }, Split::Contiguous, then);
 }
 
 void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const float* v,
@@ -36,7 +43,7 @@ void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const fl
 void wkv5_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* k, const float* v,
                const float* w, size_t w_stride, const float* u, float* y) {
   const size_t C = H * N;
-  each_run_head(runs, H, [&](const WkvRun& run, size_t h) {
+  each_run_head(runs, H, H * N * N * sizeof(float), [&](const WkvRun& run, size_t h) {
     const size_t o = run.begin * C + h * N, ow = run.begin * w_stride + h * N;
     simd::wkv5_head(run.count, C, w_stride, N, r + o, k + o, v + o, w + ow, u + h * N, run.S + h * N * N, y + o);
   });
@@ -49,11 +56,13 @@ void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const fl
 }
 
 void wkv7_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* w, const float* k,
-               const float* v, const float* a, const float* b, float* y) {
+               const float* v, const float* a, const float* b, float* y, const HeadFn& before, const HeadFn& after) {
   const size_t C = H * N;
-  each_run_head(runs, H, [&](const WkvRun& run, size_t h) {
+  each_run_head(runs, H, H * N * N * sizeof(float), [&](const WkvRun& run, size_t h) {
+    if (before) before(run.begin, run.count, h);
     const size_t o = run.begin * C + h * N;
     simd::wkv7_head(run.count, C, N, r + o, w + o, k + o, v + o, a + o, b + o, run.S + h * N * N, y + o);
+    if (after) after(run.begin, run.count, h);
   });
 }
 

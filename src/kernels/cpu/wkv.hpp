@@ -3,6 +3,7 @@
 // only these scans couple tokens. Layouts: token-major arrays [T][channels].
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <span>
 
 namespace rwkv::cpu {
@@ -32,8 +33,13 @@ void wkv5_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r,
 // S ← S·diag(ω) + (S·a) bᵀ + v kᵀ;  y = S·r (new state).
 void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const float* k,
           const float* v, const float* a, const float* b, float* S, float* y);
+// before(begin, count, h) and after(…), when given, run in the same job just before and after
+// the scan of head h of the run of `count` tokens from `begin` (the caller's per-head work on
+// the same slices: in decode, one pool job instead of three, its serial work shared out).
+using HeadFn = std::function<void(size_t begin, size_t count, size_t h)>;
 void wkv7_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* w, const float* k,
-               const float* v, const float* a, const float* b, float* y);
+               const float* v, const float* a, const float* b, float* y, const HeadFn& before = {},
+               const HeadFn& after = {});
 
 
 }  // namespace rwkv::cpu
