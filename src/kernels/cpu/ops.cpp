@@ -66,7 +66,7 @@ bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == 
 void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (T == 0 || W.rows == 0) return;
   const Matrix* const job[] = {&W};
-  const auto then = T < kPackedMinTokens ? next_weights(job) : std::span<const Region>{};
+  const auto then = T < kTrailTokens ? next_weights(job) : std::span<const Region>{};
   if (!is_float_type(W.type)) return matmul_quantized(X, T, W, Y, then);
   // Few tokens: each thread reads its rows once per block of tokens (float_rows), or its
   // panels once.

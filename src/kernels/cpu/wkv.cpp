@@ -19,16 +19,21 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
 }
 
 // Heads are independent, and so are runs: fn(run, h) for every (run, head) pair, shared out
-// over the thread pool as one job. The job's states (`state_bytes` each) go on the trail of
-// decode's jobs (follower_hint): the job before it has a thread that would wait meanwhile
-// prefetch its share of them. In decode they come from memory, as the weights do, and a
-// thread's first head found none of its rows fetched (the scan asks for the next head's).
+// over the thread pool as one job. In decode the job's states (`state_bytes` each) go on the
+// trail of jobs (follower_hint): the job before it has a thread that would wait meanwhile
+// prefetch its share of them. They come from memory, as the weights do, and a thread's first
+// head found none of its rows fetched (the scan asks for the next head's).
 template <class Fn>
 void each_run_head(std::span<const WkvRun> runs, size_t H, size_t state_bytes, const Fn& fn) {
-  Region states[kMaxRegions];
-  const size_t n = std::min(runs.size(), kMaxRegions);
-  for (size_t i = 0; i < n; ++i) states[i] = {runs[i].S, state_bytes};
-  const auto then = follower_hint({states, n});
+  size_t tokens = 0;
+  for (const WkvRun& run : runs) tokens += run.count;
+  std::span<const Region> then;
+  if (tokens < kTrailTokens) {
+    Region states[kMaxRegions];
+    const size_t n = std::min(runs.size(), kMaxRegions);
+    for (size_t i = 0; i < n; ++i) states[i] = {runs[i].S, state_bytes};
+    then = follower_hint({states, n});
+  }
   parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
     for (size_t u = u0; u < u1; ++u) fn(runs[u / H], u % H);
   }, Split::Contiguous, then);
