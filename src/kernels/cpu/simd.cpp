@@ -710,21 +710,23 @@ void PanelRows(DType type, const void* P, size_t cols, size_t r0, size_t r1, con
 // a time 0.61, 8 rows 0.74: their registers spill).
 //
 // In decode the state comes from DRAM: the weights streamed since the layer's last step have
-// pushed it out of the caches. Each call asks for the rows 16 kB further on (for N = 64 the
-// same rows of the next head: a layer's heads lie one after another) while it works on its
-// own. 0.1B Q4_0 decode, old/new step time, medians of 10 and 12 alternating pairs: 1.036 and
-// 1.023 (8 kB ahead: 1.023); leaving the scan out altogether would give 1.064.
+// pushed it out of the caches. Each call asks for the same rows of the state scanned next
+// (S_next: the next head's, or the next sequence's first head's in a batched step; without
+// one, 16 kB further on, for N = 64 the next head of a layer) while it works on its own. 0.1B
+// Q4_0 decode, old/new step time, medians of 10 and 12 alternating pairs: 1.036 and 1.023 (8
+// kB ahead: 1.023); leaving the scan out altogether would give 1.064.
 constexpr size_t kStateAhead = 16384;
 template <size_t R>
 HWY_INLINE void wkv7_token_rows(size_t N, const float* r, const float* w, const float* k, const float* v,
-                                const float* a, const float* b, size_t i0, float* S, float* y) {
+                                const float* a, const float* b, size_t i0, float* S, const float* S_next, float* y) {
   const DF d;
   const size_t L = hn::Lanes(d), NV = N / L * L;
   float* si[R];
   VF acc[R];
   for (size_t q = 0; q < R; ++q) si[q] = S + (i0 + q) * N, acc[q] = hn::Zero(d);
-  for (size_t o = 0; o < R * N * sizeof(float); o += 64)
-    hwy::Prefetch(reinterpret_cast<const uint8_t*>(si[0]) + kStateAhead + o);  // (never faults past the end)
+  const uint8_t* ahead = S_next ? reinterpret_cast<const uint8_t*>(S_next + i0 * N)
+                                : reinterpret_cast<const uint8_t*>(si[0]) + kStateAhead;
+  for (size_t o = 0; o < R * N * sizeof(float); o += 64) hwy::Prefetch(ahead + o);  // (never faults past the end)
   for (size_t j = 0; j < NV; j += L) {  // S·a with the old state
     const VF aj = hn::LoadU(d, a + j);
     for (size_t q = 0; q < R; ++q) acc[q] = hn::MulAdd(hn::LoadU(d, si[q] + j), aj, acc[q]);
@@ -847,14 +849,14 @@ HWY_INLINE void wkv7_token_lanes(size_t N, const float* r, const float* w, const
 // Long runs with whole vectors of rows work on the transposed state (transposed in and out
 // once per call); a few tokens, or odd head sizes, on the state as it is.
 void Wkv7Head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
-              const float* a, const float* b, float* S, float* y) {
+              const float* a, const float* b, float* S, float* y, const float* S_next) {
   const DF d;
   if (T < 8 || N % hn::Lanes(d) != 0) {
     for (size_t t = 0; t < T; ++t) {
       const size_t o = t * stride;
       size_t i = 0;
-      for (; i + 4 <= N; i += 4) wkv7_token_rows<4>(N, r + o, w + o, k + o, v + o, a + o, b + o, i, S, y + o);
-      for (; i < N; ++i) wkv7_token_rows<1>(N, r + o, w + o, k + o, v + o, a + o, b + o, i, S, y + o);
+      for (; i + 4 <= N; i += 4) wkv7_token_rows<4>(N, r + o, w + o, k + o, v + o, a + o, b + o, i, S, S_next, y + o);
+      for (; i < N; ++i) wkv7_token_rows<1>(N, r + o, w + o, k + o, v + o, a + o, b + o, i, S, S_next, y + o);
     }
     return;
   }
@@ -1201,8 +1203,8 @@ void pack_panel_tokens(const float* X, size_t T, size_t cols, float* Xp) {
 }
 
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k, const float* v,
-               const float* a, const float* b, float* S, float* y) {
-  HWY_DYNAMIC_DISPATCH(Wkv7Head)(T, stride, N, r, w, k, v, a, b, S, y);
+               const float* a, const float* b, float* S, float* y, const float* S_next) {
+  HWY_DYNAMIC_DISPATCH(Wkv7Head)(T, stride, N, r, w, k, v, a, b, S, y, S_next);
 }
 
 void wkv4_channels(size_t T, size_t A, size_t c0, size_t c1, const float* k, const float* v, const float* w,

@@ -52,9 +52,10 @@ void pack_panel_tokens(const float* X, size_t T, size_t cols, float* Xp);
 
 // The RWKV-7 scan for one head over T tokens (see wkv7 in wkv.hpp): r, w, k, v, a, b point at
 // this head's first channel of token 0 and advance by `stride` per token; S is the head's
-// N×N state [value i][key j]; y as r.
+// N×N state [value i][key j]; y as r. S_next: the state the caller scans next, whose rows a
+// few tokens' scan asks for meanwhile (null: the memory after S).
 void wkv7_head(size_t T, size_t stride, size_t N, const float* r, const float* w, const float* k,
-               const float* v, const float* a, const float* b, float* S, float* y);
+               const float* v, const float* a, const float* b, float* S, float* y, const float* S_next = nullptr);
 
 // The RWKV-5/6 scan for one head (see wkv5 in wkv.hpp): r, k, v, y advance by `stride` per
 // token, w by `w_stride` (0: one decay for all tokens); S is the head's N×N state [key j][value i].

@@ -18,8 +18,8 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
   parallel_for(A, grain, [&](size_t c0, size_t c1) { simd::wkv4_channels(T, A, c0, c1, k, v, w, u, aa, bb, pp, y); });
 }
 
-// Heads are independent, and so are runs: fn(run, h) for every (run, head) pair, shared out
-// over the thread pool as one job. In decode the job's states (`state_bytes` each) go on the
+// Heads are independent, and so are runs: fn(run, h, next) for every (run, head) pair, shared
+// out over the thread pool as one job (next: the run of the pair after it, or null). In decode the job's states (`state_bytes` each) go on the
 // trail of jobs (follower_hint): the job before it has a thread that would wait meanwhile
 // prefetch its share of them. They come from memory, as the weights do, and a thread's first
 // head found none of its rows fetched (the scan asks for the next head's).
@@ -35,7 +35,7 @@ void each_run_head(std::span<const WkvRun> runs, size_t H, size_t state_bytes, c
     then = follower_hint({states, n});
   }
   parallel_for(runs.size() * H, 1, [&](size_t u0, size_t u1) {
-    for (size_t u = u0; u < u1; ++u) fn(runs[u / H], u % H);
+    for (size_t u = u0; u < u1; ++u) fn(runs[u / H], u % H, u + 1 < runs.size() * H ? &runs[(u + 1) / H] : nullptr);
   }, Split::Contiguous, then);
 }
 
@@ -48,7 +48,7 @@ void wkv5(size_t T, size_t H, size_t N, const float* r, const float* k, const fl
 void wkv5_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* k, const float* v,
                const float* w, size_t w_stride, const float* u, float* y) {
   const size_t C = H * N;
-  each_run_head(runs, H, H * N * N * sizeof(float), [&](const WkvRun& run, size_t h) {
+  each_run_head(runs, H, H * N * N * sizeof(float), [&](const WkvRun& run, size_t h, const WkvRun*) {
     const size_t o = run.begin * C + h * N, ow = run.begin * w_stride + h * N;
     simd::wkv5_head(run.count, C, w_stride, N, r + o, k + o, v + o, w + ow, u + h * N, run.S + h * N * N, y + o);
   });
@@ -63,10 +63,12 @@ void wkv7(size_t T, size_t H, size_t N, const float* r, const float* w, const fl
 void wkv7_runs(std::span<const WkvRun> runs, size_t H, size_t N, const float* r, const float* w, const float* k,
                const float* v, const float* a, const float* b, float* y, const HeadFn& before, const HeadFn& after) {
   const size_t C = H * N;
-  each_run_head(runs, H, H * N * N * sizeof(float), [&](const WkvRun& run, size_t h) {
+  each_run_head(runs, H, H * N * N * sizeof(float), [&](const WkvRun& run, size_t h, const WkvRun* next) {
     if (before) before(run.begin, run.count, h);
     const size_t o = run.begin * C + h * N;
-    simd::wkv7_head(run.count, C, N, r + o, w + o, k + o, v + o, a + o, b + o, run.S + h * N * N, y + o);
+    // (The state scanned next: this run's next head, or the next run's first.)
+    const float* S_next = next ? next->S + (h + 1) % H * N * N : nullptr;
+    simd::wkv7_head(run.count, C, N, r + o, w + o, k + o, v + o, a + o, b + o, run.S + h * N * N, y + o, S_next);
     if (after) after(run.begin, run.count, h);
   });
 }
