@@ -132,7 +132,10 @@ class Rwkv7 final : public Model {
         }
     };
     const auto scans = wkv_scans(runs, l);
-    if (T < 2 * kTokenGrain) {  // (decode) in the scans' job, head by head: no job between
+    // Fewer tokens than two pieces: in the scans' job, head by head, on every thread instead of
+    // the calling one alone (0.1B Q4_0 decode 1.026× with the mixes' kernel and the states'
+    // prefetch). A batched step of 16 sequences measured 0.992 that way: it keeps the passes.
+    if (T < 2 * kTokenGrain) {
       cpu::wkv7_runs(scans, H, N, r.data(), w.data(), k.data(), v.data(), kk.data(), b.data(), wkv.data(),
                      [&](size_t t0, size_t n, size_t h) { prepare(t0, n, h, h + 1); },
                      [&](size_t t0, size_t n, size_t h) { finish(t0, n, h, h + 1); });

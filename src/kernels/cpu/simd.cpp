@@ -1021,9 +1021,8 @@ void Activate(Act act, const float* x, const float* bias, size_t T, size_t n, fl
   }
 }
 
-// ---- RWKV-7's per-head sums (the κ normalisation, the bonus)
+// ---- the token-shift mixes of RWKV-6/7: x_j = z + (prev − z)·μ_j, z and prev read once for all
 
-// y = x ⊙ s; returns Σ y² (each y widened, summed in double lanes).
 template <class D>
 HWY_INLINE void mix_step(D d, const float* z, const float* prev, const float* mu, size_t count, size_t C, size_t i,
                          size_t c, float* const* x) {
@@ -1042,6 +1041,9 @@ void MixRows(const float* z, const float* prev, const float* mu, size_t count, s
   }
 }
 
+// ---- RWKV-7's per-head sums (the κ normalisation, the bonus)
+
+// y = x ⊙ s; returns Σ y² (each y widened, summed in double lanes).
 double ScaledSumSquares(const float* x, const float* s, size_t n, float* y) {
   const hn::Repartition<double, DF> dd;
   const hn::Rebind<float, decltype(dd)> df;  // as many floats as dd has doubles

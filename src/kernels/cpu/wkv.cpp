@@ -19,10 +19,11 @@ void wkv4(size_t T, size_t A, const float* k, const float* v, const float* w, co
 }
 
 // Heads are independent, and so are runs: fn(run, h, next) for every (run, head) pair, shared
-// out over the thread pool as one job (next: the run of the pair after it, or null). In decode the job's states (`state_bytes` each) go on the
-// trail of jobs (follower_hint): the job before it has a thread that would wait meanwhile
-// prefetch its share of them. They come from memory, as the weights do, and a thread's first
-// head found none of its rows fetched (the scan asks for the next head's).
+// out over the thread pool as one job (next: the run of the pair after it, or null). In decode
+// the job's states (`state_bytes` each) go on the trail of jobs (follower_hint): the job before
+// it has a thread that would wait meanwhile prefetch its share of them. They come from memory,
+// as the weights do, and a thread's first head found none of its rows fetched (each scan asks
+// for the next pair's).
 template <class Fn>
 void each_run_head(std::span<const WkvRun> runs, size_t H, size_t state_bytes, const Fn& fn) {
   size_t tokens = 0;
