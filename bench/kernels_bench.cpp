@@ -156,7 +156,7 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   // Sixteen-row panels as models hold them (float32: the full-size matrices, and the low-rank ones
   // whose rows fill whole panels).
   const bool has_panels =
-      rwkv::cpu::simd::has_panel_layout(type) && (type != DType::F32 || std::min(rows, cols) > 256 || rows % 16 == 0);
+      rwkv::cpu::simd::has_panel_layout(type) && (type != DType::F32 || std::min(rows, cols) > rwkv::cpu::kLowRankMax || rows % 16 == 0);
   std::vector<uint8_t> panels(has_panels ? W.size() : 0);
   if (!panels.empty()) {
     rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, panels.data());

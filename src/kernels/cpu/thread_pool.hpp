@@ -40,9 +40,10 @@ constexpr size_t kMaxRegions = 8, kPrefetchBytes = 256 * 1024;
 // time. A decode step runs the same jobs in the same order token after token, so each job is
 // remembered (per calling thread, by its first region) as the follower of the job before it.
 // A wrong guess (another model, another order) costs only useless prefetches, which never fault.
-// Steps of kTrailTokens tokens or more (batched decode, prefill) keep off the trail: their jobs
-// are long, and prefetching for them measured slower (0.1B f16 B = 16: 0.986 for the products,
-// 0.984 for the WKV states).
+// Steps of kTrailTokens tokens or more (batched decode, prefill) keep their full-size products
+// and WKV scans off the trail: those jobs are long, and prefetching for them measured slower
+// (0.1B f16 B = 16: 0.986 for the products, 0.984 for the WKV states). The job that RWKV-7's
+// low-rank products share below the prefill's GEMM (cpu::matmuls) keeps its hint.
 constexpr size_t kTrailTokens = 16;
 std::span<const Region> follower_hint(std::span<const Region> mine);
 
