@@ -16,6 +16,7 @@
 
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/simd_bf16.hpp"
 #include "kernels/cpu/simd_quant.hpp"
 
 namespace {
@@ -131,7 +132,8 @@ BENCHMARK_CAPTURE(MatvecInCache, q4_k, DType::Q4_K)->Apply(SmallShape);
 
 // Matrix-matrix (prefill): T = 512 tokens against the 0.1B shapes, f16 and f32 weights,
 // 1 and 2 threads; reports GFLOP/s (2 per weight per token), to set against the FMA peak
-// that `rwkv bench` measures.
+// that `rwkv bench` measures. Matmul/f16 runs on bfloat16 dot products where the CPU has them
+// (cpu::bf16_dots), MatmulFp32/f16 on float32 FMAs.
 //   build/rwkv_bench --benchmark_filter=Matmul
 namespace {
 // T tokens against rows × cols float weights (st's arguments: rows, cols, threads).
@@ -171,6 +173,12 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   rwkv::cpu::set_threads(0);
 }
 void Matmul(benchmark::State& st, DType type) { matmul_tokens(st, type, 512); }
+// f16 on float32 FMAs where the CPU has bfloat16 dot products (Matmul/f16 runs on those there).
+void MatmulFp32(benchmark::State& st, DType type) {
+  const bool setting = rwkv::cpu::set_bf16_dots(false);
+  matmul_tokens(st, type, 512);
+  rwkv::cpu::set_bf16_dots(setting);
+}
 void GemmShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})
       ->ArgsProduct({{768, 3072}, {768}, {1, 2}})
@@ -183,6 +191,7 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
       ->Unit(benchmark::kMillisecond);
 }
 BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
+BENCHMARK_CAPTURE(MatmulFp32, f16, DType::F16)->Apply(GemmShapes);
 BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 
 // Batched decode: 16 tokens (f32: tokens packed along the lanes; f16: groups of tokens against
@@ -232,7 +241,8 @@ void OpenBlasSgemm(benchmark::State& st) {
 BENCHMARK(OpenBlasSgemm)->Apply(GemmShapes);
 }  // namespace
 // The GEMM's ceiling: 64 rows × 256 columns against T tokens, all in L1/L2, 1 thread: f32 weights
-// (packed on every call, as in prefill), f16 read from their sixteen-row panels.
+// (packed on every call, as in prefill), f16 read from their sixteen-row panels, on float32 FMAs
+// and on bfloat16 dot products (the activations rounded once, outside the loop, as matmul does).
 //   build/rwkv_bench --benchmark_filter=GemmInCache
 namespace {
 void GemmInCache(benchmark::State& st, DType type) {
@@ -242,9 +252,15 @@ void GemmInCache(benchmark::State& st, DType type) {
   for (size_t i = 0; i < w32.size(); ++i) w32[i] = 0.01f * float(i % 37), w16[i] = rwkv::fp32_to_fp16(w32[i]);
   rwkv::cpu::simd::interleave_panels16(DType::F16, w16.data(), rows, cols, panels.data());
   std::vector<float> x(T * cols, 0.5f), y(T * rows);
+  const bool dots = type == DType::BF16;  // f16 weights on bfloat16 dot products
+  if (dots && !rwkv::cpu::simd::bf16_dots_supported()) return st.SkipWithError("no AVX512_BF16 here");
+  std::vector<uint16_t> xb(T * cols);
+  rwkv::cpu::simd::round_bf16(x.data(), T, cols, xb.data());
   for (auto _ : st) {
     if (type == DType::F32)
       rwkv::cpu::simd::gemm_rows(w32.data(), cols, 0, rows, x.data(), T, y.data(), rows);
+    else if (dots)
+      rwkv::cpu::simd::panel_rows_bf16(DType::F16, panels.data(), cols, 0, rows, xb.data(), T, y.data(), rows);
     else
       rwkv::cpu::simd::panel_rows(DType::F16, panels.data(), cols, 0, rows, x.data(), T, y.data(), rows, nullptr);
     benchmark::DoNotOptimize(y.data());
@@ -254,6 +270,7 @@ void GemmInCache(benchmark::State& st, DType type) {
 }
 BENCHMARK_CAPTURE(GemmInCache, f32, DType::F32)->Arg(60)->Arg(240);
 BENCHMARK_CAPTURE(GemmInCache, f16, DType::F16)->Arg(60)->Arg(240);
+BENCHMARK_CAPTURE(GemmInCache, f16_bf16_dots, DType::BF16)->Arg(60)->Arg(240);
 
 // The WKV scans, one head of 64 over T tokens, 1 thread: tokens/s (× heads × layers per model
 // token). T = 1 is decode, T = 512 prefill. `width` 64: the head's values alone (in L2);

@@ -35,6 +35,7 @@ TEST(BenchCli, JsonHasTheRequiredKeys) {
       EXPECT_TRUE(std::isfinite(v) && v > 0) << key << " = " << v;
     }
     EXPECT_LE(double(j["decode_peak_rss_bytes"]), double(j["peak_rss_bytes"]));
+    EXPECT_EQ(j["prefill_arithmetic"], "fp32 FMA") << "a float32 model";
     // The decode is set against the readings around its fastest repeat, and against the run's
     // best reading, which can only be as high or higher.
     const double gb_s = j["decode_gb_s"], around = j["decode_bandwidth_gb_s"], best = j["bandwidth_gb_s"];

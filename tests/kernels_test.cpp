@@ -13,6 +13,7 @@
 
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/simd_bf16.hpp"
 #include "kernels/cpu/thread_pool.hpp"
 #include "kernels/cpu/wkv.hpp"
 #include "test_util.hpp"
@@ -141,15 +142,21 @@ TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
 // GEMM's many, in several chunks of columns with in = 3000) and every instruction set here (a
 // float16 panel column is 2 vectors on AVX2, 1 on AVX-512, 4 on SSE4). The rows copied into
 // panels are then overwritten in the original, so that reading them from there instead could
-// not pass.
+// not pass. Float16 and bfloat16 GEMMs both ways where the CPU has bfloat16 dot products: on
+// float32 FMAs, and on the dot products, whose results equal the product of the operands
+// rounded to bfloat16 (and differ from the unrounded one by far more than the tolerance).
 TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
   std::mt19937 rng(17);
+  const bool setting = cpu::set_bf16_dots(true);
   on_every_target([&] {
+    for (bool dots : {false, true})
     for (DType type : {DType::F32, DType::F16, DType::BF16})
       for (size_t in : {7, 301, 3000})
-        for (size_t out : {16, 50, 70})  // 1, 3 and 4 panels (AVX-512 takes them in pairs)
+        for (size_t out : {16, 50, 70, 90})  // 1, 3, 4 and 5 panels (AVX-512 takes them in pairs)
           for (size_t T : {1, 2, 3, 5, 7, 13, 16, 23, 40, 70}) {
             if (in == 3000 && T != 1 && T != 70) continue;
+            if (dots && (type == DType::F32 || T < 64)) continue;  // (the same path as without)
+            cpu::set_bf16_dots(dots);
             const auto w32 = random_vec(in * out, rng);
             const size_t e = dtype_bytes(type, 1), whole = out / 16 * 16 * in * e;
             std::vector<uint8_t> w(in * out * e), panels(whole);
@@ -166,9 +173,54 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
             cpu::Matrix W{type, w.data(), out, in};
             W.panels = panels.data();
             cpu::matmul(X.data(), T, W, Y.data());
+            if (T >= 64 && out >= 64 && cpu::bf16_dots(type)) {
+              // The GEMM on bfloat16 dot products (from 64 rows): the panels' rows equal the product
+              // of the activations and weights rounded to bfloat16 (the rows past them: float32).
+              auto round = [](std::vector<float> v) {
+                for (float& x : v) x = bf16_to_fp32(fp32_to_bf16(x));
+                return v;
+              };
+              std::vector<float> stored(in * out);  // the weights as the file holds them
+              const auto bits = to_16bit(type, w32);
+              for (size_t i = 0; i < stored.size(); ++i)
+                stored[i] = type == DType::F16 ? fp16_to_fp32(bits[i]) : bf16_to_fp32(bits[i]);
+              const auto Xr = round(X), Wr = round(stored);
+              std::vector<float> Rr(R.size());
+              cpu::matmul_reference(Xr.data(), T, {DType::F32, Wr.data(), out / 16 * 16, in}, Rr.data());
+              for (size_t t = 0; t < T; ++t)
+                for (size_t o = 0; o < out / 16 * 16; ++o) R[t * out + o] = Rr[t * (out / 16 * 16) + o];
+            }
             for (size_t i = 0; i < Y.size(); ++i)
-              ASSERT_NEAR(Y[i], R[i], 2e-6 * in) << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T;
+              ASSERT_NEAR(Y[i], R[i], 2e-6 * in)
+                  << dtype_name(type) << " in=" << in << " out=" << out << " T=" << T << " bf16 dots " << dots;
           }
+  });
+  cpu::set_bf16_dots(setting);
+}
+
+// Rounding to bfloat16 for the dot products: to nearest, ties to even (as fp32_to_bf16), and a
+// zero after the last value of an odd-length row.
+TEST(Kernels, RoundBf16RoundsToNearestEven) {
+  std::mt19937 rng(18);
+  on_every_target([&] {
+    for (size_t cols : {1, 16, 37}) {
+      auto X = random_vec(3 * cols, rng, -100, 100);
+      X[cols - 1] = 1.0f + 3.0f / 256;  // a tie: up to 1 + 1/64
+      X[0] = 1.0f + 1.0f / 256;         // a tie: down to 1
+      const size_t ld = cpu::simd::bf16_stride(cols);
+      std::vector<uint16_t> Xb(3 * ld, 0xFFFF);
+      cpu::simd::round_bf16(X.data(), 3, cols, Xb.data());
+      for (size_t t = 0; t < 3; ++t) {
+        for (size_t i = 0; i < cols; ++i) ASSERT_EQ(Xb[t * ld + i], fp32_to_bf16(X[t * cols + i])) << cols << " " << i;
+        if (ld > cols) {
+          EXPECT_EQ(Xb[t * ld + cols], 0);
+        }
+      }
+      EXPECT_EQ(bf16_to_fp32(Xb[0]), 1.0f);
+      if (cols > 1) {
+        EXPECT_EQ(bf16_to_fp32(Xb[cols - 1]), 1.0f + 1.0f / 64);
+      }
+    }
   });
 }
 

@@ -8,6 +8,7 @@
 
 #include "io/error.hpp"
 #include "io/gguf.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "model/buffers.hpp"
 #include "model/gguf_model.hpp"
 #include "model/model.hpp"
@@ -88,6 +89,30 @@ TEST(SequenceMode, EqualsRnnModeForEightRowQuantizedModels) {
       EXPECT_LE(relative_error(state, rnn_state), 3e-3) << dtype_name(type) << " first chunk " << sizes[0];
     }
   }
+}
+
+// Float16 models in sequence mode: from 64 tokens their products run on bfloat16 dot products
+// where the CPU has them (cpu::bf16_dots), which round the activations and weights to bfloat16:
+// within 2e-2 of RNN mode (float32 arithmetic; on Zen 5 the logits 0.9e-3 to 6.3e-3, the states
+// 0.3e-3 to 7.7e-3), and within 1e-5 with the dot products turned off (2.7e-7 to 5.5e-7).
+TEST(SequenceMode, Float16ModelsOnBf16DotProductsStayCloseToRnnMode) {
+  const bool setting = cpu::set_bf16_dots(true);
+  for (const char* name : {"4v0-660K", "5v2-730K", "6v0-1m", "7v0-834K"}) {
+    auto model = Model::load(test::data_path(std::string("rwkv_cpp_tiny/tiny-rwkv-") + name + "-FP16.bin"));
+    const auto tokens = corpus_tokens(128);
+    const auto [rnn_logits, rnn_state] = run_chunks(*model, tokens, {1});
+    for (bool dots : {true, false}) {
+      cpu::set_bf16_dots(dots);
+      const auto [logits, state] = run_chunks(*model, tokens, {128});
+      const double bound = dots && cpu::bf16_dots(DType::F16) ? 2e-2 : 1e-5;
+      EXPECT_LE(relative_error(logits, rnn_logits), bound) << name << " bf16 dots " << dots;
+      EXPECT_LE(relative_error(state, rnn_state), bound) << name << " bf16 dots " << dots;
+      if (bound > 1e-5) {
+        EXPECT_GT(relative_error(logits, rnn_logits), 1e-5) << name << ": no rounding seen";
+      }
+    }
+  }
+  cpu::set_bf16_dots(setting);
 }
 
 TEST(SequenceMode, RepeatedRunsAreBitIdenticalAndStatesAreIndependent) {
