@@ -155,7 +155,7 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
         for (size_t out : {16, 50, 70, 90})  // 1, 3, 4 and 5 panels (AVX-512 takes them in pairs)
           for (size_t T : {1, 2, 3, 5, 7, 13, 16, 23, 40, 70}) {
             if (in == 3000 && T != 1 && T != 70) continue;
-            if (dots && (type == DType::F32 || T < 64)) continue;  // (the same path as without)
+            if (dots && (type == DType::F32 || T < 16)) continue;  // (the same path as without)
             cpu::set_bf16_dots(dots);
             const auto w32 = random_vec(in * out, rng);
             const size_t e = dtype_bytes(type, 1), whole = out / 16 * 16 * in * e;
@@ -173,9 +173,10 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
             cpu::Matrix W{type, w.data(), out, in};
             W.panels = panels.data();
             cpu::matmul(X.data(), T, W, Y.data());
-            if (T >= 64 && out >= 64 && cpu::bf16_dots(type)) {
-              // The GEMM on bfloat16 dot products (from 64 rows): the panels' rows equal the product
-              // of the activations and weights rounded to bfloat16 (the rows past them: float32).
+            if (T >= 16 && out >= 64 && cpu::bf16_dots(type)) {
+              // On bfloat16 dot products (from 16 tokens and 64 rows): the panels' rows equal the
+              // product of the activations and weights rounded to bfloat16 (the rows past them:
+              // float32).
               auto round = [](std::vector<float> v) {
                 for (float& x : v) x = bf16_to_fp32(fp32_to_bf16(x));
                 return v;

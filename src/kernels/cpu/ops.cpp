@@ -21,7 +21,10 @@ namespace {
 // kPackedMinTokens tokens, float_rows; below kGemmMinTokens, tokens packed along the lanes
 // (batched decode: weights are used a few dozen times, too few to repay repacking them); from
 // there, the packed GEMM (prefill). Float16 and bfloat16 ones without: float_rows.
-constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64, kBf16MinRows = 64;
+constexpr size_t kPackedMinTokens = 16, kGemmMinTokens = 64;
+// Float16 and bfloat16 panels' products from kBf16MinTokens tokens and kBf16MinRows rows run on
+// bfloat16 dot products where the CPU has them (bf16_dots; RoundedActivations).
+constexpr size_t kBf16MinTokens = 16, kBf16MinRows = 64;
 
 // The pool's `then` hint for a product job (follower_hint): the weights of the job that
 // followed it last time, for a thread with nothing to do at the end of the job, or while the
@@ -57,8 +60,8 @@ void float_matrix_rows(const Matrix& W, size_t r0, size_t r1, const float* X, si
 // as a 32-row piece's arithmetic.
 class PanelActivations {
  public:
-  PanelActivations(const float* X, size_t T, const Matrix& W) {
-    if (!W.panels || !simd::panel_packs(T)) return;
+  PanelActivations(const float* X, size_t T, const Matrix& W, bool wanted = true) {
+    if (!wanted || !W.panels || !simd::panel_packs(T)) return;
     packed_.reset(new float[T * W.cols]);  // (uninitialised: every value is written)
     simd::pack_panel_tokens(X, T, W.cols, packed_.get());
   }
@@ -84,6 +87,34 @@ bool bf16_dots(DType type) {
 }
 bool set_bf16_dots(bool enabled) { return g_bf16_dots.exchange(enabled); }
 
+namespace {
+// A product's activations rounded to bfloat16 once (simd::round_bf16), before the pool's threads
+// share out its rows, where its matrix runs on bfloat16 dot products: float16 and bfloat16
+// panels, from kBf16MinTokens tokens and kBf16MinRows rows. Not for fewer rows, where rounding
+// them costs more than the dot products save (`Matmul/f16` vs `MatmulFp32/f16`, 512 tokens, 2
+// threads, medians of 5: 32 × 768 301 against 445 GFLOP/s; 64 × 768 610 against 419, 64 × 64
+// 252 against 244, 768 × 768 938 against 434). rows(t0): token t0's row, or nullptr (float32).
+class RoundedActivations {
+ public:
+  RoundedActivations(const float* X, size_t T, const Matrix& W) {
+    if (T < kBf16MinTokens || !W.panels || W.rows < kBf16MinRows || !bf16_dots(W.type)) return;
+    ld_ = simd::bf16_stride(W.cols);
+    thread_local std::vector<uint16_t> buffer;  // (the caller's: the workers get the pointer)
+    buffer.resize(T * ld_);
+    uint16_t* const out = rounded_ = buffer.data();
+    if (simd::bf16_packs(T))  // (a few tokens: packed for the kernel, on the calling thread)
+      simd::round_bf16_packed(X, T, W.cols, out);
+    else
+      parallel_for(T, 16, [&](size_t t0, size_t t1) { simd::round_bf16(X + t0 * W.cols, t1 - t0, W.cols, out + t0 * ld_); });
+  }
+  const uint16_t* rows(size_t t0) const { return rounded_ ? rounded_ + t0 * ld_ : nullptr; }
+
+ private:
+  uint16_t* rounded_ = nullptr;
+  size_t ld_ = 0;
+};
+}  // namespace
+
 void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   if (T == 0 || W.rows == 0) return;
   const Matrix* const job[] = {&W};
@@ -99,8 +130,11 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     return;
   }
   if (W.panels ? T < kGemmMinTokens : W.type != DType::F32) {  // each thread's panels, all the tokens
-    const PanelActivations packed(X, T, W);
-    parallel_for(W.rows, 32, [&](size_t r0, size_t r1) { float_matrix_rows(W, r0, r1, X, T, Y, packed.data()); });
+    const RoundedActivations rounded(X, T, W);
+    const PanelActivations packed(X, T, W, !rounded.rows(0));
+    parallel_for(W.rows, 32, [&](size_t r0, size_t r1) {
+      float_matrix_rows(W, r0, r1, X, T, Y, packed.data(), rounded.rows(0));
+    });
     return;
   }
   if (T < kGemmMinTokens) {  // tokens packed along the lanes; the weights read in place
@@ -144,25 +178,13 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
     starts.push_back(std::min(W.rows, starts.back() + piece));
   }
   const size_t pieces = starts.size() - 1;
-  // Float16 and bfloat16 panels on bfloat16 dot products: the activations rounded once, here.
-  // Not for fewer than 64 rows, where rounding them costs more than the dot products save
-  // (`Matmul/f16` vs `MatmulFp32/f16`, 2 threads, medians of 5: 32 × 768 301 against 445
-  // GFLOP/s; 64 × 768 610 against 419, 64 × 64 252 against 244, 768 × 768 938 against 434).
-  thread_local std::vector<uint16_t> rounded;
-  const uint16_t* Xb = nullptr;
-  const size_t ldb = simd::bf16_stride(W.cols);
-  if (W.panels && W.rows >= kBf16MinRows && bf16_dots(W.type)) {
-    rounded.resize(T * ldb);
-    uint16_t* const out = rounded.data();  // (the workers see their own thread_local buffer)
-    parallel_for(T, 16, [&](size_t t0, size_t t1) { simd::round_bf16(X + t0 * W.cols, t1 - t0, W.cols, out + t0 * ldb); });
-    Xb = out;
-  }
+  const RoundedActivations rounded(X, T, W);
   parallel_for(pieces * token_blocks, 1, [&](size_t b, size_t e) {
     for (size_t u = b; u < e; ++u) {
       const size_t r0 = starts[u / token_blocks], r1 = starts[u / token_blocks + 1];
       const size_t t0 = token_start(u % token_blocks), tn = token_start(u % token_blocks + 1) - t0;
       if (W.panels)
-        float_matrix_rows(W, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, nullptr, Xb ? Xb + t0 * ldb : nullptr);
+        float_matrix_rows(W, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, nullptr, rounded.rows(t0));
       else
         simd::gemm_rows(W.f32(), W.cols, r0, r1, X + t0 * W.cols, tn, Y + t0 * W.rows, W.rows);
     }

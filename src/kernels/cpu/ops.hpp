@@ -52,9 +52,9 @@ struct Product {
 };
 void matmuls(size_t T, std::initializer_list<Product> products);
 
-// Whether products of many tokens (the prefill's GEMM, from 64 tokens) with a matrix (of 64
-// rows or more) of this type run on bfloat16 dot products (simd_bf16.hpp): float16 and
-// bfloat16 matrices with sixteen-row panels, where
+// Whether products of 16 tokens or more (prefill, batched decode) with a matrix (of 64 rows or
+// more) of this type run on bfloat16 dot products (simd_bf16.hpp): float16 and bfloat16
+// matrices with sixteen-row panels, where
 // the CPU has AVX512_BF16, unless turned off (set_bf16_dots(false), or the environment variable
 // RWKV_BF16_DOTS=0 at start). Twice the arithmetic rate of float32 FMAs, with both operands
 // rounded to bfloat16 (as ggml does for bfloat16 weights); every other product is float32.

@@ -4,6 +4,7 @@
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "kernels/cpu/simd_bf16.cpp"
 #include <hwy/foreach_target.h>  // IWYU pragma: keep
+#include <hwy/cache_control.h>
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -63,17 +64,93 @@ void RoundBf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   }
 }
 
+// A few tokens (batched decode, below kUnpackMinTokens) go in the fewest groups of at most
+// kDirectTokens, as even as can be: group(t0, nt) for each.
+constexpr size_t kUnpackMinTokens = 64, kDirectTokens = 24;
+template <class Group>
+HWY_INLINE void direct_groups(size_t T, const Group& group) {
+  const size_t groups = (T + kDirectTokens - 1) / kDirectTokens;
+  for (size_t g = 0, t0 = 0; g < groups; ++g) {
+    const size_t nt = (T - t0) / (groups - g);
+    group(t0, nt);
+    t0 += nt;
+  }
+}
+
+bool Bf16Packs(size_t T) { return T < kUnpackMinTokens; }
+
+void RoundBf16Packed(const float* X, size_t T, size_t cols, uint16_t* Xb) {
+  const size_t ld = bf16_stride(cols), pairs = ld / 2;
+  thread_local std::vector<uint16_t> rows;
+  rows.resize(T * ld);
+  RoundBf16(X, T, cols, rows.data());
+  direct_groups(T, [&](size_t t0, size_t nt) {
+    uint16_t* out = Xb + t0 * ld;
+    for (size_t j = 0; j < nt; ++j) {
+      const uint16_t* row = rows.data() + (t0 + j) * ld;
+      for (size_t p = 0; p < pairs; ++p) std::memcpy(out + 2 * (p * nt + j), row + 2 * p, 4);
+    }
+  });
+}
+
 #if RWKV_X86_AVX512
 using DF = hn::Full512<float>;
 using DU = hn::Full512<uint32_t>;
 
-// acc + the sums of the pairs of bfloat16 products of a and b, lane by lane. Highway 1.0.3 has no
-// bfloat16 dot product and GCC 12 compiles the intrinsic only with -mavx512bf16, which Highway's
-// targets do not set: the instruction is written out, and used only where the CPU has it.
+// acc + the sums of the pairs of bfloat16 products of a and b, lane by lane; and two float32
+// vectors rounded to bfloat16 (to nearest even), lo's in the lower half. Highway 1.0.3 has no
+// bfloat16 arithmetic and GCC 12 compiles these intrinsics only with -mavx512bf16, which
+// Highway's targets do not set: the instructions are written out, and used only where the CPU
+// has them.
 HWY_INLINE __m512 dpbf16(__m512 acc, __m512i a, __m512i b) {
   asm("vdpbf16ps %2, %1, %0" : "+v"(acc) : "v"(a), "v"(b));
   return acc;
 }
+HWY_INLINE __m512i cvtne2ps2bf16(__m512 hi, __m512 lo) {
+  __m512i r;
+  asm("vcvtne2ps2bf16 %2, %1, %0" : "=v"(r) : "v"(hi), "v"(lo));
+  return r;
+}
+
+// Where the dot products find the weights, in pairs of columns: pair(q, p) is the vector whose
+// lane j holds W[16q + j][c] in its low half and W[16q + j][c + 1] in its high half (c = 2p from
+// the first column it was made for), both bfloat16.
+//
+// Unpacked: a block of panels made into such pairs once (unpack_pairs), for many tokens.
+struct Unpacked {
+  const uint32_t* w;
+  size_t stride;  // between panels
+  HWY_INLINE __m512i pair(size_t q, size_t p) const { return _mm512_loadu_si512(w + q * stride + p * kPanelRows); }
+  HWY_INLINE void ahead(size_t, size_t) const {}
+};
+// Panels: the panels as stored, a pair made in registers each time (a column pair of a panel is
+// 64 bytes, two float16 columns or two bfloat16 ones: widened and rounded, then interleaved), for
+// a few tokens, where making it costs less than storing and loading it again. `ahead`: the
+// weights asked for that many bytes before they are read (0: none).
+template <class T>
+struct Panels {
+  const T* P;       // the first panel's first column pair
+  size_t stride;    // between panels, in values
+  size_t ahead_bytes;
+  HWY_INLINE __m512i pair(size_t q, size_t p) const {
+    // Value i of the 32 read goes to 16-bit lane 2i (i < 16, column c) or 2(i − 16) + 1.
+    const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
+                                           21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const T* c = P + q * stride + 2 * p * kPanelRows;
+    __m512i both;
+    if constexpr (std::is_same_v<T, hwy::float16_t>) {
+      const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
+      const __m512 hi = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c + kPanelRows)));
+      both = cvtne2ps2bf16(hi, lo);
+    } else {
+      both = _mm512_loadu_si512(c);
+    }
+    return _mm512_permutexvar_epi16(order, both);
+  }
+  HWY_INLINE void ahead(size_t q, size_t p) const {
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(P + q * stride + 2 * p * kPanelRows) + ahead_bytes);
+  }
+};
 
 // A block of `panels` panels (the first at P, each rows 16 × cols), columns [c0, c0 + 2·kcp),
 // unpacked in pairs of columns: out[(g·kcp + p)·16 + j] holds W[16g + j][c0 + 2p] in its low half
@@ -101,25 +178,54 @@ void unpack_pairs(const T* P, size_t cols, size_t panels, size_t c0, size_t kcp,
   }
 }
 
-// Y[t][16q + ·] (+)= Σ_p pairs of xb_t · panel q for NT tokens (rows ldb apart) and NP unpacked
-// panels (stride apart): NT·NP accumulators, each token's broadcast pair serving NP dot products
-// and each panel's vector NT.
-template <size_t NT, size_t NP>
-HWY_INLINE void dots(const uint16_t* xb, size_t ldb, const uint32_t* w, size_t stride, size_t kcp, float* y,
-                     size_t ldy, bool add) {
+// Where the dot products find the activations' pairs: pair(t, p) of token t, pair p. Rows: each
+// token's row (ldb apart); Packed: NT tokens pair by pair (round_bf16_packed), one pointer for all
+// (16 row pointers took more general registers than there are).
+struct Rows {
+  const uint16_t* xb;
+  size_t ldb;
+  template <size_t NT>
+  HWY_INLINE int32_t pair(size_t t, size_t p) const {
+    int32_t v;
+    std::memcpy(&v, xb + t * ldb + 2 * p, 4);
+    return v;
+  }
+};
+struct Packed {
+  const uint16_t* xp;
+  template <size_t NT>
+  HWY_INLINE int32_t pair(size_t t, size_t p) const {
+    int32_t v;
+    std::memcpy(&v, xp + 2 * (p * NT + t), 4);
+    return v;
+  }
+};
+
+// Y[t][16q + ·] (+)= Σ_p pairs of x_t · panel q for NT tokens and NP panels of `w` (kcp pairs):
+// NT·NP accumulators, each token's broadcast pair serving NP dot products and each panel's vector
+// NT. Ahead: the weights are asked for ahead of the reading.
+template <size_t NT, size_t NP, bool Ahead, class X, class W>
+HWY_INLINE void dots(const X& x, const W& w, size_t kcp, float* y, size_t ldy, bool add) {
+  // (Every loop over tokens and panels unrolled, for the accumulators to stay in registers: GCC
+  // left those of 16 tokens in memory.)
   __m512 acc[NT][NP];
+  HWY_UNROLL(32)
   for (size_t t = 0; t < NT; ++t)
     for (size_t q = 0; q < NP; ++q) acc[t][q] = _mm512_setzero_ps();
   for (size_t p = 0; p < kcp; ++p) {
     __m512i wv[NP];
-    for (size_t q = 0; q < NP; ++q) wv[q] = _mm512_loadu_si512(w + q * stride + p * kPanelRows);
+    for (size_t q = 0; q < NP; ++q) {
+      if constexpr (Ahead) w.ahead(q, p);
+      wv[q] = w.pair(q, p);
+    }
+    HWY_UNROLL(32)
     for (size_t t = 0; t < NT; ++t) {
-      int32_t pair;
-      std::memcpy(&pair, xb + t * ldb + 2 * p, 4);
-      const __m512i x = _mm512_set1_epi32(pair);
-      for (size_t q = 0; q < NP; ++q) acc[t][q] = dpbf16(acc[t][q], wv[q], x);
+      const __m512i xt = _mm512_set1_epi32(x.template pair<NT>(t, p));
+      HWY_UNROLL(2)
+      for (size_t q = 0; q < NP; ++q) acc[t][q] = dpbf16(acc[t][q], wv[q], xt);
     }
   }
+  HWY_UNROLL(32)
   for (size_t t = 0; t < NT; ++t)
     for (size_t q = 0; q < NP; ++q) {
       float* o = y + t * ldy + q * kPanelRows;
@@ -128,43 +234,100 @@ HWY_INLINE void dots(const uint16_t* xb, size_t ldb, const uint32_t* w, size_t s
 }
 
 // nt ≤ NT tokens (NT at compile time, for the registers).
-template <size_t NT, size_t NP>
-HWY_INLINE void dots_group(size_t nt, const uint16_t* xb, size_t ldb, const uint32_t* w, size_t stride, size_t kcp,
-                           float* y, size_t ldy, bool add) {
+template <size_t NT, size_t NP, bool Ahead = false, class X, class W>
+HWY_INLINE void dots_group(size_t nt, const X& x, const W& w, size_t kcp, float* y, size_t ldy, bool add) {
   if constexpr (NT > 1)
-    if (nt < NT) return dots_group<NT - 1, NP>(nt, xb, ldb, w, stride, kcp, y, ldy, add);
-  dots<NT, NP>(xb, ldb, w, stride, kcp, y, ldy, add);
+    if (nt < NT) return dots_group<NT - 1, NP, Ahead>(nt, x, w, kcp, y, ldy, add);
+  dots<NT, NP, Ahead>(x, w, kcp, y, ldy, add);
 }
 
-// 12 tokens against 2 panels: 24 accumulators of the 32 registers (as the float32 prefill).
-constexpr size_t kTokens = 12, kPairsMax = 256;             // chunks of at most 512 columns
-constexpr size_t kBlockBytes = 256 * 1024;                  // unpacked weights of a block of panels
+// 12 tokens against 2 panels: 24 accumulators of the 32 registers (as the float32 prefill). The
+// tokens go in the fewest groups of at most kTokens, as even as can be (16: 8 and 8, not 12 and
+// 4, whose 8 accumulators would wait on the dot products' latency): group(t0, nt) for each.
+constexpr size_t kTokens = 12;
+template <class Group>
+HWY_INLINE void token_groups(size_t T, const Group& group) {
+  const size_t groups = (T + kTokens - 1) / kTokens;
+  for (size_t g = 0, t0 = 0; g < groups; ++g) {
+    const size_t nt = (T - t0) / (groups - g);
+    group(t0, nt);
+    t0 += nt;
+  }
+}
 
+// Many tokens (prefill): columns in chunks of at most kPairsMax pairs, rows in blocks of panels
+// whose unpacked chunk stays within kBlockBytes (in L2); each group of tokens runs against the
+// whole block.
+constexpr size_t kPairsMax = 256, kBlockBytes = 256 * 1024;
 template <class T>
-void panel_rows_k(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y,
-                  size_t ldy) {
+void unpacked_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y, size_t ldy) {
   const size_t ldb = bf16_stride(cols), pairs = ldb / 2;
   const size_t chunks = (pairs + kPairsMax - 1) / kPairsMax, kcp_max = (pairs + chunks - 1) / chunks;
   const size_t block_panels = std::max<size_t>(1, kBlockBytes / (kcp_max * kPanelRows * 4));
   thread_local std::vector<uint32_t> unpacked;
   unpacked.resize(block_panels * kcp_max * kPanelRows);
-  uint32_t* const w = unpacked.data();
   for (size_t rb = r0; rb < r1; rb += block_panels * kPanelRows) {
     const size_t panels = (std::min(r1, rb + block_panels * kPanelRows) - rb) / kPanelRows;
     for (size_t p0 = 0; p0 < pairs; p0 += kcp_max) {
       const size_t kcp = std::min(kcp_max, pairs - p0), stride = kcp * kPanelRows;
-      unpack_pairs(P + rb * cols, cols, panels, 2 * p0, kcp, w);
-      for (size_t t0 = 0; t0 < T_; t0 += kTokens) {
-        const size_t nt = std::min(kTokens, T_ - t0);
+      unpack_pairs(P + rb * cols, cols, panels, 2 * p0, kcp, unpacked.data());
+      token_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
         const uint16_t* xb = Xb + t0 * ldb + 2 * p0;
         float* y = Y + t0 * ldy + rb;
-        size_t g = 0;
-        for (; g + 2 <= panels; g += 2)
-          dots_group<kTokens, 2>(nt, xb, ldb, w + g * stride, stride, kcp, y + g * kPanelRows, ldy, p0 > 0);
-        if (g < panels) dots_group<kTokens, 1>(nt, xb, ldb, w + g * stride, stride, kcp, y + g * kPanelRows, ldy, p0 > 0);
-      }
+        size_t j = 0;
+        for (; j + 2 <= panels; j += 2)
+          dots_group<kTokens, 2>(nt, Rows{xb, ldb}, Unpacked{unpacked.data() + j * stride, stride}, kcp,
+                                 y + j * kPanelRows, ldy, p0 > 0);
+        if (j < panels)
+          dots_group<kTokens, 1>(nt, Rows{xb, ldb}, Unpacked{unpacked.data() + j * stride, stride}, kcp,
+                                 y + j * kPanelRows, ldy, p0 > 0);
+      });
     }
   }
+}
+
+// A few tokens (batched decode): panel after panel from the panels as stored, each pair made in
+// registers once per group of tokens (so the groups are as few as fit the registers: up to
+// kDirectTokens accumulators, against one panel), in slices of kSlicePairs pairs that the
+// groups take in turn, the first bringing them from memory (asking kAheadBytes ahead) and the
+// others finding them in L1. The activations come packed (round_bf16_packed). A last odd column
+// is made into a pair with a zero (as the activations' padding), apart from the others, which
+// are read two columns at a time.
+constexpr size_t kSlicePairs = 128, kAheadBytes = 8192;
+template <class T>
+void direct_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y, size_t ldy) {
+  const size_t ldb = bf16_stride(cols), whole = cols / 2;
+  for (size_t rb = r0; rb < r1; rb += kPanelRows) {
+    const T* panel = P + rb * cols;
+    for (size_t p0 = 0; p0 < whole; p0 += kSlicePairs) {
+      const size_t kcp = std::min(kSlicePairs, whole - p0);
+      const Panels<T> w{panel + 2 * p0 * kPanelRows, 0, kAheadBytes};
+      direct_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
+        const Packed x{Xb + t0 * ldb + 2 * p0 * nt};
+        float* y = Y + t0 * ldy + rb;
+        if (t0 == 0) return dots_group<kDirectTokens, 1, true>(nt, x, w, kcp, y, ldy, p0 > 0);
+        dots_group<kDirectTokens, 1>(nt, x, w, kcp, y, ldy, p0 > 0);
+      });
+    }
+    if (cols & 1) {  // the last column and a zero
+      T last[2 * kPanelRows] = {};
+      std::memcpy(last, panel + (cols - 1) * kPanelRows, sizeof(T) * kPanelRows);
+      const Panels<T> w{last, 0, 0};
+      direct_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
+        const Packed x{Xb + t0 * ldb + 2 * whole * nt};
+        dots_group<kDirectTokens, 1>(nt, x, w, 1, Y + t0 * ldy + rb, ldy, cols > 1);
+      });
+    }
+  }
+}
+
+// Below kUnpackMinTokens tokens the pairs are made in registers each time (direct_rows), from it
+// once per block (unpacked_rows).
+template <class T>
+void panel_rows_k(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y,
+                  size_t ldy) {
+  if (T_ < kUnpackMinTokens) return direct_rows(P, cols, r0, r1, Xb, T_, Y, ldy);
+  unpacked_rows(P, cols, r0, r1, Xb, T_, Y, ldy);
 }
 #endif
 
@@ -191,12 +354,20 @@ namespace rwkv::cpu::simd {
 
 HWY_EXPORT(Bf16DotsSupported);
 HWY_EXPORT(RoundBf16);
+HWY_EXPORT(Bf16Packs);
+HWY_EXPORT(RoundBf16Packed);
 HWY_EXPORT(PanelRowsBf16);
 
 bool bf16_dots_supported() { return HWY_DYNAMIC_DISPATCH(Bf16DotsSupported)(); }
 
 void round_bf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   HWY_DYNAMIC_DISPATCH(RoundBf16)(X, T, cols, Xb);
+}
+
+bool bf16_packs(size_t T) { return HWY_DYNAMIC_DISPATCH(Bf16Packs)(T); }
+
+void round_bf16_packed(const float* X, size_t T, size_t cols, uint16_t* Xb) {
+  HWY_DYNAMIC_DISPATCH(RoundBf16Packed)(X, T, cols, Xb);
 }
 
 void panel_rows_bf16(DType type, const void* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T,
