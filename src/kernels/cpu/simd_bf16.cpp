@@ -297,10 +297,11 @@ constexpr size_t kSlicePairs = 128, kAheadBytes = 8192;
 template <class T>
 void direct_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y, size_t ldy) {
   const size_t ldb = bf16_stride(cols), whole = cols / 2;
+  const size_t slice = T_ > kDirectTokens ? kSlicePairs : std::max<size_t>(1, whole);  // (one group: whole rows)
   for (size_t rb = r0; rb < r1; rb += kPanelRows) {
     const T* panel = P + rb * cols;
-    for (size_t p0 = 0; p0 < whole; p0 += kSlicePairs) {
-      const size_t kcp = std::min(kSlicePairs, whole - p0);
+    for (size_t p0 = 0; p0 < whole; p0 += slice) {
+      const size_t kcp = std::min(slice, whole - p0);
       const Panels<T> w{panel + 2 * p0 * kPanelRows, 0, kAheadBytes};
       direct_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
         const Packed x{Xb + t0 * ldb + 2 * p0 * nt};
