@@ -9,6 +9,7 @@
 #include <span>
 #include <vector>
 
+#include "io/error.hpp"
 #include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/simd_bf16.hpp"
 #include "kernels/cpu/thread_pool.hpp"
@@ -179,6 +180,12 @@ void matmul(const float* X, size_t T, const Matrix& W, float* Y) {
   }
   const size_t pieces = starts.size() - 1;
   const RoundedActivations rounded(X, T, W);
+  // The rounded activations are laid out for T tokens (packed or not: simd::bf16_packs), and
+  // each block of tokens reads them as laid out for its own count: the same layout, since blocks
+  // of several are at least 122 tokens, beyond the packed ones.
+  for (size_t b = 0; rounded.rows(0) && b < token_blocks; ++b)
+    if (simd::bf16_packs(token_start(b + 1) - token_start(b)) != simd::bf16_packs(T))
+      throw Error("matmul: a block of tokens would read the rounded activations in another layout");
   parallel_for(pieces * token_blocks, 1, [&](size_t b, size_t e) {
     for (size_t u = b; u < e; ++u) {
       const size_t r0 = starts[u / token_blocks], r1 = starts[u / token_blocks + 1];
