@@ -70,14 +70,19 @@ void RoundBf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
 // registers by 3 groups against once per block of panels; for 512 tokens, made by each group:
 // 3404 and 3450 → 2696 and 2713 tokens/s.)
 constexpr size_t kUnpackMinTokens = 96, kDirectTokens = 24;
-template <class Group>
-HWY_INLINE void direct_groups(size_t T, const Group& group) {
-  const size_t groups = (T + kDirectTokens - 1) / kDirectTokens;
+// T tokens in the fewest groups of at most Max, as even as can be: group(t0, nt) for each.
+template <size_t Max, class Group>
+HWY_INLINE void even_groups(size_t T, const Group& group) {
+  const size_t groups = (T + Max - 1) / Max;
   for (size_t g = 0, t0 = 0; g < groups; ++g) {
     const size_t nt = (T - t0) / (groups - g);
     group(t0, nt);
     t0 += nt;
   }
+}
+template <class Group>
+HWY_INLINE void direct_groups(size_t T, const Group& group) {
+  even_groups<kDirectTokens>(T, group);
 }
 
 bool Bf16Packs(size_t T) { return T < kUnpackMinTokens; }
@@ -250,12 +255,7 @@ HWY_INLINE void dots_group(size_t nt, const X& x, const W& w, size_t kcp, float*
 constexpr size_t kTokens = 12;
 template <class Group>
 HWY_INLINE void token_groups(size_t T, const Group& group) {
-  const size_t groups = (T + kTokens - 1) / kTokens;
-  for (size_t g = 0, t0 = 0; g < groups; ++g) {
-    const size_t nt = (T - t0) / (groups - g);
-    group(t0, nt);
-    t0 += nt;
-  }
+  even_groups<kTokens>(T, group);
 }
 
 // Many tokens (prefill): columns in chunks of at most kPairsMax pairs, rows in blocks of panels
