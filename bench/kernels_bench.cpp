@@ -255,7 +255,10 @@ void GemmInCache(benchmark::State& st, DType type) {
   const bool dots = type == DType::BF16;  // f16 weights on bfloat16 dot products
   if (dots && !rwkv::cpu::simd::bf16_dots_supported()) return st.SkipWithError("no AVX512_BF16 here");
   std::vector<uint16_t> xb(T * cols);
-  rwkv::cpu::simd::round_bf16(x.data(), T, cols, xb.data());
+  if (rwkv::cpu::simd::bf16_packs(T))  // (a few tokens: packed, as matmul hands them over)
+    rwkv::cpu::simd::round_bf16_packed(x.data(), T, cols, xb.data());
+  else
+    rwkv::cpu::simd::round_bf16(x.data(), T, cols, xb.data());
   for (auto _ : st) {
     if (type == DType::F32)
       rwkv::cpu::simd::gemm_rows(w32.data(), cols, 0, rows, x.data(), T, y.data(), rows);

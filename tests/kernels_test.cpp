@@ -6,6 +6,7 @@
 #include <string>
 #include <thread>
 #include <functional>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -200,8 +201,8 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
   cpu::set_bf16_dots(setting);
 }
 
-// Rounding to bfloat16 for the dot products: to nearest, ties to even (as fp32_to_bf16), and a
-// zero after the last value of an odd-length row.
+// Rounding to bfloat16 for the dot products: to nearest, ties to even (as fp32_to_bf16), NaN
+// kept a NaN, infinity an infinity, and a zero after the last value of an odd-length row.
 TEST(Kernels, RoundBf16RoundsToNearestEven) {
   std::mt19937 rng(18);
   on_every_target([&] {
@@ -209,11 +210,17 @@ TEST(Kernels, RoundBf16RoundsToNearestEven) {
       auto X = random_vec(3 * cols, rng, -100, 100);
       X[cols - 1] = 1.0f + 3.0f / 256;  // a tie: up to 1 + 1/64
       X[0] = 1.0f + 1.0f / 256;         // a tie: down to 1
+      uint32_t nan = 0x7FFFFFFF;        // a NaN whose payload would carry into the sign
+      std::memcpy(&X[cols + cols / 2], &nan, 4);
+      X[2 * cols] = -std::numeric_limits<float>::infinity();
       const size_t ld = cpu::simd::bf16_stride(cols);
       std::vector<uint16_t> Xb(3 * ld, 0xFFFF);
       cpu::simd::round_bf16(X.data(), 3, cols, Xb.data());
       for (size_t t = 0; t < 3; ++t) {
         for (size_t i = 0; i < cols; ++i) ASSERT_EQ(Xb[t * ld + i], fp32_to_bf16(X[t * cols + i])) << cols << " " << i;
+        if (t == 1) {
+          EXPECT_TRUE(std::isnan(bf16_to_fp32(Xb[ld + cols / 2]))) << cols;
+        }
         if (ld > cols) {
           EXPECT_EQ(Xb[t * ld + cols], 0);
         }

@@ -34,16 +34,20 @@ bool Bf16DotsSupported() {
 #endif
 }
 
-// Float32 bits plus what rounds them to nearest even at bit 16: the bfloat16 is the upper half.
-HWY_INLINE uint32_t rounded_bits(uint32_t u) { return u + 0x7FFF + ((u >> 16) & 1); }
-template <class DU>
-HWY_INLINE hn::Vec<DU> rounded_bits(DU du, hn::Vec<DU> u) {
-  return hn::Add(u, hn::Add(hn::Set(du, 0x7FFF), hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1))));
+// The bfloat16 nearest to float32 values, ties to even (fp32_to_bf16 one value at a time), in the
+// low half of each lane: the bits plus what rounds them at bit 16, the upper half kept. A NaN
+// stays a NaN (quiet; adding could carry its payload into the sign: a NaN from a hostile file
+// must not come out as a zero).
+template <class DF>
+HWY_INLINE hn::Vec<hn::RebindToUnsigned<DF>> bf16_bits(DF /* tag */, hn::Vec<DF> v) {
+  const hn::RebindToUnsigned<DF> du;
+  const auto u = hn::BitCast(du, v);
+  const auto rounded = hn::Add(u, hn::Add(hn::Set(du, 0x7FFF), hn::And(hn::ShiftRight<16>(u), hn::Set(du, 1))));
+  return hn::ShiftRight<16>(hn::IfThenElse(hn::RebindMask(du, hn::IsNaN(v)), hn::Or(u, hn::Set(du, 0x400000)), rounded));
 }
 
 void RoundBf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   const hn::ScalableTag<float> df;
-  const hn::RebindToUnsigned<decltype(df)> du;
   const hn::RebindToSigned<decltype(df)> di;
   const hn::Rebind<uint16_t, decltype(df)> d16;
   const size_t N = hn::Lanes(df), ld = bf16_stride(cols);
@@ -52,14 +56,10 @@ void RoundBf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
     uint16_t* out = Xb + t * ld;
     size_t i = 0;
     for (; i + N <= cols; i += N) {
-      const auto high = hn::ShiftRight<16>(rounded_bits(du, hn::BitCast(du, hn::LoadU(df, x + i))));
-      hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, high)), d16, out + i);  // (every value ≤ 0xFFFF)
+      const auto bits = bf16_bits(df, hn::LoadU(df, x + i));
+      hn::StoreU(hn::DemoteTo(d16, hn::BitCast(di, bits)), d16, out + i);  // (every value ≤ 0xFFFF)
     }
-    for (; i < cols; ++i) {
-      uint32_t u;
-      std::memcpy(&u, x + i, 4);
-      out[i] = static_cast<uint16_t>(rounded_bits(u) >> 16);
-    }
+    for (; i < cols; ++i) out[i] = fp32_to_bf16(x[i]);
     if (cols & 1) out[cols] = 0;
   }
 }
@@ -170,7 +170,7 @@ void unpack_pairs(const T* P, size_t cols, size_t panels, size_t c0, size_t kcp,
   const hn::Rebind<T, DF> dh;
   auto column = [&](const T* p) HWY_ATTR {  // bfloat16 bits in the low half of each lane
     if constexpr (std::is_same_v<T, hwy::float16_t>)
-      return hn::ShiftRight<16>(rounded_bits(du, hn::BitCast(du, hn::PromoteTo(df, hn::LoadU(dh, p)))));
+      return bf16_bits(df, hn::PromoteTo(df, hn::LoadU(dh, p)));
     else
       return hn::PromoteTo(du, hn::LoadU(hn::Rebind<uint16_t, DU>(), reinterpret_cast<const uint16_t*>(p)));
   };
