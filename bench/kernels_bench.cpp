@@ -132,8 +132,8 @@ BENCHMARK_CAPTURE(MatvecInCache, q4_k, DType::Q4_K)->Apply(SmallShape);
 
 // Matrix-matrix (prefill): T = 512 tokens against the 0.1B shapes, f16 and f32 weights,
 // 1 and 2 threads; reports GFLOP/s (2 per weight per token), to set against the FMA peak
-// that `rwkv bench` measures. Matmul/f16 runs on bfloat16 dot products where the CPU has them
-// (cpu::bf16_dots), MatmulFp32/f16 on float32 FMAs.
+// that `rwkv bench` measures. MatmulBf16Dots/f16 runs on bfloat16 dot products where the CPU has
+// them (cpu::Bf16Dots::All), Matmul/f16 on float32 FMAs.
 //   build/rwkv_bench --benchmark_filter=Matmul
 namespace {
 // T tokens against rows × cols float weights (st's arguments: rows, cols, threads).
@@ -173,9 +173,10 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   rwkv::cpu::set_threads(0);
 }
 void Matmul(benchmark::State& st, DType type) { matmul_tokens(st, type, 512); }
-// f16 on float32 FMAs where the CPU has bfloat16 dot products (Matmul/f16 runs on those there).
-void MatmulFp32(benchmark::State& st, DType type) {
-  const bool setting = rwkv::cpu::set_bf16_dots(false);
+// f16 on bfloat16 dot products where the CPU has them (cpu::Bf16Dots::All; Matmul/f16 runs on
+// float32 FMAs by default).
+void MatmulBf16Dots(benchmark::State& st, DType type) {
+  const auto setting = rwkv::cpu::set_bf16_dots(rwkv::cpu::Bf16Dots::All);
   matmul_tokens(st, type, 512);
   rwkv::cpu::set_bf16_dots(setting);
 }
@@ -191,7 +192,7 @@ void GemmShapes(benchmark::internal::Benchmark* b) {
       ->Unit(benchmark::kMillisecond);
 }
 BENCHMARK_CAPTURE(Matmul, f16, DType::F16)->Apply(GemmShapes);
-BENCHMARK_CAPTURE(MatmulFp32, f16, DType::F16)->Apply(GemmShapes);
+BENCHMARK_CAPTURE(MatmulBf16Dots, f16, DType::F16)->Apply(GemmShapes);
 BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 
 // Batched decode: 16 tokens (f32: tokens packed along the lanes; f16: groups of tokens against
@@ -199,6 +200,11 @@ BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 // from memory; GFLOP/s as above.
 //   build/rwkv_bench --benchmark_filter=MatmulBatch
 void MatmulBatch(benchmark::State& st, DType type) { matmul_tokens(st, type, 16); }
+void MatmulBatchBf16Dots(benchmark::State& st, DType type) {  // (cpu::Bf16Dots::All)
+  const auto setting = rwkv::cpu::set_bf16_dots(rwkv::cpu::Bf16Dots::All);
+  matmul_tokens(st, type, 16);
+  rwkv::cpu::set_bf16_dots(setting);
+}
 void BatchShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})
       ->ArgsProduct({{768, 3072, 65536}, {768}, {1, 2}})
@@ -207,6 +213,7 @@ void BatchShapes(benchmark::internal::Benchmark* b) {
       ->Unit(benchmark::kMillisecond);
 }
 BENCHMARK_CAPTURE(MatmulBatch, f16, DType::F16)->Apply(BatchShapes);
+BENCHMARK_CAPTURE(MatmulBatchBf16Dots, f16, DType::F16)->Apply(BatchShapes);
 BENCHMARK_CAPTURE(MatmulBatch, f32, DType::F32)->Apply(BatchShapes);
 // The same with 4 tokens (B = 4): 768 × 768 in L2 (the kernel's arithmetic) and the head from memory.
 //   build/rwkv_bench --benchmark_filter=MatmulFour

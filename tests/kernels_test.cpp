@@ -12,6 +12,7 @@
 
 #include <hwy/targets.h>
 
+#include "io/error.hpp"
 #include "kernels/cpu/ops.hpp"
 #include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/simd_bf16.hpp"
@@ -149,7 +150,7 @@ TEST(Kernels, PackedRowsEveryInstructionSetMatchesReference) {
 // rounded to bfloat16 (and differ from the unrounded one by far more than the tolerance).
 TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
   std::mt19937 rng(17);
-  const bool setting = cpu::set_bf16_dots(true);
+  const auto setting = cpu::set_bf16_dots(cpu::Bf16Dots::All);
   on_every_target([&] {
     for (bool dots : {false, true})
     for (DType type : {DType::F32, DType::F16, DType::BF16})
@@ -158,7 +159,7 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
           for (size_t T : {1, 2, 3, 5, 7, 13, 16, 23, 40, 70, 100}) {
             if (in == 3000 && T != 1 && T != 70 && T != 100) continue;
             if (dots && (type == DType::F32 || T < 16)) continue;  // (the same path as without)
-            cpu::set_bf16_dots(dots);
+            cpu::set_bf16_dots(dots ? cpu::Bf16Dots::All : cpu::Bf16Dots::Off);
             const auto w32 = random_vec(in * out, rng);
             const size_t e = dtype_bytes(type, 1), whole = out / 16 * 16 * in * e;
             std::vector<uint8_t> w(in * out * e), panels(whole);
@@ -199,6 +200,28 @@ TEST(Kernels, MatmulFromSixteenRowPanelsMatchesReference) {
           }
   });
   cpu::set_bf16_dots(setting);
+}
+
+// Which products take bfloat16 dot products: RWKV_BF16_DOTS's words, and by default bfloat16
+// weights only (float16 ones would be rounded too: on request, Bf16Dots::All).
+TEST(Kernels, Bf16DotsSettingDecidesWhichWeightTypes) {
+  EXPECT_EQ(cpu::bf16_dots_setting(nullptr), cpu::Bf16Dots::Bf16Weights);
+  EXPECT_EQ(cpu::bf16_dots_setting(""), cpu::Bf16Dots::Bf16Weights);
+  EXPECT_EQ(cpu::bf16_dots_setting("bf16"), cpu::Bf16Dots::Bf16Weights);
+  EXPECT_EQ(cpu::bf16_dots_setting("off"), cpu::Bf16Dots::Off);
+  EXPECT_EQ(cpu::bf16_dots_setting("all"), cpu::Bf16Dots::All);
+  EXPECT_THROW(cpu::bf16_dots_setting("1"), Error);
+  const bool here = cpu::simd::bf16_dots_supported();
+  const auto setting = cpu::set_bf16_dots(cpu::Bf16Dots::Bf16Weights);
+  EXPECT_FALSE(cpu::bf16_dots(DType::F16));
+  EXPECT_EQ(cpu::bf16_dots(DType::BF16), here);
+  EXPECT_FALSE(cpu::bf16_dots(DType::F32));
+  cpu::set_bf16_dots(cpu::Bf16Dots::All);
+  EXPECT_EQ(cpu::bf16_dots(DType::F16), here);
+  EXPECT_FALSE(cpu::bf16_dots(DType::Q8_0));
+  cpu::set_bf16_dots(cpu::Bf16Dots::Off);
+  EXPECT_FALSE(cpu::bf16_dots(DType::BF16));
+  EXPECT_EQ(cpu::set_bf16_dots(setting), cpu::Bf16Dots::Off);
 }
 
 // Rounding to bfloat16 for the dot products: to nearest, ties to even (as fp32_to_bf16), NaN

@@ -91,18 +91,19 @@ TEST(SequenceMode, EqualsRnnModeForEightRowQuantizedModels) {
   }
 }
 
-// Float16 models in sequence mode: from 64 tokens their products run on bfloat16 dot products
-// where the CPU has them (cpu::bf16_dots), which round the activations and weights to bfloat16:
+// Float16 models in sequence mode, their products of 16 tokens or more on bfloat16 dot products
+// where the CPU has them (cpu::Bf16Dots::All, on request), which round the activations and
+// weights to bfloat16:
 // within 2e-2 of RNN mode (float32 arithmetic; on Zen 5 the logits 0.9e-3 to 6.3e-3, the states
 // 0.3e-3 to 7.7e-3), and within 1e-5 with the dot products turned off (2.7e-7 to 5.5e-7).
 TEST(SequenceMode, Float16ModelsOnBf16DotProductsStayCloseToRnnMode) {
-  const bool setting = cpu::set_bf16_dots(true);
+  const auto setting = cpu::set_bf16_dots(cpu::Bf16Dots::All);
   for (const char* name : {"4v0-660K", "5v2-730K", "6v0-1m", "7v0-834K"}) {
     auto model = Model::load(test::data_path(std::string("rwkv_cpp_tiny/tiny-rwkv-") + name + "-FP16.bin"));
     const auto tokens = corpus_tokens(128);
     const auto [rnn_logits, rnn_state] = run_chunks(*model, tokens, {1});
     for (bool dots : {true, false}) {
-      cpu::set_bf16_dots(dots);
+      cpu::set_bf16_dots(dots ? cpu::Bf16Dots::All : cpu::Bf16Dots::Off);
       const auto [logits, state] = run_chunks(*model, tokens, {128});
       const double bound = dots && cpu::bf16_dots(DType::F16) ? 2e-2 : 1e-5;
       EXPECT_LE(relative_error(logits, rnn_logits), bound) << name << " bf16 dots " << dots;

@@ -4,9 +4,9 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdlib>
-#include <cstring>
 #include <memory>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "io/error.hpp"
@@ -75,18 +75,39 @@ class PanelActivations {
 
 bool is_float_type(DType t) { return t == DType::F32 || t == DType::F16 || t == DType::BF16; }
 
+Bf16Dots bf16_dots_setting(const char* value) {
+  const std::string v = value ? value : "";
+  if (v.empty() || v == "bf16") return Bf16Dots::Bf16Weights;
+  if (v == "off") return Bf16Dots::Off;
+  if (v == "all") return Bf16Dots::All;
+  throw Error("RWKV_BF16_DOTS: expected off, bf16 or all, not '" + v + "'");
+}
+
 namespace {
-std::atomic<bool> g_bf16_dots{[] {
-  const char* env = std::getenv("RWKV_BF16_DOTS");
-  return !(env && std::strcmp(env, "0") == 0);
-}()};
+// (Read at the first product that asks, so that a bad value is an error there, not at start-up.)
+std::atomic<int> g_bf16_dots{-1};
+Bf16Dots current_bf16_dots() {
+  int mode = g_bf16_dots.load(std::memory_order_relaxed);
+  if (mode < 0) {
+    mode = static_cast<int>(bf16_dots_setting(std::getenv("RWKV_BF16_DOTS")));
+    int unset = -1;
+    g_bf16_dots.compare_exchange_strong(unset, mode);
+    mode = g_bf16_dots.load(std::memory_order_relaxed);
+  }
+  return static_cast<Bf16Dots>(mode);
+}
 }  // namespace
 
 bool bf16_dots(DType type) {
-  return (type == DType::F16 || type == DType::BF16) && g_bf16_dots.load(std::memory_order_relaxed) &&
-         simd::bf16_dots_supported();
+  const Bf16Dots mode = current_bf16_dots();
+  const bool wanted = type == DType::BF16 ? mode != Bf16Dots::Off : type == DType::F16 && mode == Bf16Dots::All;
+  return wanted && simd::bf16_dots_supported();
 }
-bool set_bf16_dots(bool enabled) { return g_bf16_dots.exchange(enabled); }
+Bf16Dots set_bf16_dots(Bf16Dots mode) {
+  const Bf16Dots old = current_bf16_dots();
+  g_bf16_dots.store(static_cast<int>(mode), std::memory_order_relaxed);
+  return old;
+}
 
 namespace {
 // A product's activations rounded to bfloat16 once (simd::round_bf16), before the pool's threads
