@@ -64,10 +64,10 @@ void RoundBf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   }
 }
 
-// A few tokens (batched decode, below kUnpackMinTokens) go in the fewest groups of at most
-// kDirectTokens, as even as can be: group(t0, nt) for each. (0.1B f16, B = 64: 42.2 and 49.4 →
-// 37.7 and 43.8 ms a step in 2 alternating pairs with 96 rather than 64, the pairs made in
-// registers by 3 groups against once per block of panels; for 512 tokens, made by each group:
+// Below kUnpackMinTokens tokens (batched decode) each pair of weights is made in registers from
+// the panels as stored, by each group of at most kDirectTokens tokens (direct_rows); from it,
+// once per block of panels, into memory (unpacked_rows). (0.1B f16, B = 64: 42.2 and 49.4 → 37.7
+// and 43.8 ms a step in 2 alternating pairs with 96 rather than 64; 512 tokens made in registers:
 // 3404 and 3450 → 2696 and 2713 tokens/s.)
 constexpr size_t kUnpackMinTokens = 96, kDirectTokens = 24;
 // T tokens in the fewest groups of at most Max, as even as can be: group(t0, nt) for each.
@@ -80,6 +80,7 @@ HWY_INLINE void even_groups(size_t T, const Group& group) {
     t0 += nt;
   }
 }
+// The groups of a few tokens (direct_rows, and the packed activations' layout).
 template <class Group>
 HWY_INLINE void direct_groups(size_t T, const Group& group) {
   even_groups<kDirectTokens>(T, group);
@@ -325,8 +326,6 @@ void direct_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* 
   }
 }
 
-// Below kUnpackMinTokens tokens the pairs are made in registers each time (direct_rows), from it
-// once per block (unpacked_rows).
 template <class T>
 void panel_rows_k(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y,
                   size_t ldy) {
