@@ -136,8 +136,11 @@ BENCHMARK_CAPTURE(MatvecInCache, q4_k, DType::Q4_K)->Apply(SmallShape);
 // them (cpu::Bf16Dots::All), Matmul/f16 on float32 FMAs.
 //   build/rwkv_bench --benchmark_filter=Matmul
 namespace {
-// T tokens against rows × cols float weights (st's arguments: rows, cols, threads).
-void matmul_tokens(benchmark::State& st, DType type, size_t T) {
+// T tokens against rows × cols float weights (st's arguments: rows, cols, threads); `dots`: the
+// products' arithmetic for the run (rwkv::cpu::set_bf16_dots), restored after.
+void matmul_tokens(benchmark::State& st, DType type, size_t T,
+                   rwkv::cpu::Bf16Dots dots = rwkv::cpu::Bf16Dots::Bf16Weights) {
+  const auto setting = rwkv::cpu::set_bf16_dots(dots);
   const size_t rows = static_cast<size_t>(st.range(0)), cols = static_cast<size_t>(st.range(1));
   rwkv::cpu::set_threads(static_cast<int>(st.range(2)));
   std::mt19937 rng(1);
@@ -171,15 +174,12 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T) {
   st.counters["GFLOP/s"] = benchmark::Counter(2.0 * double(rows * cols * T) * double(st.iterations()) / 1e9,
                                               benchmark::Counter::kIsRate);
   rwkv::cpu::set_threads(0);
+  rwkv::cpu::set_bf16_dots(setting);
 }
 void Matmul(benchmark::State& st, DType type) { matmul_tokens(st, type, 512); }
 // f16 on bfloat16 dot products where the CPU has them (cpu::Bf16Dots::All; Matmul/f16 runs on
 // float32 FMAs by default).
-void MatmulBf16Dots(benchmark::State& st, DType type) {
-  const auto setting = rwkv::cpu::set_bf16_dots(rwkv::cpu::Bf16Dots::All);
-  matmul_tokens(st, type, 512);
-  rwkv::cpu::set_bf16_dots(setting);
-}
+void MatmulBf16Dots(benchmark::State& st, DType type) { matmul_tokens(st, type, 512, rwkv::cpu::Bf16Dots::All); }
 void GemmShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})
       ->ArgsProduct({{768, 3072}, {768}, {1, 2}})
@@ -201,9 +201,7 @@ BENCHMARK_CAPTURE(Matmul, f32, DType::F32)->Apply(GemmShapes);
 //   build/rwkv_bench --benchmark_filter=MatmulBatch
 void MatmulBatch(benchmark::State& st, DType type) { matmul_tokens(st, type, 16); }
 void MatmulBatchBf16Dots(benchmark::State& st, DType type) {  // (cpu::Bf16Dots::All)
-  const auto setting = rwkv::cpu::set_bf16_dots(rwkv::cpu::Bf16Dots::All);
-  matmul_tokens(st, type, 16);
-  rwkv::cpu::set_bf16_dots(setting);
+  matmul_tokens(st, type, 16, rwkv::cpu::Bf16Dots::All);
 }
 void BatchShapes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "cols", "threads"})
@@ -252,14 +250,13 @@ BENCHMARK(OpenBlasSgemm)->Apply(GemmShapes);
 // and on bfloat16 dot products (the activations rounded once, outside the loop, as matmul does).
 //   build/rwkv_bench --benchmark_filter=GemmInCache
 namespace {
-void GemmInCache(benchmark::State& st, DType type) {
+void GemmInCache(benchmark::State& st, DType type, bool dots = false) {  // (dots: f16 on bfloat16 dot products)
   const size_t rows = 64, cols = 256, T = static_cast<size_t>(st.range(0));
   std::vector<float> w32(rows * cols);
   std::vector<uint16_t> w16(rows * cols), panels(rows * cols);
   for (size_t i = 0; i < w32.size(); ++i) w32[i] = 0.01f * float(i % 37), w16[i] = rwkv::fp32_to_fp16(w32[i]);
   rwkv::cpu::simd::interleave_panels16(DType::F16, w16.data(), rows, cols, panels.data());
   std::vector<float> x(T * cols, 0.5f), y(T * rows);
-  const bool dots = type == DType::BF16;  // f16 weights on bfloat16 dot products
   if (dots && !rwkv::cpu::simd::bf16_dots_supported()) return st.SkipWithError("no AVX512_BF16 here");
   std::vector<uint16_t> xb(T * cols);
   if (rwkv::cpu::simd::bf16_packs(T))  // (a few tokens: packed, as matmul hands them over)
@@ -280,7 +277,7 @@ void GemmInCache(benchmark::State& st, DType type) {
 }
 BENCHMARK_CAPTURE(GemmInCache, f32, DType::F32)->Arg(60)->Arg(240);
 BENCHMARK_CAPTURE(GemmInCache, f16, DType::F16)->Arg(60)->Arg(240);
-BENCHMARK_CAPTURE(GemmInCache, f16_bf16_dots, DType::BF16)->Arg(60)->Arg(240);
+BENCHMARK_CAPTURE(GemmInCache, f16_bf16_dots, DType::F16, true)->Arg(60)->Arg(240);
 
 // The WKV scans, one head of 64 over T tokens, 1 thread: tokens/s (× heads × layers per model
 // token). T = 1 is decode, T = 512 prefill. `width` 64: the head's values alone (in L2);

@@ -11,10 +11,10 @@
 #include "io/error.hpp"
 #include "io/gguf.hpp"
 #include "io/quantize.hpp"
+#include "kernels/cpu/ops.hpp"
 #include "model/gguf_model.hpp"
 #include "model/init.hpp"
 #include "model/model.hpp"
-#include "kernels/cpu/ops.hpp"
 #include "model/perplexity.hpp"
 #include "test_util.hpp"
 

@@ -88,11 +88,9 @@ namespace {
 std::atomic<int> g_bf16_dots{-1};
 Bf16Dots current_bf16_dots() {
   int mode = g_bf16_dots.load(std::memory_order_relaxed);
-  if (mode < 0) {
-    mode = static_cast<int>(bf16_dots_setting(std::getenv("RWKV_BF16_DOTS")));
-    int unset = -1;
-    g_bf16_dots.compare_exchange_strong(unset, mode);
-    mode = g_bf16_dots.load(std::memory_order_relaxed);
+  if (mode < 0) {  // (another thread may have set it meanwhile: its setting stands)
+    const int read = static_cast<int>(bf16_dots_setting(std::getenv("RWKV_BF16_DOTS")));
+    mode = g_bf16_dots.compare_exchange_strong(mode, read) ? read : mode;
   }
   return static_cast<Bf16Dots>(mode);
 }
@@ -113,9 +111,9 @@ namespace {
 // A product's activations rounded to bfloat16 once (simd::round_bf16), before the pool's threads
 // share out its rows, where its matrix runs on bfloat16 dot products: float16 and bfloat16
 // panels, from kBf16MinTokens tokens and kBf16MinRows rows. Not for fewer rows, where rounding
-// them costs more than the dot products save (`Matmul/f16` vs `MatmulFp32/f16`, 512 tokens, 2
-// threads, medians of 5: 32 × 768 301 against 445 GFLOP/s; 64 × 768 610 against 419, 64 × 64
-// 252 against 244, 768 × 768 938 against 434). rows(t0): token t0's row, or nullptr (float32).
+// them costs more than the dot products save (`MatmulBf16Dots/f16` against `Matmul/f16`, 512
+// tokens, 2 threads, medians of 5: 32 × 768 301 against 445 GFLOP/s; 64 × 768 610 against 419,
+// 64 × 64 252 against 244, 768 × 768 938 against 434). rows(t0): token t0's row, or nullptr (float32).
 class RoundedActivations {
  public:
   RoundedActivations(const float* X, size_t T, const Matrix& W) {

@@ -18,6 +18,7 @@
 
 #include "io/error.hpp"
 #include "kernels/cpu/simd.hpp"
+#include "kernels/cpu/token_groups-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rwkv::cpu::simd::HWY_NAMESPACE {
@@ -566,19 +567,6 @@ HWY_INLINE void panel_group(size_t nt, const Tokens& x, const typename K::T* P, 
   } else {
     if (nt == NT) return panel_tokens<K, NT, NP>(x, P, stride, kc, y, ldy, add, ahead);
     panel_group<K, NT - 1, NP>(nt, x, P, stride, kc, y, ldy, add, ahead);
-  }
-}
-
-// T tokens in the fewest groups of at most NT, as even as can be (16 tokens on AVX2: 5, 5 and
-// 6, not 6, 6 and 4, whose 8 accumulators barely cover the FMA latency): group(t0, nt) for
-// each. (The packed activations of a batched step are laid out by these groups too.)
-template <size_t NT, class Group>
-HWY_INLINE void even_groups(size_t T, const Group& group) {
-  const size_t groups = (T + NT - 1) / NT;
-  for (size_t g = 0, t0 = 0; g < groups; ++g) {
-    const size_t nt = (T - t0) / (groups - g);
-    group(t0, nt);
-    t0 += nt;
   }
 }
 

@@ -18,6 +18,7 @@
 #include "io/error.hpp"
 #include "kernels/cpu/simd.hpp"
 #include "kernels/cpu/simd_bf16.hpp"
+#include "kernels/cpu/token_groups-inl.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace rwkv::cpu::simd::HWY_NAMESPACE {
@@ -64,36 +65,20 @@ void RoundBf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   }
 }
 
-// Below kUnpackMinTokens tokens (batched decode) each pair of weights is made in registers from
+// Below kBf16UnpackMinTokens tokens (batched decode) each pair of weights is made in registers from
 // the panels as stored, by each group of at most kDirectTokens tokens (direct_rows); from it,
 // once per block of panels, into memory (unpacked_rows). (0.1B f16, B = 64: 42.2 and 49.4 → 37.7
 // and 43.8 ms a step in 2 alternating pairs with 96 rather than 64; 512 tokens made in registers:
 // 3404 and 3450 → 2696 and 2713 tokens/s.)
-constexpr size_t kUnpackMinTokens = 96, kDirectTokens = 24;
-// T tokens in the fewest groups of at most Max, as even as can be: group(t0, nt) for each.
-template <size_t Max, class Group>
-HWY_INLINE void even_groups(size_t T, const Group& group) {
-  const size_t groups = (T + Max - 1) / Max;
-  for (size_t g = 0, t0 = 0; g < groups; ++g) {
-    const size_t nt = (T - t0) / (groups - g);
-    group(t0, nt);
-    t0 += nt;
-  }
-}
-// The groups of a few tokens (direct_rows, and the packed activations' layout).
-template <class Group>
-HWY_INLINE void direct_groups(size_t T, const Group& group) {
-  even_groups<kDirectTokens>(T, group);
-}
-
-bool Bf16Packs(size_t T) { return T < kUnpackMinTokens; }
+// The groups (even_groups) lay out the packed activations too.
+constexpr size_t kDirectTokens = 24;  // (kBf16UnpackMinTokens: simd_bf16.hpp)
 
 void RoundBf16Packed(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   const size_t ld = bf16_stride(cols), pairs = ld / 2;
   thread_local std::vector<uint16_t> rows;
   rows.resize(T * ld);
   RoundBf16(X, T, cols, rows.data());
-  direct_groups(T, [&](size_t t0, size_t nt) {
+  even_groups<kDirectTokens>(T, [&](size_t t0, size_t nt) {
     uint16_t* out = Xb + t0 * ld;
     for (size_t j = 0; j < nt; ++j) {
       const uint16_t* row = rows.data() + (t0 + j) * ld;
@@ -132,20 +117,19 @@ struct Unpacked {
   HWY_INLINE __m512i pair(size_t q, size_t p) const { return _mm512_loadu_si512(w + q * stride + p * kPanelRows); }
   HWY_INLINE void ahead(size_t, size_t) const {}
 };
-// Panels: the panels as stored, a pair made in registers each time (a column pair of a panel is
-// 64 bytes, two float16 columns or two bfloat16 ones: widened and rounded, then interleaved), for
-// a few tokens, where making it costs less than storing and loading it again. `ahead`: the
-// weights asked for that many bytes before they are read (0: none).
+// Panel: one panel as stored (NP = 1), a pair made in registers each time (a column pair of a
+// panel is 64 bytes, two float16 columns or two bfloat16 ones: widened and rounded, then
+// interleaved), for a few tokens, where making it costs less than storing and loading it again.
+// `ahead_bytes`: how far ahead of the reading the weights are asked for (with Ahead).
 template <class T>
-struct Panels {
-  const T* P;       // the first panel's first column pair
-  size_t stride;    // between panels, in values
+struct Panel {
+  const T* P;  // its first column pair
   size_t ahead_bytes;
-  HWY_INLINE __m512i pair(size_t q, size_t p) const {
+  HWY_INLINE __m512i pair(size_t /* q: 0 */, size_t p) const {
     // Value i of the 32 read goes to 16-bit lane 2i (i < 16, column c) or 2(i − 16) + 1.
     const __m512i order = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6,
                                            21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const T* c = P + q * stride + 2 * p * kPanelRows;
+    const T* c = P + 2 * p * kPanelRows;
     __m512i both;
     if constexpr (std::is_same_v<T, hwy::float16_t>) {
       const __m512 lo = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(c)));
@@ -156,8 +140,8 @@ struct Panels {
     }
     return _mm512_permutexvar_epi16(order, both);
   }
-  HWY_INLINE void ahead(size_t q, size_t p) const {
-    hwy::Prefetch(reinterpret_cast<const uint8_t*>(P + q * stride + 2 * p * kPanelRows) + ahead_bytes);
+  HWY_INLINE void ahead(size_t /* q: 0 */, size_t p) const {
+    hwy::Prefetch(reinterpret_cast<const uint8_t*>(P + 2 * p * kPanelRows) + ahead_bytes);
   }
 };
 
@@ -250,14 +234,9 @@ HWY_INLINE void dots_group(size_t nt, const X& x, const W& w, size_t kcp, float*
   dots<NT, NP, Ahead>(x, w, kcp, y, ldy, add);
 }
 
-// 12 tokens against 2 panels: 24 accumulators of the 32 registers (as the float32 prefill). The
-// tokens go in the fewest groups of at most kTokens, as even as can be (16: 8 and 8, not 12 and
-// 4, whose 8 accumulators would wait on the dot products' latency): group(t0, nt) for each.
+// 12 tokens against 2 panels: 24 accumulators of the 32 registers (as the float32 prefill), the
+// tokens in even_groups of at most kTokens.
 constexpr size_t kTokens = 12;
-template <class Group>
-HWY_INLINE void token_groups(size_t T, const Group& group) {
-  even_groups<kTokens>(T, group);
-}
 
 // Many tokens (prefill): columns in chunks of at most kPairsMax pairs, rows in blocks of panels
 // whose unpacked chunk stays within kBlockBytes (in L2); each group of tokens runs against the
@@ -275,7 +254,7 @@ void unpacked_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t
     for (size_t p0 = 0; p0 < pairs; p0 += kcp_max) {
       const size_t kcp = std::min(kcp_max, pairs - p0), stride = kcp * kPanelRows;
       unpack_pairs(P + rb * cols, cols, panels, 2 * p0, kcp, unpacked.data());
-      token_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
+      even_groups<kTokens>(T_, [&](size_t t0, size_t nt) HWY_ATTR {
         const uint16_t* xb = Xb + t0 * ldb + 2 * p0;
         float* y = Y + t0 * ldy + rb;
         size_t j = 0;
@@ -306,8 +285,8 @@ void direct_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* 
     const T* panel = P + rb * cols;
     for (size_t p0 = 0; p0 < whole; p0 += slice) {
       const size_t kcp = std::min(slice, whole - p0);
-      const Panels<T> w{panel + 2 * p0 * kPanelRows, 0, kAheadBytes};
-      direct_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
+      const Panel<T> w{panel + 2 * p0 * kPanelRows, kAheadBytes};
+      even_groups<kDirectTokens>(T_, [&](size_t t0, size_t nt) HWY_ATTR {
         const Packed x{Xb + t0 * ldb + 2 * p0 * nt};
         float* y = Y + t0 * ldy + rb;
         if (t0 == 0) return dots_group<kDirectTokens, 1, true>(nt, x, w, kcp, y, ldy, p0 > 0);
@@ -317,8 +296,8 @@ void direct_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* 
     if (cols & 1) {  // the last column and a zero
       T last[2 * kPanelRows] = {};
       std::memcpy(last, panel + (cols - 1) * kPanelRows, sizeof(T) * kPanelRows);
-      const Panels<T> w{last, 0, 0};
-      direct_groups(T_, [&](size_t t0, size_t nt) HWY_ATTR {
+      const Panel<T> w{last, 0};
+      even_groups<kDirectTokens>(T_, [&](size_t t0, size_t nt) HWY_ATTR {
         const Packed x{Xb + t0 * ldb + 2 * whole * nt};
         dots_group<kDirectTokens, 1>(nt, x, w, 1, Y + t0 * ldy + rb, ldy, cols > 1);
       });
@@ -329,7 +308,7 @@ void direct_rows(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* 
 template <class T>
 void panel_rows_k(const T* P, size_t cols, size_t r0, size_t r1, const uint16_t* Xb, size_t T_, float* Y,
                   size_t ldy) {
-  if (T_ < kUnpackMinTokens) return direct_rows(P, cols, r0, r1, Xb, T_, Y, ldy);
+  if (bf16_packs(T_)) return direct_rows(P, cols, r0, r1, Xb, T_, Y, ldy);
   unpacked_rows(P, cols, r0, r1, Xb, T_, Y, ldy);
 }
 #endif
@@ -357,7 +336,6 @@ namespace rwkv::cpu::simd {
 
 HWY_EXPORT(Bf16DotsSupported);
 HWY_EXPORT(RoundBf16);
-HWY_EXPORT(Bf16Packs);
 HWY_EXPORT(RoundBf16Packed);
 HWY_EXPORT(PanelRowsBf16);
 
@@ -366,8 +344,6 @@ bool bf16_dots_supported() { return HWY_DYNAMIC_DISPATCH(Bf16DotsSupported)(); }
 void round_bf16(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   HWY_DYNAMIC_DISPATCH(RoundBf16)(X, T, cols, Xb);
 }
-
-bool bf16_packs(size_t T) { return HWY_DYNAMIC_DISPATCH(Bf16Packs)(T); }
 
 void round_bf16_packed(const float* X, size_t T, size_t cols, uint16_t* Xb) {
   HWY_DYNAMIC_DISPATCH(RoundBf16Packed)(X, T, cols, Xb);

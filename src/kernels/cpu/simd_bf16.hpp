@@ -24,7 +24,8 @@ void round_bf16(const float* X, size_t T, size_t cols, uint16_t* Xb);
 // group pair by pair: the pair (2p, 2p + 1) of token t0 + j of the group of nt tokens that starts
 // at t0 at Xb[t0·bf16_stride(cols) + 2(p·nt + j)] (+1). round_bf16_packed makes that layout
 // from X (T·bf16_stride(cols) values), once per product.
-bool bf16_packs(size_t T);
+constexpr size_t kBf16UnpackMinTokens = 96;
+inline bool bf16_packs(size_t T) { return T < kBf16UnpackMinTokens; }
 void round_bf16_packed(const float* X, size_t T, size_t cols, uint16_t* Xb);
 
 // Y[t·ldy + o] = Σ_i Xb[t][i] · bfloat16(W[o][i]) for rows o in [r0, r1) (multiples of
