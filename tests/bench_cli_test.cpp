@@ -6,8 +6,11 @@
 #include <cmath>
 #include <fstream>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "io/mapped_file.hpp"
+#include "kernels/cpu/simd_bf16.hpp"
 #include "model/model.hpp"
 #include "perf/machine.hpp"
 #include "test_util.hpp"
@@ -87,6 +90,25 @@ TEST(BenchCli, ProbesBetweenRepeatsLeaveThePeakMemoryAlone) {
 }
 
 using test::expect_one_line_error;
+
+// RWKV_BF16_DOTS from the command line: the arithmetic the prefill ran on (an FP16 file takes the
+// bfloat16 dot products only when asked with `all`, and only where the CPU has them), and a word
+// it does not know fails any command, one that never reaches a product too.
+TEST(BenchCli, Bf16DotsSettingFromTheEnvironment) {
+  const std::string bench = std::string(RWKV_CLI_PATH) + " bench -m " + tiny("5v2-730K-FP16") +
+                            " --threads 1 --decode 0 --prefill 32 --probe-mib 8 --repeat 1 --json";
+  const std::string here = cpu::simd::bf16_dots_supported() ? "bf16 dot products" : "fp32 FMA";
+  for (const auto& [setting, want] : std::vector<std::pair<std::string, std::string>>{
+           {"", "fp32 FMA"}, {"RWKV_BF16_DOTS=off ", "fp32 FMA"}, {"RWKV_BF16_DOTS=all ", here}}) {
+    auto r = test::run_command(setting + bench, true);
+    ASSERT_EQ(r.exit_code, 0) << setting << r.output;
+    EXPECT_EQ(nlohmann::json::parse(r.output)["prefill_arithmetic"], want) << setting;
+  }
+  expect_one_line_error(test::run_command("RWKV_BF16_DOTS=fast " + bench), "RWKV_BF16_DOTS");
+  expect_one_line_error(test::run_command("RWKV_BF16_DOTS=1 " + std::string(RWKV_CLI_PATH) + " info " +
+                                          tiny("5v2-730K-FP16")),
+                        "RWKV_BF16_DOTS");
+}
 
 TEST(BenchCli, BadFlagsAreOneLineAndNonZeroExit) {
   const std::string m = "bench -m " + tiny("7v0-834K-FP32") + " --probe-mib 8";

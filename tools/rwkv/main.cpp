@@ -8,6 +8,7 @@
 
 #include "commands.hpp"
 #include "io/error.hpp"
+#include "kernels/cpu/ops.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"rwkv: run, convert and create RWKV language models (RWKV-4, 5, 6, 7)"};
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
     }
   }
   try {
+    rwkv::cpu::bf16_dots_mode();  // (a bad RWKV_BF16_DOTS fails every command, not only those that reach a product)
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
     return app.exit(e);

@@ -84,9 +84,11 @@ Bf16Dots bf16_dots_setting(const char* value) {
 }
 
 namespace {
-// (Read at the first product that asks, so that a bad value is an error there, not at start-up.)
+// (Read when first asked, so that a bad value is an Error there, not a throw at start-up.)
 std::atomic<int> g_bf16_dots{-1};
-Bf16Dots current_bf16_dots() {
+}  // namespace
+
+Bf16Dots bf16_dots_mode() {
   int mode = g_bf16_dots.load(std::memory_order_relaxed);
   if (mode < 0) {  // (another thread may have set it meanwhile: its setting stands)
     const int read = static_cast<int>(bf16_dots_setting(std::getenv("RWKV_BF16_DOTS")));
@@ -94,15 +96,14 @@ Bf16Dots current_bf16_dots() {
   }
   return static_cast<Bf16Dots>(mode);
 }
-}  // namespace
 
 bool bf16_dots(DType type) {
-  const Bf16Dots mode = current_bf16_dots();
+  const Bf16Dots mode = bf16_dots_mode();
   const bool wanted = type == DType::BF16 ? mode != Bf16Dots::Off : type == DType::F16 && mode == Bf16Dots::All;
   return wanted && simd::bf16_dots_supported();
 }
 Bf16Dots set_bf16_dots(Bf16Dots mode) {
-  const Bf16Dots old = current_bf16_dots();
+  const Bf16Dots old = bf16_dots_mode();
   g_bf16_dots.store(static_cast<int>(mode), std::memory_order_relaxed);
   return old;
 }

@@ -59,10 +59,12 @@ void matmuls(size_t T, std::initializer_list<Product> products);
 // the activations the same way). Float16 weights would be rounded to bfloat16 as well: faster
 // (0.1B f16 prefill 1.6×) but outside rwkv.cpp's tolerance rule for FP16 files (TINY_MODELS.md
 // §5; tests/tiny_models_test.cpp), so only on request. The environment variable RWKV_BF16_DOTS
-// (off, bf16, all) sets the start; set_bf16_dots changes it and returns the setting it replaces.
-// Every other product is float32.
+// (off, bf16, all) sets the start (bf16_dots_mode reads it when first asked: an Error for any
+// other word); set_bf16_dots changes it and returns the setting it replaces. Every other product
+// is float32.
 enum class Bf16Dots { Off, Bf16Weights, All };
 bool bf16_dots(DType type);
+Bf16Dots bf16_dots_mode();
 Bf16Dots set_bf16_dots(Bf16Dots mode);
 // The setting RWKV_BF16_DOTS names (off, bf16, all; unset or empty: bf16); an Error otherwise.
 Bf16Dots bf16_dots_setting(const char* value);
