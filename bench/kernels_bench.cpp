@@ -162,10 +162,12 @@ void matmul_tokens(benchmark::State& st, DType type, size_t T,
   // whose rows fill whole panels).
   const bool has_panels =
       rwkv::cpu::simd::has_panel_layout(type) && (type != DType::F32 || std::min(rows, cols) > rwkv::cpu::kLowRankMax || rows % 16 == 0);
-  std::vector<uint8_t> panels(has_panels ? W.size() : 0);
+  // (64-byte aligned, as a model's copies are: a float32 panel column is one cache line.)
+  std::vector<uint8_t> panels(has_panels ? W.size() + 64 : 0);
   if (!panels.empty()) {
-    rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, panels.data());
-    M.panels = panels.data();
+    uint8_t* at = panels.data() + (64 - reinterpret_cast<uintptr_t>(panels.data()) % 64) % 64;
+    rwkv::cpu::simd::interleave_panels16(type, W.data(), rows / 16 * 16, cols, at);
+    M.panels = at;
   }
   for (auto _ : st) {
     rwkv::cpu::matmul(x.data(), T, M, y.data());
@@ -246,16 +248,20 @@ void OpenBlasSgemm(benchmark::State& st) {
 BENCHMARK(OpenBlasSgemm)->Apply(GemmShapes);
 }  // namespace
 // The GEMM's ceiling: 64 rows × 256 columns against T tokens, all in L1/L2, 1 thread: f32 weights
-// (packed on every call, as in prefill), f16 read from their sixteen-row panels, on float32 FMAs
-// and on bfloat16 dot products (the activations rounded once, outside the loop, as matmul does).
+// packed on every call (the GEMM of float32 matrices without panels: a caller's, RWKV-7's
+// low-rank ones) or read from their sixteen-row panels (a model's full-size float32 matrices),
+// f16 from their panels, on float32 FMAs and on bfloat16 dot products (the activations rounded
+// once, outside the loop, as matmul does).
 //   build/rwkv_bench --benchmark_filter=GemmInCache
 namespace {
-void GemmInCache(benchmark::State& st, DType type, bool dots = false) {  // (dots: f16 on bfloat16 dot products)
+// (dots: f16 on bfloat16 dot products; f32_panels: float32 from panels.)
+void GemmInCache(benchmark::State& st, DType type, bool dots = false, bool f32_panels = false) {
   const size_t rows = 64, cols = 256, T = static_cast<size_t>(st.range(0));
-  std::vector<float> w32(rows * cols);
+  std::vector<float> w32(rows * cols), panels32(rows * cols);
   std::vector<uint16_t> w16(rows * cols), panels(rows * cols);
   for (size_t i = 0; i < w32.size(); ++i) w32[i] = 0.01f * float(i % 37), w16[i] = rwkv::fp32_to_fp16(w32[i]);
   rwkv::cpu::simd::interleave_panels16(DType::F16, w16.data(), rows, cols, panels.data());
+  rwkv::cpu::simd::interleave_panels16(DType::F32, w32.data(), rows, cols, panels32.data());
   std::vector<float> x(T * cols, 0.5f), y(T * rows);
   if (dots && !rwkv::cpu::simd::bf16_dots_supported()) return st.SkipWithError("no AVX512_BF16 here");
   std::vector<uint16_t> xb(T * cols);
@@ -264,7 +270,9 @@ void GemmInCache(benchmark::State& st, DType type, bool dots = false) {  // (dot
   else
     rwkv::cpu::simd::round_bf16(x.data(), T, cols, xb.data());
   for (auto _ : st) {
-    if (type == DType::F32)
+    if (f32_panels)
+      rwkv::cpu::simd::panel_rows(DType::F32, panels32.data(), cols, 0, rows, x.data(), T, y.data(), rows, nullptr);
+    else if (type == DType::F32)
       rwkv::cpu::simd::gemm_rows(w32.data(), cols, 0, rows, x.data(), T, y.data(), rows);
     else if (dots)
       rwkv::cpu::simd::panel_rows_bf16(DType::F16, panels.data(), cols, 0, rows, xb.data(), T, y.data(), rows);
@@ -276,6 +284,7 @@ void GemmInCache(benchmark::State& st, DType type, bool dots = false) {  // (dot
                                               benchmark::Counter::kIsRate);
 }
 BENCHMARK_CAPTURE(GemmInCache, f32, DType::F32)->Arg(60)->Arg(240);
+BENCHMARK_CAPTURE(GemmInCache, f32_panels, DType::F32, false, true)->Arg(60)->Arg(240);
 BENCHMARK_CAPTURE(GemmInCache, f16, DType::F16)->Arg(60)->Arg(240);
 BENCHMARK_CAPTURE(GemmInCache, f16_bf16_dots, DType::F16, true)->Arg(60)->Arg(240);
 
