@@ -308,6 +308,25 @@ TEST(Kernels, MatmulsEqualSeparateMatmuls) {
   }
 }
 
+// The default thread count: one per physical core. CPUs listed as SMT siblings share a core;
+// an unreadable list makes the count unknown (0), for physical_cores to fall back on.
+TEST(Kernels, ThreadCountDefaultsToOnePerPhysicalCore) {
+  const std::vector<std::string> two_way = {"0,4", "1,5", "2,6", "3,7", "0,4", "1,5", "2,6", "3,7"};
+  auto lists = [&](int c) { return two_way[static_cast<size_t>(c)] + "\n"; };
+  const std::vector<int> all = {0, 1, 2, 3, 4, 5, 6, 7}, one_core = {0, 4}, two_cores = {0, 5}, firsts = {0, 1, 2, 3};
+  EXPECT_EQ(cpu::count_cores(all, lists), 4);
+  EXPECT_EQ(cpu::count_cores(one_core, lists), 1);  // (taskset to both threads of a core)
+  EXPECT_EQ(cpu::count_cores(two_cores, lists), 2);
+  EXPECT_EQ(cpu::count_cores(firsts, lists), 4);
+  EXPECT_EQ(cpu::count_cores(all, [](int c) { return std::to_string(c); }), 8);  // no SMT
+  EXPECT_EQ(cpu::count_cores(all, [](int c) { return c == 3 ? std::string() : std::to_string(c); }), 0);
+  const int cores = cpu::physical_cores();
+  EXPECT_GE(cores, 1);
+  EXPECT_LE(cores, static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  cpu::set_threads(0);
+  EXPECT_EQ(cpu::thread_count(), cores);
+}
+
 TEST(Kernels, ThreadPoolCoversEveryIndexOnceWithAnyThreadCount) {
   for (int threads : {1, 2, 3, 8})
     for (cpu::Split split : {cpu::Split::Contiguous, cpu::Split::InOrder}) {

@@ -17,6 +17,8 @@
 #include <thread>
 #include <vector>
 
+#include "kernels/cpu/thread_pool.hpp"
+
 #if defined(__x86_64__) || defined(__i386__)
 #include <immintrin.h>
 #define RWKV_PERF_X86 1
@@ -42,7 +44,7 @@ double timed_parallel(int threads, const Work& work) {
 }
 
 int clamp_threads(int threads) {
-  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  return threads > 0 ? threads : cpu::physical_cores();
 }
 
 // Integer sums, so that the compiler may vectorise and reorder them freely. With kAhead > 0

@@ -14,7 +14,6 @@
 #include <cstdio>
 #include <random>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -208,7 +207,7 @@ BenchOptions check(const BenchFlags& f) {
   if (f.decode == 0 && f.prefill == 0) fail("nothing to measure (--decode and --prefill are both 0)");
   if (f.probe_mib < 1) fail("--probe-mib must be at least 1");
   if (f.repeat < 1) fail("--repeat must be at least 1");
-  const int threads = f.threads > 0 ? f.threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  const int threads = f.threads > 0 ? f.threads : rwkv::cpu::physical_cores();
   return {f.model,
           threads,
           static_cast<size_t>(f.decode),
@@ -319,7 +318,7 @@ void register_bench(CLI::App& app) {
   static BenchFlags o;
   auto* cmd = app.add_subcommand("bench", "Measure decode and prefill speed against the machine's bandwidth and FMA peak");
   cmd->add_option("-m,--model", o.model, "Model file (.pth, rwkv.cpp .bin, .gguf)")->required();
-  cmd->add_option("--threads", o.threads, "Threads for the model and the machine probes (0 = all cores)")
+  cmd->add_option("--threads", o.threads, "Threads for the model and the machine probes (0 = one per physical core)")
       ->capture_default_str();
   cmd->add_option("--decode", o.decode, "Decode steps to time (RNN mode; 0 = skip)")->capture_default_str();
   cmd->add_option("--prefill", o.prefill, "Tokens of the timed prefill (sequence mode; 0 = skip)")->capture_default_str();

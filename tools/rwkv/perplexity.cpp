@@ -90,7 +90,7 @@ void register_perplexity(CLI::App& app) {
   cmd->add_option("--ctx", o.ctx, "Tokens per window; each window starts from a fresh state")->capture_default_str();
   cmd->add_option("--tokenizer", o.tokenizer, "world, 20b, bytes or a vocabulary file (default: from the vocabulary size)");
   cmd->add_option("--windows", o.windows, "Score only the first N windows (0 = all)")->capture_default_str();
-  cmd->add_option("--threads", o.threads, "Threads for the matrix products (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads for the matrix products (0 = one per physical core)")->capture_default_str();
   cmd->add_flag("--json", o.json, "Print one JSON object instead of the table");
   cmd->callback([] { run_perplexity(o); });
 }

@@ -71,7 +71,7 @@ void register_serve(CLI::App& app) {
   cmd->add_option("--api-key", server.api_key, "Require \"Authorization: Bearer KEY\" on every endpoint but /health");
   cmd->add_option("--model-name", server.model_name, "Model id reported by /v1/models (default: the file name)");
   static int threads = 1;
-  cmd->add_option("--threads", threads, "Threads for the matrix products (0 = all cores; 1 suits small models)")
+  cmd->add_option("--threads", threads, "Threads for the matrix products (0 = one per physical core; 1 suits small models)")
       ->capture_default_str();
   cmd->add_option("--parallel", scheduler.parallel, "Requests generated together at most")->capture_default_str();
   cmd->add_option("--max-queue", scheduler.max_queue, "Requests waiting for a slot at most (more get 429)")

@@ -50,7 +50,7 @@ void register_train(CLI::App& app) {
   cmd->add_option("--checkpoint", o.checkpoint, "Checkpoint file (default OUT.ckpt.gguf)");
   cmd->add_option("--resume", o.resume, "Continue from this checkpoint (its settings; --steps may extend the run)");
   cmd->add_option("--stop-at", o.stop_at, "Stop after this step (with a checkpoint), keeping the schedule of --steps");
-  cmd->add_option("--threads", o.threads, "Threads (0 = all cores)")->capture_default_str();
+  cmd->add_option("--threads", o.threads, "Threads (0 = one per physical core)")->capture_default_str();
   cmd->add_option("--log", o.log, "CSV log (default OUT.csv)");
   cmd->add_option("--log-every", o.log_every, "Steps between log lines when stderr is not a terminal")
       ->capture_default_str();

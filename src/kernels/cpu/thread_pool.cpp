@@ -1,13 +1,18 @@
 #include "kernels/cpu/thread_pool.hpp"
 
 #include <cblas.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <memory>
 #include <mutex>
+#include <set>
+#include <string>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -15,7 +20,7 @@
 namespace rwkv::cpu {
 namespace {
 
-unsigned cores() { return std::max(1u, std::thread::hardware_concurrency()); }
+unsigned cores() { return static_cast<unsigned>(physical_cores()); }
 
 // Set while this thread runs a part of a job: a parallel_for inside it (training runs the WKV
 // scans inside model replicas that are themselves parts of a job) runs serially right there,
@@ -269,6 +274,42 @@ Pool& pool() {
 }
 
 }  // namespace
+
+int count_cores(std::span<const int> cpus, const std::function<std::string(int)>& siblings) {
+  std::set<std::string> cores;
+  for (int cpu : cpus) {
+    std::string list = siblings(cpu);
+    while (!list.empty() && std::isspace(static_cast<unsigned char>(list.back()))) list.pop_back();
+    if (list.empty()) return 0;
+    cores.insert(list);
+  }
+  return static_cast<int>(cores.size());
+}
+
+int physical_cores() {
+  static const int n = [] {
+    const int logical = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+#ifdef __linux__
+    cpu_set_t set;
+    CPU_ZERO(&set);
+    if (sched_getaffinity(0, sizeof set, &set) != 0) return logical;
+    std::vector<int> cpus;
+    for (int c = 0; c < CPU_SETSIZE; ++c)
+      if (CPU_ISSET(c, &set)) cpus.push_back(c);
+    const int found = count_cores(cpus, [](int c) {
+      std::ifstream in("/sys/devices/system/cpu/cpu" + std::to_string(c) + "/topology/thread_siblings_list");
+      std::string list;
+      std::getline(in, list);
+      return list;
+    });
+    if (found > 0) return found;
+    return cpus.empty() ? logical : std::min(logical, static_cast<int>(cpus.size()));
+#else
+    return logical;
+#endif
+  }();
+  return n;
+}
 
 void set_threads(int n) {
   const int threads = n > 0 ? n : static_cast<int>(cores());

@@ -5,14 +5,26 @@
 // serially on their own thread; so does a call made inside a part of a job.
 #pragma once
 #include <cstddef>
+#include <functional>
 #include <span>
+#include <string>
 #include <type_traits>
 
 namespace rwkv::cpu {
 
-// Threads the kernels use (the caller included); 0 = one per core. Default: one per core.
+// Threads the kernels use (the caller included); 0 = one per physical core. Default: one per
+// physical core (physical_cores).
 void set_threads(int n);
 int thread_count();
+
+// The physical cores this process may run on: the CPUs of its affinity mask, SMT siblings
+// counted once (Linux's /sys/devices/system/cpu/cpuN/topology/thread_siblings_list); the
+// logical CPUs where that cannot be read. A second hardware thread on a core adds no bandwidth
+// and little arithmetic to these kernels, and shares the core's caches with the first.
+int physical_cores();
+// The cores among `cpus`, given each one's sibling list as that file words it (CPUs with the
+// same list share a core); 0 where a list is empty (unknown). Exposed for tests.
+int count_cores(std::span<const int> cpus, const std::function<std::string(int)>& siblings);
 
 // How a job's range is shared out.
 enum class Split {
