@@ -973,25 +973,27 @@ HWY_INLINE void rows_in_eights([[maybe_unused]] const void* W8, [[maybe_unused]]
         if (in_pair && r % 16 == 8) g = g - group_bytes + chunk;  // the second group of its pair
         const size_t rows = std::is_same_v<Sixteen, std::nullptr_t> || !in_pair || r % 16 || r + 16 > r1 ? 8 : 16;
         size_t t = t0;
-#if RWKV_X86_VNNI
-        // The passes after a pair's first find it in L1; they ask for the next pair's bytes
-        // meanwhile, a share each, for its first pass to find them in L2 (the first pass had
-        // waited on memory with the arithmetic idle, the later ones on arithmetic with the
-        // memory idle). 0.1B, old/new step time, alternating pairs: Q8_0 B = 16 1.31× (6
-        // pairs), Q4_0 B = 16 1.22× (6), B = 8 1.27× (4), Q8_0 B = 64 1.12× (4), Q4_K B = 16
-        // 1.01× (4); prefill unchanged (Q8_0, Q4_K 1.00×); one token, one pass: no change.
+        // The passes after a group's (a pair's) first find it in L1; they ask for the next
+        // one's bytes meanwhile, a share each, for its first pass to find them in L2 (the first
+        // pass had waited on memory with the arithmetic idle, the later ones on arithmetic with
+        // the memory idle). AVX-512 VNNI, 0.1B, old/new step time, alternating pairs: Q8_0 B =
+        // 16 1.31× (6 pairs), Q4_0 B = 16 1.22× (6), B = 8 1.27× (4), Q8_0 B = 64 1.12× (4),
+        // Q4_K B = 16 1.01× (4); prefill unchanged (Q8_0, Q4_K 1.00×); one token, one pass: no
+        // change. AVX2 (Highway's AVX3 targets disabled), `MatmulQuant`, 16 tokens, 2 threads:
+        // Q8_0 1.13×, Q4_0 1.05×, Q4_K 1.02× (2 alternating rounds).
         const size_t later = (t1 - t0 + kTokens - 1) / kTokens - 1;
-        const size_t share = later > 0 && rows == 16 && r + 32 <= std::min(r1, paired) ? (2 * group_bytes + later - 1) / later : 0;
-        const uint8_t* next = g + 2 * group_bytes;
-#endif
+        const size_t span = rows == 16 ? 2 * group_bytes : in_pair ? 0 : group_bytes;  // (bytes of a group or pair)
+        const bool has_next = rows == 16 ? r + 32 <= std::min(r1, paired) : r + 16 <= r1;
+        const size_t share = later > 0 && span > 0 && has_next ? (span + later - 1) / later : 0;
+        const uint8_t* next = g + span;
         auto tokens = [&]<size_t n>(std::integral_constant<size_t, n>) RWKV_INLINE_LAMBDA {
+          if (share > 0 && t > t0 && next < g + 2 * span) {
+            for (size_t o = 0; o < share; o += 64) _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T1);
+            next += share;
+          }
 #if RWKV_X86_VNNI
           if constexpr (!std::is_same_v<Sixteen, std::nullptr_t>) {
             if (rows == 16) {
-              if (share > 0 && t > t0 && next < g + 4 * group_bytes) {
-                for (size_t o = 0; o < share; o += 64) _mm_prefetch(reinterpret_cast<const char*>(next + o), _MM_HINT_T1);
-                next += share;
-              }
               __m512 out[n];
               sixteen.template operator()<n>(g, t, out);
               for (size_t i = 0; i < n; ++i) _mm512_storeu_ps(Y + (t + i) * ldy + r, out[i]);
