@@ -112,8 +112,8 @@ void FewTokens(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "threads", "tokens"})->ArgsProduct({{3072}, {2}, {4, 16}})->UseRealTime();
 }
 // The same kernels' arithmetic alone: 256 rows in L2, 1 thread, 1, 4 and 16 tokens (on AVX-512
-// VNNI a pass takes 4 tokens, so 16 cost 4 × 4; vpdpbusd's own peak on Zen 5 is 4 × float32
-// FMA's multiply-adds, about 538 G/s a core).
+// VNNI a pass takes up to 8 tokens, so 16 cost two passes; vpdpbusd's own peak on Zen 5 is 4 ×
+// float32 FMA's multiply-adds, about 538 G/s a core).
 void MatmulQuantInCache(benchmark::State& st, DType type) { products(st, type, true, static_cast<size_t>(st.range(2))); }
 void FewTokensInCache(benchmark::internal::Benchmark* b) {
   b->ArgNames({"rows", "threads", "tokens"})->ArgsProduct({{256}, {1}, {1, 4, 16}});

@@ -20,8 +20,6 @@
 namespace rwkv::cpu {
 namespace {
 
-unsigned cores() { return static_cast<unsigned>(physical_cores()); }
-
 // Set while this thread runs a part of a job: a parallel_for inside it (training runs the WKV
 // scans inside model replicas that are themselves parts of a job) runs serially right there,
 // instead of the caller trying to lock the pool it already holds.
@@ -267,7 +265,7 @@ class Pool {
 Pool& pool() {
   static Pool* p = [] {
     auto* q = new Pool;  // never destroyed: workers may outlive static destruction order
-    q->resize(static_cast<int>(cores()));
+    q->resize(physical_cores());
     return q;
   }();
   return *p;
@@ -312,7 +310,7 @@ int physical_cores() {
 }
 
 void set_threads(int n) {
-  const int threads = n > 0 ? n : static_cast<int>(cores());
+  const int threads = n > 0 ? n : physical_cores();
   pool().resize(threads);
   openblas_set_num_threads(threads);  // the GEMMs still done by OpenBLAS (initialisation)
 }
